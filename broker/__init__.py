@@ -1,0 +1,1 @@
+"""Palermo: a secure broker for inter-agency information exchange and mutual legal assistance."""

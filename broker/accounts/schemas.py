@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from broker.accounts.models import AccountKind, Role
+
+
+class TokenRead(BaseModel):
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
+    expires_in: int
+    participant_id: str
+    roles: list[str]
+
+
+class AccountCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: AccountKind
+    login: str = Field(min_length=3, max_length=120, pattern=r"^[A-Za-z0-9._@-]+$")
+    display_name: str = Field(min_length=1, max_length=200)
+    roles: list[Role] = Field(min_length=1)
+    password: str | None = Field(
+        default=None, description="for a person; systems get a generated client secret"
+    )
+
+
+class AccountRead(BaseModel):
+    id: str
+    participant_id: str
+    kind: str
+    login: str
+    display_name: str
+    roles: list[str]
+    active: bool
+    created_at: dt.datetime
+
+
+class AccountCreated(AccountRead):
+    client_secret: str | None = Field(default=None, description="shown once, for a system account")
+
+
+class AccountList(BaseModel):
+    items: list[AccountRead]
+
+
+class WhoAmI(BaseModel):
+    account_id: str
+    participant_id: str
+    roles: list[str]
+    kind: str

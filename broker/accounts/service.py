@@ -1,0 +1,130 @@
+"""People and agency systems, and how they prove who they are.
+
+A person signs in with a password (argon2id hash); a system with a client id and secret
+(argon2id hash too). Both belong to exactly one participant and carry roles. Unknown logins
+and wrong secrets take the same time and give the same answer.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from broker.accounts.models import Account, AccountKind, Role
+from broker.core import crypto
+from broker.core.context import NodeContext
+from broker.core.db import utcnow
+from broker.core.errors import Conflict, InvalidGrant, NotFound, SchemaViolation
+from broker.core.ids import uuid7
+from broker.oversight.service import AuditKind, record_event
+from broker.participants.service import get_participant
+
+PERSON_ROLES = frozenset({Role.OFFICER, Role.SUPERVISOR, Role.OVERSIGHT, Role.ADMIN})
+SYSTEM_ROLES = frozenset({Role.SYSTEM})
+MIN_PASSWORD_LENGTH = 12
+
+
+async def create_account(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    participant_id: str,
+    kind: AccountKind,
+    login: str,
+    display_name: str,
+    secret: str | None,
+    roles: frozenset[str],
+    actor: dict[str, str | None] | None,
+) -> tuple[Account, str]:
+    """Create a person (``secret`` is the password) or a system (a secret is generated when
+    ``secret`` is None). Returns the account and its secret. Raises NotFound, Conflict,
+    SchemaViolation."""
+    await get_participant(session, participant_id)
+    allowed = PERSON_ROLES if kind is AccountKind.PERSON else SYSTEM_ROLES
+    if not roles or not roles <= allowed:
+        raise SchemaViolation(
+            f"roles for a {kind} must be a non-empty subset of {sorted(allowed)}", field="roles"
+        )
+    if secret is None:
+        secret = secrets.token_urlsafe(32)
+    if len(secret) < MIN_PASSWORD_LENGTH:
+        raise SchemaViolation(
+            f"the password must have at least {MIN_PASSWORD_LENGTH} characters", field="password"
+        )
+    if await session.scalar(select(Account.id).where(Account.login == login)) is not None:
+        raise Conflict(f"login {login!r} is taken")
+    account = Account(
+        id=str(uuid7()),
+        participant_id=participant_id,
+        kind=kind.value,
+        login=login,
+        display_name=display_name,
+        secret_hash=crypto.hash_password(secret),
+        roles=sorted(roles),
+        active=True,
+        created_at=utcnow(),
+    )
+    session.add(account)
+    await session.flush()
+    await record_event(
+        session,
+        kind=AuditKind.ACCOUNT_CREATED,
+        node=node.node_id,
+        actor=actor,
+        participant_id=participant_id,
+        account=account.id,
+        account_kind=kind.value,
+        roles=sorted(roles),
+    )
+    return account, secret
+
+
+async def set_account_active(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    account_id: str,
+    active: bool,
+    actor: dict[str, str | None] | None,
+) -> Account:
+    account = await session.get(Account, account_id)
+    if account is None:
+        raise NotFound(f"no account {account_id}")
+    if account.active != active:
+        account.active = active
+        await session.flush()
+        await record_event(
+            session,
+            kind=AuditKind.ACCOUNT_UPDATED,
+            node=node.node_id,
+            actor=actor,
+            participant_id=account.participant_id,
+            account=account.id,
+            active=active,
+        )
+    return account
+
+
+async def list_accounts(session: AsyncSession, participant_id: str | None = None) -> list[Account]:
+    stmt = select(Account).order_by(Account.participant_id, Account.login)
+    if participant_id is not None:
+        stmt = stmt.where(Account.participant_id == participant_id)
+    return list((await session.scalars(stmt)).all())
+
+
+async def authenticate(
+    session: AsyncSession, *, kind: AccountKind, login: str, secret: str
+) -> Account:
+    """The active account with this login and secret. Raises InvalidGrant otherwise."""
+    account = await session.scalar(select(Account).where(Account.login == login))
+    stored = account.secret_hash if account is not None and account.kind == kind else None
+    if not crypto.check_password(stored, secret) or account is None or not account.active:
+        raise InvalidGrant("unknown login or wrong secret", error="invalid_grant")
+    return account
+
+
+async def active_account(session: AsyncSession, account_id: str) -> Account | None:
+    account = await session.get(Account, account_id)
+    return account if account is not None and account.active else None

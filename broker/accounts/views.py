@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request, status
+
+from broker.accounts import service
+from broker.accounts.models import Account, AccountKind
+from broker.accounts.schemas import (
+    AccountCreate,
+    AccountCreated,
+    AccountList,
+    AccountRead,
+    TokenRead,
+    WhoAmI,
+)
+from broker.core.errors import InvalidGrant, SchemaViolation
+from broker.core.tokens import issue_token
+from broker.http import Admin, CallerDep, NodeDep, SessionDep, SettingsDep
+
+router = APIRouter(tags=["auth"])
+
+
+def _basic_credentials(request: Request) -> tuple[str, str] | None:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        login, sep, secret = base64.b64decode(value.strip()).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidGrant("malformed Basic credentials", error="invalid_client") from exc
+    return (login, secret) if sep else None
+
+
+@router.post("/v1/auth/token", response_model=TokenRead)
+async def token(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    grant_type: Annotated[str, Form()],
+    username: Annotated[str | None, Form()] = None,
+    password: Annotated[str | None, Form()] = None,
+    client_id: Annotated[str | None, Form()] = None,
+    client_secret: Annotated[str | None, Form()] = None,
+) -> TokenRead:
+    """OAuth 2.0 token endpoint (RFC 6749): ``password`` grant for people, ``client_credentials``
+    for agency systems (form fields or HTTP Basic)."""
+    if grant_type == "password":
+        if not username or not password:
+            raise SchemaViolation(
+                "the password grant needs username and password", field="username"
+            )
+        account = await service.authenticate(
+            session, kind=AccountKind.PERSON, login=username, secret=password
+        )
+    elif grant_type == "client_credentials":
+        basic = _basic_credentials(request)
+        if basic is not None:
+            client_id, client_secret = basic
+        if not client_id or not client_secret:
+            raise SchemaViolation(
+                "client_credentials needs client_id and client_secret", field="client_id"
+            )
+        account = await service.authenticate(
+            session, kind=AccountKind.SYSTEM, login=client_id, secret=client_secret
+        )
+    else:
+        raise SchemaViolation(
+            f"unsupported grant_type {grant_type!r}: use password or client_credentials",
+            field="grant_type",
+            error="unsupported_grant_type",
+        )
+    access, _expires_at = issue_token(
+        secret=settings.token_secret_bytes,
+        issuer=settings.resolved_issuer,
+        audience=settings.token_audience,
+        subject=account.id,
+        participant_id=account.participant_id,
+        roles=frozenset(account.roles),
+        kind=account.kind,
+        ttl_seconds=settings.token_ttl_seconds,
+    )
+    return TokenRead(
+        access_token=access,
+        expires_in=settings.token_ttl_seconds,
+        participant_id=account.participant_id,
+        roles=list(account.roles),
+    )
+
+
+@router.get("/v1/auth/whoami", response_model=WhoAmI)
+async def whoami(caller: CallerDep) -> WhoAmI:
+    return WhoAmI(
+        account_id=caller.account_id,
+        participant_id=caller.participant_id,
+        roles=sorted(caller.roles),
+        kind=caller.kind,
+    )
+
+
+def account_read(a: Account) -> AccountRead:
+    return AccountRead(
+        id=a.id,
+        participant_id=a.participant_id,
+        kind=a.kind,
+        login=a.login,
+        display_name=a.display_name,
+        roles=list(a.roles),
+        active=a.active,
+        created_at=a.created_at,
+    )
+
+
+@router.get(
+    "/v1/participants/{participant_id}/accounts", response_model=AccountList, tags=["accounts"]
+)
+async def list_accounts(participant_id: str, session: SessionDep, _caller: Admin) -> AccountList:
+    return AccountList(
+        items=[account_read(a) for a in await service.list_accounts(session, participant_id)]
+    )
+
+
+@router.post(
+    "/v1/participants/{participant_id}/accounts",
+    response_model=AccountCreated,
+    status_code=status.HTTP_201_CREATED,
+    tags=["accounts"],
+)
+async def create_account(
+    participant_id: str, body: AccountCreate, session: SessionDep, node: NodeDep, caller: Admin
+) -> AccountCreated:
+    if body.kind is AccountKind.PERSON and not body.password:
+        raise SchemaViolation("a person needs a password", field="password")
+    account, secret = await service.create_account(
+        session,
+        node=node,
+        participant_id=participant_id,
+        kind=body.kind,
+        login=body.login,
+        display_name=body.display_name,
+        secret=body.password if body.kind is AccountKind.PERSON else None,
+        roles=frozenset(r.value for r in body.roles),
+        actor=caller.actor(),
+    )
+    await session.commit()
+    return AccountCreated(
+        **account_read(account).model_dump(),
+        client_secret=secret if body.kind is AccountKind.SYSTEM else None,
+    )
+
+
+@router.post("/v1/accounts/{account_id}/disable", response_model=AccountRead, tags=["accounts"])
+async def disable_account(
+    account_id: str, session: SessionDep, node: NodeDep, caller: Admin
+) -> AccountRead:
+    account = await service.set_account_active(
+        session, node=node, account_id=account_id, active=False, actor=caller.actor()
+    )
+    await session.commit()
+    return account_read(account)

@@ -1,0 +1,221 @@
+"""The ``api`` process: the FastAPI application.
+
+Every error leaves as RFC 9457 problem+json; every response carries ``X-Request-ID``; every
+log line written while serving a request carries that id.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from pydantic import BaseModel
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from broker.accounts.views import router as accounts_router
+from broker.core.crypto import Signer
+from broker.core.db import Database
+from broker.core.errors import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX, PalermoError
+from broker.core.logging import bind_contextvars, clear_contextvars, configure_logging, get_logger
+from broker.core.settings import Settings
+from broker.messages.views import router as messages_router
+from broker.participants.views import router as participants_router
+from broker.worker import node_context
+
+log = get_logger("palermo.api")
+
+REQUESTS = Histogram(
+    "palermo_http_request_seconds", "HTTP request latency", ["method", "route", "status"]
+)
+ERRORS = Counter("palermo_problems_total", "Problem responses by type", ["type"])
+
+
+def problem_response(body: dict[str, Any], status: int) -> Response:
+    ERRORS.labels(body.get("type", "")).inc()
+    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_CONTENT_TYPE)
+
+
+class RequestContextMiddleware:
+    """Binds a request id to the logging context and writes one access line per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if 0 < len(incoming) <= 128 else uuid.uuid4().hex
+        clear_contextvars()
+        bind_contextvars(request_id=request_id)
+        start = time.perf_counter()
+        status_holder = [500]
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder[0] = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode("latin-1")))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = scope.get("route")
+            route_path = getattr(route, "path", "unmatched")
+            REQUESTS.labels(scope["method"], route_path, str(status_holder[0])).observe(elapsed)
+            log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status_holder[0],
+                duration_ms=round(elapsed * 1000, 2),
+            )
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = {}
+
+
+class NodeInfo(BaseModel):
+    node_id: str
+    signing_key_id: str
+    signing_public_key: str
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    settings.check_startup()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level, json=settings.log_json)
+        app.state.db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
+        try:
+            yield
+        finally:
+            await app.state.db.dispose()
+
+    app = FastAPI(
+        title="Palermo",
+        version="0.1.0",
+        description="Secure broker for inter-agency information exchange and mutual legal "
+        "assistance. Errors are RFC 9457 problem+json.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.node = node_context(settings)
+    app.add_middleware(RequestContextMiddleware)
+
+    @app.exception_handler(PalermoError)
+    async def palermo_error(request: Request, exc: PalermoError) -> Response:
+        log.info("problem", problem=exc.slug, detail=exc.detail)
+        return problem_response(exc.problem(request.url.path), exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {
+                "field": ".".join(str(p) for p in err.get("loc", ())),
+                "message": err.get("msg", ""),
+            }
+            for err in exc.errors()
+        ]
+        if any(err.get("type") == "json_invalid" for err in exc.errors()):
+            body = {
+                "type": PROBLEM_TYPE_PREFIX + "malformed-json",
+                "title": "The request body is not valid JSON",
+                "status": 400,
+                "detail": "the request body is not valid JSON",
+                "instance": request.url.path,
+            }
+            return problem_response(body, 400)
+        first = errors[0] if errors else {"field": "", "message": "invalid request"}
+        body = {
+            "type": PROBLEM_TYPE_PREFIX + "schema-violation",
+            "title": "The request does not match the schema",
+            "status": 422,
+            "detail": f"{first['field']}: {first['message']}",
+            "instance": request.url.path,
+            "errors": errors,
+        }
+        return problem_response(body, 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        body = {
+            "type": PROBLEM_TYPE_PREFIX + slug,
+            "title": str(exc.detail),
+            "status": exc.status_code,
+            "detail": f"{request.method} {request.url.path}: {exc.detail}",
+            "instance": request.url.path,
+        }
+        return problem_response(body, exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error")
+        body = {
+            "type": PROBLEM_TYPE_PREFIX + "internal",
+            "title": "Internal error",
+            "status": 500,
+            "detail": "the node failed to handle this request; it is logged with its request id",
+        }
+        return problem_response(body, 500)
+
+    app.include_router(accounts_router)
+    app.include_router(participants_router)
+    app.include_router(messages_router)
+
+    signer: Signer = app.state.node.signer
+
+    @app.get("/v1/node", response_model=NodeInfo, tags=["node"])
+    async def node_info() -> NodeInfo:
+        """The node's public identity: what verifies its countersignatures."""
+        import base64
+
+        return NodeInfo(
+            node_id=settings.node_id,
+            signing_key_id=signer.key_id,
+            signing_public_key=base64.b64encode(signer.public_key).decode(),
+        )
+
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    async def healthz() -> Health:
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Health, tags=["health"])
+    async def readyz(request: Request) -> Response:
+        checks: dict[str, str] = {}
+        try:
+            async with request.app.state.db.session() as session:
+                await session.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"down: {type(exc).__name__}"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,40 @@
+"""The ``palermo`` command: what an operator does without the API, and a small client.
+
+Sub-commands: init, serve, worker, beat, dev, participant, key, user, client, audit, send,
+inbox, read, receipt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from broker.cli import admin, client_cmds, processes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="palermo",
+        description="Palermo: secure broker for inter-agency exchange and MLA.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    processes.register(sub)
+    admin.register(sub)
+    client_cmds.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except admin.CommandError as exc:
+        print(f"palermo: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

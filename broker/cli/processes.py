@@ -1,0 +1,163 @@
+"""The process kinds (serve, worker, beat) and ``palermo dev``, which runs all three on the
+embedded default: SQLite, and a real Celery worker on kombu's SQLAlchemy transport (a broker
+that needs no server)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from broker.cli.admin import init_node
+from broker.cli.demo import DEMO_LOGINS_FILE, seed_demo
+from broker.core.settings import DEV_MARKER, Settings
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    Settings().check_startup()
+    uvicorn.run(
+        "broker.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=None,
+        access_log=False,
+    )
+    return 0
+
+
+def _celery(*argv: str) -> int:
+    from broker.worker import celery_app
+
+    celery_app.start(argv=list(argv))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    Settings().check_startup()
+    extra = ["--pool", args.pool, "--concurrency", str(args.concurrency)]
+    return _celery("worker", "--loglevel", args.loglevel, *extra)
+
+
+def cmd_beat(args: argparse.Namespace) -> int:
+    settings = Settings()
+    settings.check_startup()
+    schedule = settings.data_dir / "celerybeat-schedule"
+    return _celery("beat", "--loglevel", args.loglevel, "--schedule", str(schedule))
+
+
+def _print_banner(url: str, data_dir: Path) -> None:
+    logins = json.loads((data_dir / DEMO_LOGINS_FILE).read_text())
+    print("", flush=True)
+    print(f"Palermo is running at {url}  (OpenAPI: {url}/docs)")
+    print(f"data directory: {data_dir.resolve()}   stop with Ctrl-C")
+    print("demo logins (POST /v1/auth/token, grant_type=password):")
+    for person in logins["people"]:
+        print(
+            f"  {person['login']:24} {person['password']:26} "
+            f"{person['participant']:24} {', '.join(person['roles'])}"
+        )
+    print("demo agency system (grant_type=client_credentials):")
+    for system in logins["systems"]:
+        print(
+            f"  {system['client_id']:24} {system['client_secret']}  {system['participant']}  "
+            f"key file {system['key_file']}"
+        )
+    print("", flush=True)
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    settings = Settings()
+    if settings.env == "production":
+        print("palermo dev refuses to run with PALERMO_ENV=production", file=sys.stderr)
+        return 2
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    init_node(settings)
+    if not (settings.data_dir / DEV_MARKER).exists():
+        seed_demo(settings)
+    url = f"http://{args.host}:{args.port}"
+    env = {
+        **os.environ,
+        "PALERMO_DATA_DIR": str(settings.data_dir.resolve()),
+        "PALERMO_PUBLIC_URL": os.environ.get("PALERMO_PUBLIC_URL", url),
+    }
+    exe = [sys.executable, "-m", "broker.cli"]
+    commands = {
+        "api": [*exe, "serve", "--host", args.host, "--port", str(args.port)],
+        "worker": [*exe, "worker", "--pool", "solo", "--concurrency", "1"],
+        "beat": [*exe, "beat"],
+    }
+    children: dict[str, subprocess.Popen[bytes]] = {
+        name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()
+    }
+    stopping = False
+
+    def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    if _wait_ready(url, children):
+        _print_banner(url, settings.data_dir)
+    code = 0
+    while not stopping:
+        for name, child in children.items():
+            if child.poll() is not None:
+                print(f"palermo dev: {name} exited with {child.returncode}", file=sys.stderr)
+                stopping, code = True, 1
+        time.sleep(0.5)
+    for child in children.values():
+        if child.poll() is None:
+            child.terminate()
+    for child in children.values():
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return code
+
+
+def _wait_ready(url: str, children: dict[str, subprocess.Popen[bytes]]) -> bool:
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if any(c.poll() is not None for c in children.values()):
+            return False
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("serve", help="run the API (uvicorn)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(handler=cmd_serve)
+    p = sub.add_parser("worker", help="run a Celery worker")
+    p.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"])
+    p.add_argument("--concurrency", type=int, default=2)
+    p.add_argument("--loglevel", default="INFO")
+    p.set_defaults(handler=cmd_worker)
+    p = sub.add_parser("beat", help="run the scheduler (Celery beat)")
+    p.add_argument("--loglevel", default="INFO")
+    p.set_defaults(handler=cmd_beat)
+    p = sub.add_parser("dev", help="embedded node: init, demo participants, API + worker + beat")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(handler=cmd_dev)

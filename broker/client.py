@@ -1,0 +1,205 @@
+"""A small client for agency systems: sign envelopes with your own key and exchange them.
+
+    from broker.client import KeyFile, PalermoClient, new_payload
+    key = KeyFile.load("de.bka.signing.json")
+    with PalermoClient("http://127.0.0.1:8000") as client:
+        client.login_client("de-bka-system", secret)
+        answer = client.send(key, new_payload(sender="de.bka", recipient="it.central-authority",
+                                              type="intel.message", legal_basis="UNTOC art. 27",
+                                              purpose="investigation 42/2026", body={...}))
+
+Errors from the node arrive as ``ProblemError`` carrying the RFC 9457 problem document.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+import orjson
+
+from broker.core.crypto import Signer, signing_public_key
+from broker.core.ids import uuid7
+from broker.envelopes import dsse
+
+
+class ProblemError(Exception):
+    """The node answered with an RFC 9457 problem."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        super().__init__(f"{status} {problem.get('title', '')}: {problem.get('detail', '')}")
+        self.status = status
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class KeyFile:
+    """A self-held Ed25519 signing key: ``{"participant", "kid", "seed"}`` (seed in base64)."""
+
+    participant: str
+    kid: str
+    seed: bytes
+
+    @classmethod
+    def load(cls, path: str | Path) -> KeyFile:
+        data = json.loads(Path(path).read_text())
+        seed = base64.b64decode(data["seed"], validate=True)
+        key = cls(participant=data["participant"], kid=data["kid"], seed=seed)
+        if Signer(seed).key_id != key.kid:
+            raise ValueError(f"{path}: kid does not match the key")
+        return key
+
+    def save(self, path: str | Path) -> None:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(
+                {
+                    "participant": self.participant,
+                    "kid": self.kid,
+                    "seed": base64.b64encode(self.seed).decode(),
+                    "public_key": base64.b64encode(signing_public_key(self.seed)).decode(),
+                },
+                fh,
+                indent=2,
+            )
+
+    @property
+    def signer(self) -> Signer:
+        return Signer(self.seed)
+
+
+def new_payload(
+    *,
+    sender: str,
+    recipient: str,
+    type: str,
+    body: dict[str, Any],
+    legal_basis: str | None = None,
+    purpose: str | None = None,
+    created_at: dt.datetime | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A payload dict with a fresh UUIDv7 id and the current time."""
+    payload: dict[str, Any] = {
+        "id": str(uuid7()),
+        "type": type,
+        "sender": sender,
+        "recipient": recipient,
+        "created_at": (created_at or dt.datetime.now(dt.UTC)).isoformat(),
+        "body": body,
+    }
+    if legal_basis is not None:
+        payload["legal_basis"] = legal_basis
+    if purpose is not None:
+        payload["purpose"] = purpose
+    payload.update(extra)
+    return payload
+
+
+def sign(key: KeyFile, payload: dict[str, Any]) -> dict[str, Any]:
+    """The DSSE envelope of ``payload`` signed with ``key``."""
+    envelope = dsse.sign_envelope(orjson.dumps(payload), key.signer)
+    return envelope.to_dict()
+
+
+class PalermoClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.Client(base_url=base_url, timeout=30.0, transport=transport)
+        self.token = token
+
+    def __enter__(self) -> PalermoClient:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = kwargs.pop("headers", {})
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        response = self._http.request(method, path, headers=headers, **kwargs)
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+            except ValueError:
+                problem = {"title": response.reason_phrase, "detail": response.text}
+            raise ProblemError(response.status_code, problem)
+        return response.json()
+
+    def login(self, username: str, password: str) -> str:
+        data = self._call(
+            "POST",
+            "/v1/auth/token",
+            data={"grant_type": "password", "username": username, "password": password},
+        )
+        self.token = str(data["access_token"])
+        return self.token
+
+    def login_client(self, client_id: str, client_secret: str) -> str:
+        data = self._call(
+            "POST",
+            "/v1/auth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": client_secret,
+            },
+        )
+        self.token = str(data["access_token"])
+        return self.token
+
+    def submit(self, envelope: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", "/v1/messages", json=envelope)
+        return result
+
+    def send(self, key: KeyFile, payload: dict[str, Any]) -> dict[str, Any]:
+        return self.submit(sign(key, payload))
+
+    def send_draft(self, draft: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", "/v1/messages", json={"draft": draft})
+        return result
+
+    def inbox(self, cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if cursor:
+            params["cursor"] = cursor
+        if limit:
+            params["limit"] = limit
+        result: dict[str, Any] = self._call("GET", "/v1/inbox", params=params)
+        return result
+
+    def message(self, message_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/v1/messages/{message_id}")
+        return result
+
+    def content(self, message_id: str, justification: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            "GET", f"/v1/messages/{message_id}/content", params={"justification": justification}
+        )
+        return result
+
+    def receipt(self, message_id: str, envelope: dict[str, Any] | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            "POST", f"/v1/messages/{message_id}/receipt", json=envelope or {}
+        )
+        return result

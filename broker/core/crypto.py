@@ -1,0 +1,138 @@
+"""All cryptography of the broker, and the only broker module that imports PyNaCl.
+
+- Ed25519 (signing keys, DSSE signatures, the node's countersignature);
+- X25519 sealed boxes (a message key sealed to a participant's encryption key);
+- XSalsa20-Poly1305 secret boxes (bodies at rest, custodial private keys under the master key);
+- argon2id password hashes.
+
+Verification returns only after a signature checked; every failure raises ``CryptoError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import nacl.exceptions
+import nacl.public
+import nacl.secret
+import nacl.signing
+import nacl.utils
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+SECRETBOX_KEY_SIZE = nacl.secret.SecretBox.KEY_SIZE
+_hasher = PasswordHasher()
+# A real hash to verify against when the user does not exist, so that timing does not
+# reveal which user names exist.
+_DUMMY_HASH = _hasher.hash("palermo-timing-equaliser")
+
+
+class CryptoError(Exception):
+    """A signature, box or key did not check out."""
+
+
+def key_id(public_key: bytes) -> str:
+    """The key id of a public key: the first 8 bytes of its SHA-256, in hex."""
+    return hashlib.sha256(public_key).hexdigest()[:16]
+
+
+def generate_signing_key() -> tuple[bytes, bytes]:
+    """A new Ed25519 key pair as (32-byte seed, 32-byte public key)."""
+    sk = nacl.signing.SigningKey.generate()
+    return bytes(sk), bytes(sk.verify_key)
+
+
+def signing_public_key(seed: bytes) -> bytes:
+    return bytes(nacl.signing.SigningKey(seed).verify_key)
+
+
+def sign(seed: bytes, message: bytes) -> bytes:
+    """A detached Ed25519 signature (64 bytes)."""
+    return nacl.signing.SigningKey(seed).sign(message).signature
+
+
+class Signer:
+    """An Ed25519 signing key kept parsed, for the node's hot path."""
+
+    __slots__ = ("_key", "key_id", "public_key")
+
+    def __init__(self, seed: bytes) -> None:
+        self._key = nacl.signing.SigningKey(seed)
+        self.public_key = bytes(self._key.verify_key)
+        self.key_id = key_id(self.public_key)
+
+    def sign(self, message: bytes) -> bytes:
+        return self._key.sign(message).signature
+
+
+def verify(public_key: bytes, message: bytes, signature: bytes) -> None:
+    """Raises CryptoError unless ``signature`` is a valid Ed25519 signature of ``message``."""
+    if len(signature) != 64 or len(public_key) != 32:
+        raise CryptoError("malformed Ed25519 signature or key")
+    try:
+        nacl.signing.VerifyKey(public_key).verify(message, signature)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError) as exc:
+        raise CryptoError("Ed25519 signature does not verify") from exc
+
+
+def generate_box_key() -> tuple[bytes, bytes]:
+    """A new X25519 key pair as (32-byte private key, 32-byte public key)."""
+    sk = nacl.public.PrivateKey.generate()
+    return bytes(sk), bytes(sk.public_key)
+
+
+def box_public_key(private_key: bytes) -> bytes:
+    return bytes(nacl.public.PrivateKey(private_key).public_key)
+
+
+def seal(public_key: bytes, data: bytes) -> bytes:
+    """Encrypt ``data`` to an X25519 public key (libsodium sealed box)."""
+    try:
+        return bytes(nacl.public.SealedBox(nacl.public.PublicKey(public_key)).encrypt(data))
+    except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError, TypeError) as exc:
+        raise CryptoError("cannot seal to this public key") from exc
+
+
+def unseal(private_key: bytes, sealed: bytes) -> bytes:
+    try:
+        return bytes(nacl.public.SealedBox(nacl.public.PrivateKey(private_key)).decrypt(sealed))
+    except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError, TypeError) as exc:
+        raise CryptoError("sealed box does not open with this key") from exc
+
+
+def random_key() -> bytes:
+    return nacl.utils.random(SECRETBOX_KEY_SIZE)
+
+
+def secretbox_encrypt(key: bytes, plaintext: bytes) -> bytes:
+    """Authenticated encryption under a 32-byte key; the random nonce is prepended."""
+    return bytes(nacl.secret.SecretBox(key).encrypt(plaintext))
+
+
+def secretbox_decrypt(key: bytes, ciphertext: bytes) -> bytes:
+    try:
+        return bytes(nacl.secret.SecretBox(key).decrypt(ciphertext))
+    except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError, TypeError) as exc:
+        raise CryptoError("ciphertext does not open with this key") from exc
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def check_password(password_hash: str | None, password: str) -> bool:
+    """True when ``password`` matches; spends the same time when there is no hash."""
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def keyed_digest(key: bytes, value: bytes) -> str:
+    """HMAC-SHA-256 in hex: how a person's identifier may appear in an audit leaf."""
+    return hmac.new(key, value, hashlib.sha256).hexdigest()
+
+
+def constant_time_equal(a: bytes, b: bytes) -> bool:
+    return hmac.compare_digest(a, b)

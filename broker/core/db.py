@@ -1,0 +1,149 @@
+"""Database access: SQLAlchemy 2 on PostgreSQL (psycopg 3) or SQLite (WAL).
+
+Invariants:
+- The schema is made only by Alembic migrations (``broker/migrations``), tests included.
+- One transaction per request or task, owned by the endpoint or task: services flush, never
+  commit.
+- On SQLite every transaction starts with ``BEGIN IMMEDIATE``, so two processes (api and worker)
+  never deadlock upgrading a read lock; ``busy_timeout`` makes writers queue instead of failing.
+- Datetimes are timezone-aware UTC on both backends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy.engine import Dialect, Engine, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import NullPool
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timestamp that refuses naive datetimes and always comes back aware, in UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime refused: legal deadlines need a time zone")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def sync_url(url: str) -> str:
+    """The URL for synchronous use (Alembic, scripts): psycopg 3 or pysqlite."""
+    u = make_url(url)
+    if u.get_backend_name() == "postgresql":
+        return u.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    if u.get_backend_name() == "sqlite":
+        return u.set(drivername="sqlite").render_as_string(hide_password=False)
+    raise ValueError(f"unsupported database {u.get_backend_name()!r}: use postgresql or sqlite")
+
+
+def async_url(url: str) -> str:
+    u = make_url(url)
+    if u.get_backend_name() == "postgresql":
+        return u.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    if u.get_backend_name() == "sqlite":
+        return u.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    raise ValueError(f"unsupported database {u.get_backend_name()!r}: use postgresql or sqlite")
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide where transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_sync_engine(url: str, **kwargs: Any) -> Engine:
+    surl = sync_url(url)
+    if is_sqlite(url):
+        engine = create_engine(surl, poolclass=NullPool, **kwargs)
+        _sqlite_setup(engine)
+        return engine
+    return create_engine(surl, pool_pre_ping=True, **kwargs)
+
+
+def make_async_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    aurl = async_url(url)
+    if is_sqlite(url):
+        engine = create_async_engine(aurl, pool_size=pool_size, max_overflow=0)
+        _sqlite_setup(engine.sync_engine)
+        return engine
+    return create_async_engine(
+        aurl, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
+    )
+
+
+class Database:
+    """An async engine and its session factory; one per process (api, worker, CLI)."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.engine = make_async_engine(url, pool_size=pool_size)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return is_sqlite(self.url)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session whose transaction the caller commits; anything uncommitted rolls back."""
+        async with self.sessionmaker() as session:
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,160 @@
+"""Typed settings for a Palermo node, read from ``PALERMO_*`` environment variables.
+
+Secrets (the node master key, the node signing key, the token secret) never live in the
+repository: they come from the environment or from files that ``palermo init`` writes into the
+data directory with mode 0600. A node in ``production`` refuses to start on development
+secrets (those ``palermo dev`` made) or without them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_MARKER = "DEVELOPMENT-NODE"
+_SECRET_FILES = {
+    "master_key": "master.key",
+    "node_signing_key": "node-signing.key",
+    "token_secret": "token.secret",
+}
+
+
+class ConfigurationError(RuntimeError):
+    """The node cannot start with this configuration; the message says what to fix."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PALERMO_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    celery_broker_url: str = ""
+    celery_result_backend: str = ""
+    node_id: str = "palermo.local"
+    public_url: str = "http://127.0.0.1:8000"
+
+    master_key: SecretStr | None = None
+    node_signing_key: SecretStr | None = None
+    token_secret: SecretStr | None = None
+
+    token_issuer: str = ""
+    token_audience: str = "palermo-api"  # noqa: S105 - an audience name, not a secret
+    token_ttl_seconds: int = Field(default=900, ge=60, le=86_400)
+
+    clock_skew_seconds: int = Field(default=300, ge=1, le=86_400)
+    max_payload_bytes: int = Field(default=1_048_576, ge=1024)
+    justification_min_length: int = Field(default=10, ge=1)
+    inbox_page_size: int = Field(default=50, ge=1, le=1000)
+    relay_interval_seconds: float = Field(default=1.0, gt=0)
+    relay_batch_size: int = Field(default=500, ge=1)
+    db_pool_size: int = Field(default=10, ge=1)
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'palermo.db').resolve()}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        if self.celery_broker_url:
+            return self.celery_broker_url
+        return f"sqla+sqlite:///{(self.data_dir / 'celery-broker.db').resolve()}"
+
+    @property
+    def resolved_result_backend(self) -> str:
+        if self.celery_result_backend:
+            return self.celery_result_backend
+        if self.celery_broker_url.startswith(("redis://", "rediss://")):
+            return self.celery_broker_url
+        return f"db+sqlite:///{(self.data_dir / 'celery-results.db').resolve()}"
+
+    @property
+    def resolved_issuer(self) -> str:
+        return self.token_issuer or self.public_url
+
+    def _secret_bytes(self, name: str, length: int | None) -> bytes:
+        value: SecretStr | None = getattr(self, name)
+        if value is not None:
+            raw = value.get_secret_value().strip()
+        else:
+            path = self.data_dir / _SECRET_FILES[name]
+            if not path.exists():
+                raise ConfigurationError(
+                    f"no {name}: set PALERMO_{name.upper()} or run `palermo init` to create {path}"
+                )
+            raw = path.read_text().strip()
+        try:
+            decoded = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ConfigurationError(f"{name} is not valid base64") from exc
+        if length is not None and len(decoded) != length:
+            raise ConfigurationError(f"{name} must decode to {length} bytes, not {len(decoded)}")
+        if length is None and len(decoded) < 32:
+            raise ConfigurationError(f"{name} must decode to at least 32 bytes")
+        return decoded
+
+    @cached_property
+    def master_key_bytes(self) -> bytes:
+        return self._secret_bytes("master_key", 32)
+
+    @cached_property
+    def node_signing_seed(self) -> bytes:
+        return self._secret_bytes("node_signing_key", 32)
+
+    @cached_property
+    def token_secret_bytes(self) -> bytes:
+        return self._secret_bytes("token_secret", None)
+
+    @property
+    def is_development_node(self) -> bool:
+        return (self.data_dir / DEV_MARKER).exists()
+
+    def check_startup(self) -> None:
+        """Refuse to start on a configuration that is unsafe for the chosen environment.
+
+        Raises ConfigurationError.
+        """
+        self.master_key_bytes  # noqa: B018 - each access validates one secret
+        self.node_signing_seed  # noqa: B018
+        self.token_secret_bytes  # noqa: B018
+        if self.env == "production":
+            if self.is_development_node:
+                raise ConfigurationError(
+                    f"{self.data_dir} holds a development node (demo users, development "
+                    "secrets); production refuses to start on it"
+                )
+            if self.resolved_database_url.startswith("sqlite") and not os.environ.get(
+                "PALERMO_ALLOW_SQLITE_IN_PRODUCTION"
+            ):
+                raise ConfigurationError("production needs PostgreSQL (PALERMO_DATABASE_URL)")
+
+
+def write_secret_files(data_dir: Path) -> list[Path]:
+    """Create any missing secret file in ``data_dir`` (mode 0600); return those created."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    created = []
+    for name, filename in _SECRET_FILES.items():
+        path = data_dir / filename
+        if path.exists():
+            continue
+        size = 48 if name == "token_secret" else 32
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(base64.b64encode(secrets.token_bytes(size)).decode() + "\n")
+        created.append(path)
+    return created
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,98 @@
+"""The payload of a Palermo message (DESIGN.md, "Envelope"): the JSON inside a DSSE envelope."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from broker.core.ids import is_uuid7
+
+PARTICIPANT_ID_PATTERN = r"^[a-z]{2}\.[a-z0-9]+(?:-[a-z0-9]+)*$"
+ParticipantId = Annotated[str, Field(pattern=PARTICIPANT_ID_PATTERN, max_length=64)]
+MESSAGE_TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
+
+
+class Handling(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: Literal["H0", "H1", "H2", "H3"]
+    restriction: str | None = Field(default=None, max_length=2000)
+
+
+class Attachment(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=255)
+    media_type: str = Field(min_length=3, max_length=127)
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class DataSubject(BaseModel):
+    """A person in the message, by category only (LED art. 6); their identity stays in the body."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ref: str = Field(min_length=1, max_length=64)
+    category: Literal["suspect", "convicted", "victim", "witness", "contact", "other"]
+
+
+class MessagePayload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: uuid.UUID
+    type: str = Field(pattern=MESSAGE_TYPE_PATTERN, max_length=64)
+    sender: ParticipantId
+    recipient: ParticipantId
+    case_id: uuid.UUID | None = None
+    in_reply_to: uuid.UUID | None = None
+    created_at: AwareDatetime
+    expires_at: AwareDatetime | None = None
+    legal_basis: str | None = Field(default=None, max_length=200)
+    purpose: str | None = Field(default=None, max_length=200)
+    data_categories: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=list, max_length=32
+    )
+    data_subjects: list[DataSubject] = Field(default_factory=list, max_length=200)
+    handling: Handling | None = None
+    evaluation: str | None = Field(default=None, pattern=r"^[ABCX][1-4]$")
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    attachments: list[Attachment] = Field(default_factory=list, max_length=100)
+    body: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("id")
+    @classmethod
+    def _uuid7(cls, value: uuid.UUID) -> uuid.UUID:
+        if not is_uuid7(value):
+            raise ValueError("id must be a UUIDv7")
+        return value
+
+    def created_utc(self) -> dt.datetime:
+        return self.created_at.astimezone(dt.UTC)
+
+
+class DraftPayload(BaseModel):
+    """What a custodial sender submits for the node to complete and sign: a payload without
+    id, sender or created_at (the node sets them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str = Field(pattern=MESSAGE_TYPE_PATTERN, max_length=64)
+    recipient: ParticipantId
+    case_id: uuid.UUID | None = None
+    in_reply_to: uuid.UUID | None = None
+    expires_at: AwareDatetime | None = None
+    legal_basis: str | None = Field(default=None, max_length=200)
+    purpose: str | None = Field(default=None, max_length=200)
+    data_categories: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=list, max_length=32
+    )
+    data_subjects: list[DataSubject] = Field(default_factory=list, max_length=200)
+    handling: Handling | None = None
+    evaluation: str | None = Field(default=None, pattern=r"^[ABCX][1-4]$")
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    attachments: list[Attachment] = Field(default_factory=list, max_length=100)
+    body: dict[str, Any] = Field(default_factory=dict)

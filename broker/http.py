@@ -1,0 +1,91 @@
+"""FastAPI dependencies every router shares: the node, a session, the authenticated caller.
+
+Authentication fails closed: no token, a bad token, an inactive account, or a role outside
+the endpoint's list is refused before the endpoint runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from broker.accounts.service import active_account
+from broker.core.context import Caller, NodeContext
+from broker.core.db import Database
+from broker.core.errors import Forbidden, Unauthenticated
+from broker.core.logging import bind_contextvars
+from broker.core.settings import Settings
+from broker.core.tokens import TokenError, decode_token
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_node(request: Request) -> NodeContext:
+    node: NodeContext = request.app.state.node
+    return node
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for one request. The endpoint commits; whatever it did not commit rolls back
+    when the session closes."""
+    db: Database = request.app.state.db
+    async with db.sessionmaker() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+NodeDep = Annotated[NodeContext, Depends(get_node)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_caller(request: Request, session: SessionDep, settings: SettingsDep) -> Caller:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated("send an access token: Authorization: Bearer <token>")
+    try:
+        claims = decode_token(
+            token.strip(),
+            secret=settings.token_secret_bytes,
+            issuer=settings.resolved_issuer,
+            audience=settings.token_audience,
+        )
+    except TokenError as exc:
+        raise Unauthenticated(f"access token refused: {exc}") from exc
+    account = await active_account(session, claims.subject)
+    if account is None or account.participant_id != claims.participant_id:
+        raise Unauthenticated("the account behind this token is not active")
+    caller = Caller(
+        account_id=account.id,
+        participant_id=account.participant_id,
+        roles=frozenset(account.roles),
+        kind=account.kind,
+    )
+    bind_contextvars(participant=caller.participant_id, account=caller.account_id)
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+def require_roles(*roles: str) -> Callable[[Caller], Awaitable[Caller]]:
+    """A dependency that lets through only callers holding one of ``roles``."""
+    allowed = frozenset(roles)
+
+    async def dependency(caller: CallerDep) -> Caller:
+        if caller.roles.isdisjoint(allowed):
+            raise Forbidden(f"this needs one of the roles {sorted(allowed)}")
+        return caller
+
+    return dependency
+
+
+Admin = Annotated[Caller, Depends(require_roles("admin"))]
+Handler = Annotated[Caller, Depends(require_roles("officer", "supervisor", "system"))]
+Oversight = Annotated[Caller, Depends(require_roles("oversight"))]

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class EnvelopeSignature(BaseModel):
+    keyid: str
+    sig: str
+
+
+class EnvelopeRead(BaseModel):
+    payloadType: str  # noqa: N815 - the DSSE field name
+    payload: str
+    signatures: list[EnvelopeSignature]
+
+
+class SubmitAccepted(BaseModel):
+    id: str
+    status: str
+    accepted_at: dt.datetime
+    envelope: EnvelopeRead = Field(description="the envelope with the node's countersignature")
+
+
+class MessageRead(BaseModel):
+    id: str
+    type: str
+    sender: str
+    recipient: str
+    case_id: str | None
+    in_reply_to: str | None
+    status: str
+    created_at: dt.datetime
+    accepted_at: dt.datetime
+    delivered_at: dt.datetime | None
+    receipted_at: dt.datetime | None
+    legal_basis: str | None
+    purpose: str | None
+    handling_code: str | None
+    payload_size: int
+    envelope_sha256: str
+    policy_hash: str
+    policy_rules: list[str]
+    receipt: EnvelopeRead | None = None
+    attempts: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class InboxItem(BaseModel):
+    cursor: str
+    message: MessageRead
+
+
+class InboxPage(BaseModel):
+    items: list[InboxItem]
+    next_cursor: str | None = Field(description="pass as ?cursor= for what follows")
+
+
+class SentPage(BaseModel):
+    items: list[MessageRead]
+
+
+class ContentRead(BaseModel):
+    id: str
+    envelope: EnvelopeRead
+    payload: dict[str, Any]

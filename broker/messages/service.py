@@ -1,0 +1,597 @@
+"""Routing: accept a signed message, refuse a bad one, serve it to its sender and recipient.
+
+The ingress path (``submit``) is the hot path: it verifies the sender's signature, asks the
+policy engine, and writes the message, its audit leaf and its outbox row in the caller's one
+transaction. Invariants:
+- nothing is stored for a refused submission but the ``message:refused`` audit leaf, which
+  holds the decision's rule ids and pack hash and no content;
+- the same envelope submitted again returns the first answer and stores nothing new; the
+  same id with other content is a conflict;
+- the body is stored only encrypted, under a per-message key wrapped for the node (master
+  key) and sealed to the sender's and recipient's X25519 keys;
+- only the sender and the recipient see a message; content is served only with a
+  justification, and each serving is an audit leaf.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from broker.core import crypto
+from broker.core.context import Caller, NodeContext
+from broker.core.db import utcnow
+from broker.core.errors import (
+    BadSignature,
+    ClockWindow,
+    ExpiredKey,
+    Forbidden,
+    InvalidState,
+    JustificationRequired,
+    KeyNotSenders,
+    MalformedJSON,
+    NotFound,
+    PayloadTooLarge,
+    ReplayConflict,
+    RevokedKey,
+    SchemaViolation,
+    SenderMismatch,
+    UnknownKey,
+    UnknownRecipient,
+)
+from broker.core.ids import uuid7
+from broker.delivery.models import OutboxEntry
+from broker.envelopes import dsse
+from broker.envelopes.schemas import DraftPayload, MessagePayload
+from broker.messages.models import InboxEntry, Message, MessageStatus
+from broker.messages.policy import PartyFacts, decide
+from broker.oversight.models import AuditEvent
+from broker.oversight.service import AuditKind, audit_row, record_event
+from broker.participants.models import KeyPurpose, Participant, ParticipantKey
+from broker.participants.service import current_key, keys_of, open_custodial_key
+
+_P = Participant.__table__.c
+_K = ParticipantKey.__table__.c
+_M = Message.__table__.c
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    message_id: str
+    status: str
+    accepted_at: dt.datetime
+    envelope: dict[str, Any]
+    duplicate: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.message_id,
+            "status": self.status,
+            "accepted_at": self.accepted_at,
+            "envelope": self.envelope,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    message_id: str
+    reasons: list[dict[str, str]]
+    pack_hash: str
+
+
+def _schema_error(exc: ValidationError, prefix: str) -> SchemaViolation:
+    errors = [
+        {
+            "field": ".".join(str(p) for p in (prefix, *err["loc"]) if p != ""),
+            "message": err["msg"],
+        }
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+    first = errors[0]
+    return SchemaViolation(f"{first['field']}: {first['message']}", errors=errors)
+
+
+def parse_payload(raw: bytes) -> MessagePayload:
+    """Raises MalformedJSON or SchemaViolation naming the field."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedJSON(f"payload is not valid JSON: {exc}") from exc
+    try:
+        return MessagePayload.model_validate(data)
+    except ValidationError as exc:
+        raise _schema_error(exc, "payload") from exc
+
+
+def _check_key(row: Any, *, sender: str, now: dt.datetime, kid: str) -> None:
+    if row.participant_id != sender:
+        raise KeyNotSenders(f"key {kid} belongs to {row.participant_id}, not to {sender}")
+    if row.purpose != KeyPurpose.SIGNING:
+        raise KeyNotSenders(f"key {kid} is not a signing key")
+    if row.revoked_at is not None and _aware(row.revoked_at) <= now:
+        raise RevokedKey(f"key {kid} was revoked at {_aware(row.revoked_at).isoformat()}")
+    if _aware(row.not_before) > now or (row.not_after is not None and _aware(row.not_after) <= now):
+        raise ExpiredKey(f"key {kid} is not valid now")
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+async def _signing_key(session: AsyncSession, kid: str) -> Any:
+    stmt = select(
+        _K.participant_id, _K.purpose, _K.public_key, _K.not_before, _K.not_after, _K.revoked_at
+    ).where(_K.kid == kid)
+    row = (await session.execute(stmt)).first()
+    if row is None:
+        raise UnknownKey(f"no registered key has id {kid}", field="signatures[0].keyid")
+    return row
+
+
+async def _party_facts(session: AsyncSession, ids: tuple[str, str]) -> dict[str, PartyFacts]:
+    now = utcnow()
+    rows = (
+        await session.execute(
+            select(_P.id, _P.kind, _P.jurisdiction, _P.status).where(_P.id.in_(ids))
+        )
+    ).all()
+    facts = {r.id: PartyFacts(r.id, r.kind, r.jurisdiction, r.status == "active") for r in rows}
+    keys = (
+        await session.execute(
+            select(
+                _K.kid,
+                _K.participant_id,
+                _K.public_key,
+                _K.not_before,
+                _K.not_after,
+                _K.revoked_at,
+            ).where(_K.participant_id.in_(ids), _K.purpose == KeyPurpose.ENCRYPTION)
+        )
+    ).all()
+    best: dict[str, Any] = {}
+    for k in keys:
+        valid = (
+            (k.revoked_at is None or _aware(k.revoked_at) > now)
+            and _aware(k.not_before) <= now
+            and (k.not_after is None or _aware(k.not_after) > now)
+        )
+        if valid and (
+            k.participant_id not in best
+            or _aware(k.not_before) > _aware(best[k.participant_id].not_before)
+        ):
+            best[k.participant_id] = k
+    for pid, k in best.items():
+        if pid in facts:
+            facts[pid] = facts[pid].with_encryption_key(k.kid, bytes(k.public_key))
+    return facts
+
+
+async def _existing_answer(
+    session: AsyncSession, node: NodeContext, message_id: str, digest: str
+) -> Accepted | None:
+    row = (
+        await session.execute(
+            select(
+                _M.envelope_sha256, _M.status, _M.accepted_at, _M.ciphertext, _M.key_for_node
+            ).where(_M.id == message_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    if not crypto.constant_time_equal(row.envelope_sha256.encode(), digest.encode()):
+        raise ReplayConflict(
+            f"message id {message_id} was already used for a different envelope", field="payload.id"
+        )
+    key = crypto.secretbox_decrypt(node.master_key, row.key_for_node)
+    envelope = orjson.loads(crypto.secretbox_decrypt(key, row.ciphertext))
+    return Accepted(message_id, row.status, _aware(row.accepted_at), envelope, duplicate=True)
+
+
+async def submit(
+    session: AsyncSession, *, node: NodeContext, caller: Caller, body: bytes
+) -> Accepted | Refused:
+    """Accept a self-signed envelope, or a draft (``{"draft": {...}}``) that the node signs with
+    the caller's participant's custodial key. Flushes; the caller commits.
+
+    Raises PayloadTooLarge, MalformedJSON, SchemaViolation, BadBase64, BadSignature,
+    UnknownKey, RevokedKey, ExpiredKey, KeyNotSenders, SenderMismatch, UnknownRecipient,
+    ClockWindow, ReplayConflict. A policy denial is returned as ``Refused`` (its audit leaf is
+    flushed) so the caller can commit the leaf before answering 403.
+    """
+    if len(body) > node.max_payload_bytes * 4 // 3 + 65_536:
+        raise PayloadTooLarge(f"request body over the limit of {node.max_payload_bytes} bytes")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedJSON(f"request body is not valid JSON: {exc}") from exc
+    now = utcnow()
+    envelope, payload, kid_used = await _verified_submission(
+        session, node=node, caller=caller, data=data, now=now
+    )
+    if payload.sender != caller.participant_id:
+        raise SenderMismatch(
+            f"the sender {payload.sender} is not your participant {caller.participant_id}",
+            field="payload.sender",
+        )
+    message_id = str(payload.id)
+    existing = await _existing_answer(session, node, message_id, envelope.digest)
+    if existing is not None:
+        return existing
+    skew = dt.timedelta(seconds=node.clock_skew_seconds)
+    if abs(payload.created_utc() - now) > skew:
+        raise ClockWindow(
+            f"created_at {payload.created_at.isoformat()} is more than "
+            f"{node.clock_skew_seconds} s from the node's clock {now.isoformat()}",
+            field="payload.created_at",
+        )
+    if payload.expires_at is not None and payload.expires_at <= now:
+        raise SchemaViolation("expires_at is in the past", field="payload.expires_at")
+    parties = await _party_facts(session, (payload.sender, payload.recipient))
+    if payload.recipient not in parties:
+        raise UnknownRecipient(
+            f"no participant {payload.recipient} is registered", field="payload.recipient"
+        )
+    decision = decide(payload, parties[payload.sender], parties[payload.recipient])
+    base_fields: dict[str, Any] = {
+        "message_type": payload.type,
+        "sender": payload.sender,
+        "recipient": payload.recipient,
+        "legal_basis": payload.legal_basis,
+        "purpose": payload.purpose,
+        "case_id": str(payload.case_id) if payload.case_id else None,
+        "envelope_sha256": envelope.digest,
+        "policy_pack": decision.pack_hash,
+        "policy_rules": [r.rule_id for r in decision.reasons],
+    }
+    if not decision.permitted:
+        await record_event(
+            session,
+            kind=AuditKind.MESSAGE_REFUSED,
+            node=node.node_id,
+            actor=caller.actor(),
+            participant_id=payload.sender,
+            message_id=message_id,
+            **base_fields,
+        )
+        return Refused(
+            message_id,
+            [{"rule": r.rule_id, "text": r.text, "citation": r.citation} for r in decision.reasons],
+            decision.pack_hash,
+        )
+    countersigned = dsse.add_signature(envelope, node.signer)
+    envelope_dict = countersigned.to_dict()
+    message_key = crypto.random_key()
+    sender_facts, recipient_facts = parties[payload.sender], parties[payload.recipient]
+    row = {
+        "id": message_id,
+        "type": payload.type,
+        "sender_id": payload.sender,
+        "recipient_id": payload.recipient,
+        "case_id": str(payload.case_id) if payload.case_id else None,
+        "in_reply_to": str(payload.in_reply_to) if payload.in_reply_to else None,
+        "created_at": payload.created_utc(),
+        "accepted_at": now,
+        "status": MessageStatus.ACCEPTED.value,
+        "submitted_by": caller.account_id,
+        "legal_basis": payload.legal_basis,
+        "purpose": payload.purpose,
+        "handling_code": payload.handling.code if payload.handling else None,
+        "payload_size": len(envelope.payload),
+        "envelope_sha256": envelope.digest,
+        "sender_kid": kid_used,
+        "policy_hash": decision.pack_hash,
+        "policy_rules": [r.rule_id for r in decision.reasons],
+        "ciphertext": crypto.secretbox_encrypt(message_key, orjson.dumps(envelope_dict)),
+        "key_for_node": crypto.secretbox_encrypt(node.master_key, message_key),
+        "key_for_sender": _seal(sender_facts.encryption_key, message_key),
+        "key_for_recipient": _seal(recipient_facts.encryption_key, message_key),
+        "sender_enc_kid": sender_facts.encryption_kid,
+        "recipient_enc_kid": recipient_facts.encryption_kid,
+    }
+    try:
+        async with session.begin_nested():
+            await session.execute(insert(Message), [row])
+    except IntegrityError:
+        # A concurrent submission of the same id committed first: answer as it did.
+        existing = await _existing_answer(session, node, message_id, envelope.digest)
+        if existing is None:
+            raise
+        return existing
+    await session.execute(
+        insert(OutboxEntry),
+        [{"message_id": message_id, "recipient_id": payload.recipient, "created_at": now}],
+    )
+    await session.execute(
+        insert(AuditEvent),
+        [
+            audit_row(
+                kind=AuditKind.MESSAGE_ACCEPTED,
+                node=node.node_id,
+                actor=caller.actor(),
+                participant_id=payload.sender,
+                message_id=message_id,
+                at=now,
+                payload_size=len(envelope.payload),
+                handling=row["handling_code"],
+                **base_fields,
+            )
+        ],
+    )
+    return Accepted(message_id, MessageStatus.ACCEPTED.value, now, envelope_dict)
+
+
+async def _verified_submission(
+    session: AsyncSession, *, node: NodeContext, caller: Caller, data: Any, now: dt.datetime
+) -> tuple[dsse.UnsafeEnvelope, MessagePayload, str]:
+    """The envelope, its parsed payload and the signing key id, once the sender's signature
+    verified under a key of the sender's that is valid now (or the node signed a draft)."""
+    if isinstance(data, dict) and "draft" in data:
+        envelope, payload = await _sign_draft(session, node=node, caller=caller, data=data, now=now)
+        return envelope, payload, envelope.signatures[0].keyid
+    envelope = dsse.parse_envelope(data)
+    if envelope.payload_type != dsse.PAYLOAD_TYPE:
+        raise SchemaViolation(f"payloadType must be {dsse.PAYLOAD_TYPE}", field="payloadType")
+    if len(envelope.signatures) != 1:
+        raise SchemaViolation("submit exactly one signature, the sender's", field="signatures")
+    if len(envelope.payload) > node.max_payload_bytes:
+        raise PayloadTooLarge(
+            f"payload of {len(envelope.payload)} bytes is over the limit of "
+            f"{node.max_payload_bytes}"
+        )
+    kid = envelope.signatures[0].keyid
+    key_row = await _signing_key(session, kid)
+    dsse.verify_signature(envelope, 0, bytes(key_row.public_key))
+    payload = parse_payload(envelope.payload)
+    _check_key(key_row, sender=payload.sender, now=now, kid=kid)
+    return envelope, payload, kid
+
+
+def _seal(public_key: bytes | None, message_key: bytes) -> bytes | None:
+    return crypto.seal(public_key, message_key) if public_key is not None else None
+
+
+async def _sign_draft(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    caller: Caller,
+    data: dict[str, Any],
+    now: dt.datetime,
+) -> tuple[dsse.UnsafeEnvelope, MessagePayload]:
+    if set(data) != {"draft"}:
+        raise SchemaViolation('a draft submission is {"draft": {...}} and nothing else', field="$")
+    try:
+        draft = DraftPayload.model_validate(data["draft"])
+    except ValidationError as exc:
+        raise _schema_error(exc, "draft") from exc
+    key = current_key(
+        await keys_of(session, caller.participant_id), KeyPurpose.SIGNING, custodial=True
+    )
+    if key is None:
+        raise Forbidden(
+            f"{caller.participant_id} has no custodial signing key: sign the envelope yourself"
+        )
+    payload = MessagePayload.model_validate(
+        {
+            **draft.model_dump(mode="json", exclude_none=True),
+            "id": str(uuid7()),
+            "sender": caller.participant_id,
+            "created_at": now.isoformat(),
+        }
+    )
+    raw = orjson.dumps(payload.model_dump(mode="json", exclude_none=True))
+    signer = crypto.Signer(open_custodial_key(node, key))
+    return dsse.sign_envelope(raw, signer), payload
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+async def get_message_for(session: AsyncSession, *, caller: Caller, message_id: str) -> Message:
+    """The message, if the caller's participant sent or received it. Raises NotFound (also
+    for messages of others: existence is not disclosed)."""
+    try:
+        uuid.UUID(message_id)
+    except ValueError as exc:
+        raise NotFound(f"no message {message_id}") from exc
+    message = await session.get(Message, message_id)
+    if message is None or caller.participant_id not in (message.sender_id, message.recipient_id):
+        raise NotFound(f"no message {message_id}")
+    return message
+
+
+def open_envelope(node: NodeContext, message: Message) -> dict[str, Any]:
+    key = crypto.secretbox_decrypt(node.master_key, message.key_for_node)
+    envelope: dict[str, Any] = orjson.loads(crypto.secretbox_decrypt(key, message.ciphertext))
+    return envelope
+
+
+async def read_content(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    caller: Caller,
+    message_id: str,
+    justification: str | None,
+    min_justification: int,
+) -> tuple[Message, dict[str, Any], dict[str, Any]]:
+    """The countersigned envelope and its decoded payload; writes a ``content:consulted`` leaf.
+    Raises NotFound, JustificationRequired."""
+    message = await get_message_for(session, caller=caller, message_id=message_id)
+    text = (justification or "").strip()
+    if len(text) < min_justification:
+        raise JustificationRequired(
+            f"say why you consult this content: justification of at least "
+            f"{min_justification} characters",
+            field="justification",
+        )
+    envelope = open_envelope(node, message)
+    payload = orjson.loads(base64.b64decode(envelope["payload"]))
+    await record_event(
+        session,
+        kind=AuditKind.CONTENT_CONSULTED,
+        node=node.node_id,
+        actor=caller.actor(),
+        participant_id=caller.participant_id,
+        message_id=message.id,
+        justification=text,
+        envelope_sha256=message.envelope_sha256,
+        role="recipient" if caller.participant_id == message.recipient_id else "sender",
+    )
+    return message, envelope, payload
+
+
+async def list_inbox(
+    session: AsyncSession, *, caller: Caller, after: int, limit: int
+) -> list[tuple[int, Message]]:
+    stmt = (
+        select(InboxEntry.seq, Message)
+        .join(Message, Message.id == InboxEntry.message_id)
+        .where(InboxEntry.recipient_id == caller.participant_id, InboxEntry.seq > after)
+        .order_by(InboxEntry.seq)
+        .limit(limit)
+    )
+    return [(seq, msg) for seq, msg in (await session.execute(stmt)).all()]
+
+
+async def list_sent(
+    session: AsyncSession, *, caller: Caller, limit: int, before: str | None
+) -> list[Message]:
+    stmt = select(Message).where(Message.sender_id == caller.participant_id)
+    if before:
+        stmt = stmt.where(Message.id < before)
+    stmt = stmt.order_by(Message.id.desc()).limit(limit)
+    return list((await session.scalars(stmt)).all())
+
+
+# --- receipts ----------------------------------------------------------------------------
+
+
+RECEIPT_TYPE = "receipt"
+
+
+async def record_receipt(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    caller: Caller,
+    message_id: str,
+    body: bytes,
+) -> Message:
+    """Record the recipient's signed receipt: a ``receipt`` envelope by the recipient, with
+    ``in_reply_to`` the message and ``body.envelope_sha256`` its digest; or, with an empty
+    body, one the node signs with the recipient's custodial key. Idempotent.
+
+    Raises NotFound, Forbidden (not the recipient), InvalidState (not yet delivered),
+    and the envelope errors of ``submit``."""
+    message = await get_message_for(session, caller=caller, message_id=message_id)
+    if message.recipient_id != caller.participant_id:
+        raise Forbidden("only the recipient receipts a message")
+    if message.receipt is not None:
+        return message
+    if message.status == MessageStatus.ACCEPTED:
+        raise InvalidState("the message is not yet delivered to your inbox")
+    now = utcnow()
+    stripped = body.strip()
+    if stripped in (b"", b"{}"):
+        key = current_key(
+            await keys_of(session, caller.participant_id), KeyPurpose.SIGNING, custodial=True
+        )
+        if key is None:
+            raise Forbidden(f"{caller.participant_id} has no custodial key: sign the receipt")
+        payload = receipt_payload(
+            message_id=message.id,
+            sender=caller.participant_id,
+            recipient=message.sender_id,
+            envelope_sha256=message.envelope_sha256,
+            created_at=now,
+        )
+        envelope = dsse.sign_envelope(payload, crypto.Signer(open_custodial_key(node, key)))
+    else:
+        try:
+            data = orjson.loads(stripped)
+        except orjson.JSONDecodeError as exc:
+            raise MalformedJSON(f"receipt is not valid JSON: {exc}") from exc
+        envelope = dsse.parse_envelope(data)
+        if len(envelope.signatures) != 1:
+            raise SchemaViolation("a receipt carries one signature", field="signatures")
+        kid = envelope.signatures[0].keyid
+        key_row = await _signing_key(session, kid)
+        dsse.verify_signature(envelope, 0, bytes(key_row.public_key))
+        parsed = parse_payload(envelope.payload)
+        _check_key(key_row, sender=caller.participant_id, now=now, kid=kid)
+        _check_receipt(parsed, message)
+    message.receipt = envelope.to_json().decode()
+    message.receipted_at = now
+    message.status = MessageStatus.RECEIPTED.value
+    await session.flush()
+    await record_event(
+        session,
+        kind=AuditKind.MESSAGE_RECEIPTED,
+        node=node.node_id,
+        actor=caller.actor(),
+        participant_id=caller.participant_id,
+        message_id=message.id,
+        receipt_sha256=envelope.digest,
+        envelope_sha256=message.envelope_sha256,
+    )
+    return message
+
+
+def _check_receipt(payload: MessagePayload, message: Message) -> None:
+    problems = []
+    if payload.type != RECEIPT_TYPE:
+        problems.append(("payload.type", f"must be {RECEIPT_TYPE!r}"))
+    if payload.sender != message.recipient_id:
+        problems.append(("payload.sender", "must be the message's recipient"))
+    if payload.recipient != message.sender_id:
+        problems.append(("payload.recipient", "must be the message's sender"))
+    if str(payload.in_reply_to) != message.id:
+        problems.append(("payload.in_reply_to", "must be the message id"))
+    if payload.body.get("envelope_sha256") != message.envelope_sha256:
+        problems.append(("payload.body.envelope_sha256", "must be the message's envelope digest"))
+    if problems:
+        field, why = problems[0]
+        raise BadSignature(f"the receipt does not match the message: {field} {why}", field=field)
+
+
+def receipt_payload(
+    *, message_id: str, sender: str, recipient: str, envelope_sha256: str, created_at: dt.datetime
+) -> bytes:
+    return orjson.dumps(
+        {
+            "id": str(uuid7()),
+            "type": RECEIPT_TYPE,
+            "sender": sender,
+            "recipient": recipient,
+            "in_reply_to": message_id,
+            "created_at": created_at.isoformat(),
+            "body": {"envelope_sha256": envelope_sha256},
+        }
+    )
+
+
+def digest_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+__all__ = [
+    "Accepted",
+    "Refused",
+    "get_message_for",
+    "list_inbox",
+    "list_sent",
+    "read_content",
+    "record_receipt",
+    "submit",
+]

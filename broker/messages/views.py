@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Query, Request, Response, status
+
+from broker.core.errors import PolicyDenied, SchemaViolation
+from broker.http import Handler, NodeDep, SessionDep, SettingsDep
+from broker.messages import service
+from broker.messages.models import Message
+from broker.messages.schemas import (
+    ContentRead,
+    EnvelopeRead,
+    InboxItem,
+    InboxPage,
+    MessageRead,
+    SentPage,
+    SubmitAccepted,
+)
+
+router = APIRouter(prefix="/v1", tags=["messages"])
+
+
+def message_read(m: Message) -> MessageRead:
+    return MessageRead(
+        id=m.id,
+        type=m.type,
+        sender=m.sender_id,
+        recipient=m.recipient_id,
+        case_id=m.case_id,
+        in_reply_to=m.in_reply_to,
+        status=m.status,
+        created_at=m.created_at,
+        accepted_at=m.accepted_at,
+        delivered_at=m.delivered_at,
+        receipted_at=m.receipted_at,
+        legal_basis=m.legal_basis,
+        purpose=m.purpose,
+        handling_code=m.handling_code,
+        payload_size=m.payload_size,
+        envelope_sha256=m.envelope_sha256,
+        policy_hash=m.policy_hash,
+        policy_rules=list(m.policy_rules),
+        receipt=EnvelopeRead.model_validate_json(m.receipt) if m.receipt else None,
+    )
+
+
+@router.post(
+    "/messages",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SubmitAccepted,
+    responses={200: {"model": SubmitAccepted, "description": "the same envelope, seen before"}},
+)
+async def submit_message(
+    request: Request, session: SessionDep, node: NodeDep, caller: Handler
+) -> Response:
+    """Submit a self-signed DSSE envelope, or ``{"draft": {...}}`` for the node to sign with
+    your participant's custodial key."""
+    outcome = await service.submit(session, node=node, caller=caller, body=await request.body())
+    await session.commit()
+    if isinstance(outcome, service.Refused):
+        raise PolicyDenied(
+            "; ".join(f"{r['rule']}: {r['text']}" for r in outcome.reasons),
+            reasons=outcome.reasons,
+            policy_pack=outcome.pack_hash,
+            message_id=outcome.message_id,
+        )
+    return Response(
+        orjson.dumps(outcome.to_dict(), option=orjson.OPT_UTC_Z),
+        status_code=200 if outcome.duplicate else 202,
+        media_type="application/json",
+        headers={"Location": f"/v1/messages/{outcome.message_id}"},
+    )
+
+
+@router.get("/messages", response_model=SentPage)
+async def list_sent(
+    session: SessionDep,
+    caller: Handler,
+    settings: SettingsDep,
+    before: Annotated[str | None, Query(max_length=36)] = None,
+    limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
+) -> SentPage:
+    rows = await service.list_sent(
+        session, caller=caller, limit=limit or settings.inbox_page_size, before=before
+    )
+    return SentPage(items=[message_read(m) for m in rows])
+
+
+@router.get("/messages/{message_id}", response_model=MessageRead)
+async def get_message(message_id: str, session: SessionDep, caller: Handler) -> MessageRead:
+    return message_read(
+        await service.get_message_for(session, caller=caller, message_id=message_id)
+    )
+
+
+@router.get("/messages/{message_id}/content", response_model=ContentRead)
+async def get_content(
+    message_id: str,
+    session: SessionDep,
+    node: NodeDep,
+    caller: Handler,
+    settings: SettingsDep,
+    justification: Annotated[str | None, Query(max_length=1000)] = None,
+) -> ContentRead:
+    """The decrypted envelope and payload. Every call is logged with its justification."""
+    message, envelope, payload = await service.read_content(
+        session,
+        node=node,
+        caller=caller,
+        message_id=message_id,
+        justification=justification,
+        min_justification=settings.justification_min_length,
+    )
+    await session.commit()
+    return ContentRead(
+        id=message.id, envelope=EnvelopeRead.model_validate(envelope), payload=payload
+    )
+
+
+@router.post("/messages/{message_id}/receipt", response_model=MessageRead)
+async def receipt(
+    message_id: str, request: Request, session: SessionDep, node: NodeDep, caller: Handler
+) -> MessageRead:
+    """Record your signed receipt (a ``receipt`` envelope), or send an empty body to have the
+    node sign it with your custodial key."""
+    message = await service.record_receipt(
+        session, node=node, caller=caller, message_id=message_id, body=await request.body()
+    )
+    await session.commit()
+    return message_read(message)
+
+
+@router.get("/inbox", response_model=InboxPage)
+async def inbox(
+    session: SessionDep,
+    caller: Handler,
+    settings: SettingsDep,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
+) -> InboxPage:
+    """Messages delivered to your participant, oldest first."""
+    after = 0
+    if cursor:
+        if not cursor.isdigit():
+            raise SchemaViolation("cursor must be a value returned as next_cursor", field="cursor")
+        after = int(cursor)
+    size = limit or settings.inbox_page_size
+    rows = await service.list_inbox(session, caller=caller, after=after, limit=size)
+    items = [InboxItem(cursor=str(seq), message=message_read(m)) for seq, m in rows]
+    return InboxPage(items=items, next_cursor=items[-1].cursor if items else cursor)
