@@ -177,6 +177,13 @@ async def add_key(
         if custodial:
             sealed = crypto.secretbox_encrypt(node.master_key, private)
             private = None
+    elif purpose_enum is KeyPurpose.ENCRYPTION:
+        try:
+            crypto.seal(public_key, b"\x00")
+        except crypto.CryptoError as exc:
+            raise SchemaViolation(
+                "public_key is not usable for X25519 (a low-order point)", field="public_key"
+            ) from exc
     kid = crypto.key_id(public_key)
     if await session.get(ParticipantKey, kid) is not None:
         raise Conflict(f"key {kid} is already registered")

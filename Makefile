@@ -1,0 +1,50 @@
+# Palermo: the two commands a newcomer needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PALERMO_DATA_DIR ?= $(CURDIR)/data
+
+.PHONY: run test install lint typecheck importlint unit test-sqlite test-postgresql bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make run: an embedded node on SQLite with demo participants: API, worker and scheduler.
+run: $(STAMP)
+	$(BIN)/palermo dev
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+importlint: $(STAMP)
+	$(BIN)/lint-imports
+
+test-sqlite: $(STAMP)
+	PALERMO_TEST_DB=sqlite $(BIN)/coverage run -m pytest -q -p no:cacheprovider
+
+test-postgresql: $(STAMP)
+	PALERMO_TEST_DB=postgresql $(BIN)/coverage run -m pytest -q -p no:cacheprovider tests/integration tests/unit/broker
+
+## make test: every gate, then the whole suite on SQLite and the database suite on PostgreSQL.
+test: $(STAMP)
+	rm -f .coverage .coverage.*
+	$(MAKE) lint typecheck importlint
+	$(MAKE) test-sqlite test-postgresql
+	$(BIN)/coverage combine -q
+	$(BIN)/coverage report
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.ingress
+
+clean:
+	rm -rf $(VENV) data .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,316 @@
+"""Test harness: real databases made by the Alembic migrations.
+
+``PALERMO_TEST_DB`` picks the database: ``sqlite`` (default, the embedded node) or
+``postgresql`` (``PALERMO_TEST_PG_URL``, default ``postgresql://postgres@127.0.0.1:5432``).
+A session-wide template database is migrated and seeded once; every test gets a fresh copy
+(a file copy on SQLite, ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL), so tests commit for
+real and run isolated, and a worker process can see what a test wrote.
+
+``PALERMO_TEST_REQUIRE_SERVICES=1`` (set in CI) turns a missing PostgreSQL, Redis or RabbitMQ
+into a failure instead of a skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import secrets
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from broker.accounts import service as accounts
+from broker.accounts.models import AccountKind
+from broker.app import create_app
+from broker.client import KeyFile
+from broker.core import migrate
+from broker.core.db import Database, make_sync_engine
+from broker.core.settings import Settings
+from broker.core.tokens import issue_token
+from broker.participants import service as participants
+from broker.worker import node_context
+
+PG_URL = os.environ.get("PALERMO_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432")
+TEST_DB = os.environ.get("PALERMO_TEST_DB", "sqlite")
+REQUIRE_SERVICES = os.environ.get("PALERMO_TEST_REQUIRE_SERVICES") == "1"
+
+
+def service_up(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def need_service(name: str, host: str, port: int) -> None:
+    """Skip (or, with PALERMO_TEST_REQUIRE_SERVICES=1, fail) when a service is down."""
+    if service_up(host, port):
+        return
+    message = f"{name} is not reachable at {host}:{port}"
+    if REQUIRE_SERVICES:
+        pytest.fail(message + " and PALERMO_TEST_REQUIRE_SERVICES=1")
+    pytest.skip(message)
+
+
+PARTICIPANTS = [
+    ("it.central-authority", "central_authority", "Italy central authority"),
+    ("nl.fiu", "fiu", "FIU the Netherlands"),
+    ("de.bka", "police", "Bundeskriminalamt"),
+    ("us.central-authority", "central_authority", "US central authority"),
+    ("it.garante", "oversight", "Italian supervisory authority"),
+    ("fr.suspended", "police", "A suspended participant"),
+]
+# login -> (participant, kind, roles)
+ACCOUNTS = {
+    "it.officer": ("it.central-authority", AccountKind.PERSON, {"officer"}),
+    "it.supervisor": ("it.central-authority", AccountKind.PERSON, {"supervisor"}),
+    "it.admin": ("it.central-authority", AccountKind.PERSON, {"admin"}),
+    "nl.officer": ("nl.fiu", AccountKind.PERSON, {"officer"}),
+    "us.officer": ("us.central-authority", AccountKind.PERSON, {"officer"}),
+    "de.system": ("de.bka", AccountKind.SYSTEM, {"system"}),
+    "oversight": ("it.garante", AccountKind.PERSON, {"oversight"}),
+}
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class World:
+    """What the template database holds: participants, accounts, keys."""
+
+    secrets: dict[str, str]
+    account_ids: dict[str, str] = field(default_factory=dict)
+    client_secrets: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, KeyFile] = field(default_factory=dict)
+
+
+def _secrets() -> dict[str, str]:
+    return {
+        "PALERMO_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "PALERMO_NODE_SIGNING_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "PALERMO_TOKEN_SECRET": base64.b64encode(secrets.token_bytes(48)).decode(),
+    }
+
+
+def make_settings(database_url: str, data_dir: Path, world_secrets: dict[str, str]) -> Settings:
+    return Settings(
+        env="test",
+        data_dir=data_dir,
+        database_url=database_url,
+        master_key=world_secrets["PALERMO_MASTER_KEY"],
+        node_signing_key=world_secrets["PALERMO_NODE_SIGNING_KEY"],
+        token_secret=world_secrets["PALERMO_TOKEN_SECRET"],
+        public_url="http://testserver",
+        node_id="test.palermo",
+        log_json=True,
+        db_pool_size=4,
+    )
+
+
+async def _seed(settings: Settings, world: World) -> None:
+    db = Database(settings.resolved_database_url, pool_size=1)
+    node = node_context(settings)
+    actor = {"participant": None, "account": "test-seed"}
+    async with db.session() as s:
+        for pid, kind, name in PARTICIPANTS:
+            await participants.register_participant(
+                s, node=node, participant_id=pid, kind=kind, display_name=name, actor=actor
+            )
+            for purpose in ("signing", "encryption"):
+                await participants.add_key(
+                    s,
+                    node=node,
+                    participant_id=pid,
+                    purpose=purpose,
+                    public_key=None,
+                    generate=True,
+                    actor=actor,
+                )
+        await participants.update_participant(
+            s,
+            node=node,
+            participant_id="fr.suspended",
+            display_name=None,
+            status="suspended",
+            actor=actor,
+        )
+        for login, (pid, kind, roles) in ACCOUNTS.items():
+            account, secret = await accounts.create_account(
+                s,
+                node=node,
+                participant_id=pid,
+                kind=kind,
+                login=login,
+                display_name=login,
+                secret=PASSWORD if kind is AccountKind.PERSON else None,
+                roles=frozenset(roles),
+                actor=actor,
+            )
+            world.account_ids[login] = account.id
+            world.client_secrets[login] = secret
+        for pid in ("de.bka", "nl.fiu"):
+            made = await participants.add_key(
+                s,
+                node=node,
+                participant_id=pid,
+                purpose="signing",
+                public_key=None,
+                generate=True,
+                actor=actor,
+                custodial=False,
+            )
+            assert made.private_key is not None
+            world.keys[pid] = KeyFile(pid, made.key.kid, made.private_key)
+        await s.commit()
+    await db.dispose()
+
+
+class DatabaseFactory:
+    """Makes fresh copies of the migrated, seeded template database."""
+
+    def __init__(self, kind: str, root: Path) -> None:
+        self.kind = kind
+        self.root = root
+        self.tag = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        self.template_name = f"palermo_tpl_{self.tag}"
+        self.created: list[str] = []
+
+    @property
+    def template_url(self) -> str:
+        if self.kind == "sqlite":
+            return f"sqlite:///{self.root / 'template.db'}"
+        return f"{PG_URL}/{self.template_name}"
+
+    def _admin(self, sql: str) -> None:
+        with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
+            conn.execute(sql)  # type: ignore[arg-type]
+
+    def create_template(self) -> None:
+        if self.kind == "postgresql":
+            self._admin(f'CREATE DATABASE "{self.template_name}"')
+
+    def finish_template(self) -> None:
+        if self.kind == "sqlite":
+            engine = make_sync_engine(self.template_url)
+            with engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            engine.dispose()
+
+    def fresh(self) -> str:
+        name = f"palermo_t_{self.tag}_{len(self.created)}"
+        self.created.append(name)
+        if self.kind == "sqlite":
+            path = self.root / f"{name}.db"
+            shutil.copyfile(self.root / "template.db", path)
+            return f"sqlite:///{path}"
+        self._admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.template_name}"')
+        return f"{PG_URL}/{name}"
+
+    def drop(self, url: str) -> None:
+        if self.kind == "postgresql":
+            name = url.rsplit("/", 1)[1]
+            self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def cleanup(self) -> None:
+        if self.kind == "postgresql":
+            self._admin(f'DROP DATABASE IF EXISTS "{self.template_name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def db_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFactory]:
+    if TEST_DB == "postgresql":
+        need_service("PostgreSQL", "127.0.0.1", 5432)
+    factory = DatabaseFactory(TEST_DB, tmp_path_factory.mktemp("db"))
+    factory.create_template()
+    yield factory
+    factory.cleanup()
+
+
+@pytest.fixture(scope="session")
+def world(db_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory) -> World:
+    w = World(secrets=_secrets())
+    migrate.upgrade(db_factory.template_url)
+    settings = make_settings(db_factory.template_url, tmp_path_factory.mktemp("tpl"), w.secrets)
+    asyncio.run(_seed(settings, w))
+    db_factory.finish_template()
+    return w
+
+
+@pytest.fixture
+def database_url(db_factory: DatabaseFactory, world: World) -> Iterator[str]:
+    url = db_factory.fresh()
+    yield url
+    db_factory.drop(url)
+
+
+@pytest.fixture
+def settings(database_url: str, world: World, tmp_path: Path) -> Settings:
+    return make_settings(database_url, tmp_path, world.secrets)
+
+
+@pytest.fixture
+def sync_engine(settings: Settings) -> Iterator[Engine]:
+    """A plain engine on the test's database, to look at what was stored."""
+    engine = make_sync_engine(settings.resolved_database_url)
+    yield engine
+    engine.dispose()
+
+
+class Api:
+    """A TestClient with tokens for the world's accounts."""
+
+    def __init__(self, client: TestClient, settings: Settings, world: World) -> None:
+        self.client = client
+        self.settings = settings
+        self.world = world
+
+    def token(self, login: str) -> str:
+        pid, kind, roles = ACCOUNTS[login]
+        token, _ = issue_token(
+            secret=self.settings.token_secret_bytes,
+            issuer=self.settings.resolved_issuer,
+            audience=self.settings.token_audience,
+            subject=self.world.account_ids[login],
+            participant_id=pid,
+            roles=frozenset(roles),
+            kind=kind.value,
+            ttl_seconds=600,
+        )
+        return token
+
+    def headers(self, login: str | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(login)}"} if login else {}
+
+    def request(self, method: str, path: str, *, as_: str | None = None, **kw: Any) -> Any:
+        headers = {**self.headers(as_), **kw.pop("headers", {})}
+        return self.client.request(method, path, headers=headers, **kw)
+
+    def get(self, path: str, *, as_: str | None = None, **kw: Any) -> Any:
+        return self.request("GET", path, as_=as_, **kw)
+
+    def post(self, path: str, *, as_: str | None = None, **kw: Any) -> Any:
+        return self.request("POST", path, as_=as_, **kw)
+
+
+@pytest.fixture
+def api(settings: Settings, world: World) -> Iterator[Api]:
+    app = create_app(settings)
+    with TestClient(app) as client:
+        yield Api(client, settings, world)
+
+
+def count_rows(engine: Engine, table: str, where: str = "1=1", **params: Any) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(text(f"SELECT count(*) FROM {table} WHERE {where}"), params).scalar_one()
+        )  # noqa: S608

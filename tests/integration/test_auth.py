@@ -1,0 +1,189 @@
+"""Tokens and who may call what: a matrix over every endpoint and every role."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import pytest
+from fastapi.routing import APIRoute
+from jose import jwt
+
+from tests.conftest import PASSWORD, Api
+
+ROLES = ["it.officer", "it.supervisor", "it.admin", "oversight", "de.system"]
+HANDLERS = {"it.officer", "it.supervisor", "de.system"}
+EVERYONE = set(ROLES)
+ADMIN = {"it.admin"}
+MID = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a10"
+
+# (method, path, roles that may call it); a 404/409/422 behind the gate is fine.
+MATRIX = [
+    ("GET", "/v1/auth/whoami", EVERYONE),
+    ("GET", "/v1/participants", EVERYONE),
+    ("GET", "/v1/participants/de.bka", EVERYONE),
+    ("POST", "/v1/participants", ADMIN),
+    ("PATCH", "/v1/participants/de.bka", ADMIN),
+    ("POST", "/v1/participants/de.bka/keys", ADMIN),
+    ("POST", "/v1/participants/de.bka/keys/abc/revoke", ADMIN),
+    ("GET", "/v1/participants/de.bka/accounts", ADMIN),
+    ("POST", "/v1/participants/de.bka/accounts", ADMIN),
+    ("POST", "/v1/accounts/nobody/disable", ADMIN),
+    ("POST", "/v1/messages", HANDLERS),
+    ("GET", "/v1/messages", HANDLERS),
+    ("GET", f"/v1/messages/{MID}", HANDLERS),
+    ("GET", f"/v1/messages/{MID}/content", HANDLERS),
+    ("POST", f"/v1/messages/{MID}/receipt", HANDLERS),
+    ("GET", "/v1/inbox", HANDLERS),
+]
+PUBLIC = {("POST", "/v1/auth/token"), ("GET", "/v1/node")}
+
+
+def test_matrix_covers_every_v1_route(api: Api) -> None:
+    routes = {
+        (method, route.path)
+        for route in api.client.app.routes  # type: ignore[attr-defined]
+        if isinstance(route, APIRoute) and route.path.startswith("/v1")
+        for method in route.methods
+    }
+    covered = {(m, _template(p)) for m, p, _ in MATRIX} | PUBLIC
+    assert routes == covered
+
+
+def _template(path: str) -> str:
+    parts = path.split("/")
+    names = {
+        "de.bka": "{participant_id}",
+        MID: "{message_id}",
+        "abc": "{kid}",
+        "nobody": "{account_id}",
+    }
+    out = [names.get(p, p) for p in parts]
+    return "/".join(out)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"), MATRIX, ids=[f"{m} {p}" for m, p, _ in MATRIX]
+)
+def test_who_may_call(api: Api, method: str, path: str, allowed: set[str]) -> None:
+    anonymous = api.request(method, path, json={})
+    assert anonymous.status_code == 401, anonymous.text
+    assert anonymous.headers["content-type"] == "application/problem+json"
+    for login in ROLES:
+        r = api.request(method, path, as_=login, json={})
+        if login in allowed:
+            assert r.status_code not in (401, 403), (login, r.text)
+        else:
+            assert r.status_code == 403, (login, r.status_code, r.text)
+            assert r.json()["type"] == "urn:palermo:problem:forbidden"
+
+
+def test_password_grant_issues_a_working_token(api: Api) -> None:
+    r = api.client.post(
+        "/v1/auth/token",
+        data={"grant_type": "password", "username": "it.officer", "password": PASSWORD},
+    )
+    assert r.status_code == 200, r.text
+    token = r.json()["access_token"]
+    assert r.json()["participant_id"] == "it.central-authority"
+    me = api.client.get("/v1/auth/whoami", headers={"Authorization": f"Bearer {token}"})
+    assert me.json()["roles"] == ["officer"]
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"grant_type": "password", "username": "it.officer", "password": "wrong password!!"},
+        {"grant_type": "password", "username": "nobody", "password": PASSWORD},
+        {"grant_type": "password", "username": "de.system", "password": PASSWORD},
+        {"grant_type": "client_credentials", "client_id": "it.officer", "client_secret": PASSWORD},
+    ],
+)
+def test_wrong_credentials_are_refused_alike(api: Api, form: dict[str, str]) -> None:
+    r = api.client.post("/v1/auth/token", data=form)
+    assert r.status_code == 401
+    assert r.json()["type"] == "urn:palermo:problem:invalid-grant"
+
+
+def test_client_credentials_in_form_and_basic(api: Api) -> None:
+    secret = api.world.client_secrets["de.system"]
+    r = api.client.post(
+        "/v1/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "de.system",
+            "client_secret": secret,
+        },
+    )
+    assert r.status_code == 200, r.text
+    basic = base64.b64encode(f"de.system:{secret}".encode()).decode()
+    r = api.client.post(
+        "/v1/auth/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": f"Basic {basic}"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["roles"] == ["system"]
+
+
+def test_unsupported_grant(api: Api) -> None:
+    r = api.client.post("/v1/auth/token", data={"grant_type": "implicit"})
+    assert r.status_code == 422
+    assert r.json()["error"] == "unsupported_grant_type"
+
+
+def _claims(api: Api, **over: object) -> dict[str, object]:
+    claims: dict[str, object] = {
+        "iss": api.settings.resolved_issuer,
+        "aud": api.settings.token_audience,
+        "sub": api.world.account_ids["it.admin"],
+        "iat": int(time.time()),
+        "exp": int(time.time()) + 300,
+        "pid": "it.central-authority",
+        "roles": ["admin"],
+        "kind": "person",
+    }
+    claims.update(over)
+    return claims
+
+
+def _unsigned(claims: dict[str, object]) -> str:
+    def part(value: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["alg-none", "wrong-key", "wrong-audience", "wrong-issuer", "expired", "hs512", "garbage"],
+)
+def test_forged_or_stale_tokens_are_refused(api: Api, case: str) -> None:
+    secret = api.settings.token_secret_bytes.decode("latin-1")
+    tokens = {
+        "alg-none": lambda: _unsigned(_claims(api)),
+        "wrong-key": lambda: jwt.encode(_claims(api), "x" * 64, algorithm="HS256"),
+        "wrong-audience": lambda: jwt.encode(_claims(api, aud="other"), secret, algorithm="HS256"),
+        "wrong-issuer": lambda: jwt.encode(
+            _claims(api, iss="https://evil"), secret, algorithm="HS256"
+        ),
+        "expired": lambda: jwt.encode(
+            _claims(api, exp=int(time.time()) - 60), secret, algorithm="HS256"
+        ),
+        "hs512": lambda: jwt.encode(_claims(api), secret, algorithm="HS512"),
+        "garbage": lambda: "not-a-token",
+    }
+    token = tokens[case]()
+    r = api.client.get("/v1/participants", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 401, r.text
+    assert r.json()["type"] == "urn:palermo:problem:unauthenticated"
+
+
+def test_a_disabled_account_is_refused_at_once(api: Api) -> None:
+    assert api.get("/v1/inbox", as_="it.officer").status_code == 200
+    account_id = api.world.account_ids["it.officer"]
+    r = api.post(f"/v1/accounts/{account_id}/disable", as_="it.admin")
+    assert r.status_code == 200, r.text
+    assert r.json()["active"] is False
+    assert api.get("/v1/inbox", as_="it.officer").status_code == 401
