@@ -18,6 +18,7 @@ import os
 import secrets
 import shutil
 import socket
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -201,10 +202,10 @@ class DatabaseFactory:
 
     def finish_template(self) -> None:
         if self.kind == "sqlite":
-            engine = make_sync_engine(self.template_url)
-            with engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            engine.dispose()
+            # Fold the WAL into the file so that a file copy is the whole database.
+            conn = sqlite3.connect(self.root / "template.db")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.close()
 
     def fresh(self) -> str:
         name = f"palermo_t_{self.tag}_{len(self.created)}"

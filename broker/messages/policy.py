@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import policies
 from broker.envelopes.schemas import MessagePayload
+from policies.engine import evaluate
+from policies.model import Context, Decision, Party
+from policies.reference import groups_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,20 +28,18 @@ class PartyFacts:
         return replace(self, encryption_kid=kid, encryption_key=key)
 
 
-def party(facts: PartyFacts) -> policies.Party:
-    return policies.Party(
+def party(facts: PartyFacts) -> Party:
+    return Party(
         id=facts.id,
         kind=facts.kind,
         jurisdiction=facts.jurisdiction,
-        groups=policies.groups_for(facts.jurisdiction),
+        groups=groups_for(facts.jurisdiction),
         active=facts.active,
     )
 
 
-def context_for(
-    payload: MessagePayload, sender: PartyFacts, recipient: PartyFacts
-) -> policies.Context:
-    return policies.Context(
+def context_for(payload: MessagePayload, sender: PartyFacts, recipient: PartyFacts) -> Context:
+    return Context(
         sender=party(sender),
         recipient=party(recipient),
         message_type=payload.type,
@@ -54,5 +54,5 @@ def context_for(
     )
 
 
-def decide(payload: MessagePayload, sender: PartyFacts, recipient: PartyFacts) -> policies.Decision:
-    return policies.evaluate(context_for(payload, sender, recipient))
+def decide(payload: MessagePayload, sender: PartyFacts, recipient: PartyFacts) -> Decision:
+    return evaluate(context_for(payload, sender, recipient))

@@ -105,9 +105,9 @@ def test_signed_message_travels_to_the_recipient_inbox(api: Api, sync_engine: En
 
 def test_custodial_draft_is_signed_by_the_node_with_the_sender_key(api: Api) -> None:
     draft = {
-        "type": "mla.request",
+        "type": "intel.message",
         "recipient": "us.central-authority",
-        "body": {"summary": "request for bank records"},
+        "body": {"summary": "courier seen at Fiumicino"},
         **LEGAL,
     }
     r = api.post("/v1/messages", as_="it.officer", json={"draft": draft})
