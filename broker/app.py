@@ -31,6 +31,7 @@ from broker.core.settings import Settings
 from broker.messages.views import router as messages_router
 from broker.participants.views import router as participants_router
 from broker.worker import node_context
+from policies.engine import default_policy
 
 log = get_logger("palermo.api")
 
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, json=settings.log_json)
+        default_policy()  # load and compile the packs now, not on the first request
         app.state.db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
         try:
             yield

@@ -194,7 +194,7 @@ class DatabaseFactory:
 
     def _admin(self, sql: str) -> None:
         with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
-            conn.execute(sql)  # type: ignore[arg-type]
+            conn.execute(sql.encode())
 
     def create_template(self) -> None:
         if self.kind == "postgresql":
@@ -314,4 +314,4 @@ def count_rows(engine: Engine, table: str, where: str = "1=1", **params: Any) ->
     with engine.connect() as conn:
         return int(
             conn.execute(text(f"SELECT count(*) FROM {table} WHERE {where}"), params).scalar_one()
-        )  # noqa: S608
+        )

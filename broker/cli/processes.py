@@ -45,6 +45,8 @@ def _celery(*argv: str) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     Settings().check_startup()
     extra = ["--pool", args.pool, "--concurrency", str(args.concurrency)]
+    if args.queues:
+        extra += ["--queues", args.queues]
     return _celery("worker", "--loglevel", args.loglevel, *extra)
 
 
@@ -153,6 +155,7 @@ def register(sub: Any) -> None:
     p.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"])
     p.add_argument("--concurrency", type=int, default=2)
     p.add_argument("--loglevel", default="INFO")
+    p.add_argument("--queues", help="comma-separated queues to consume (default: celery)")
     p.set_defaults(handler=cmd_worker)
     p = sub.add_parser("beat", help="run the scheduler (Celery beat)")
     p.add_argument("--loglevel", default="INFO")

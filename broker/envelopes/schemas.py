@@ -60,6 +60,11 @@ class MessagePayload(BaseModel):
     handling: Handling | None = None
     evaluation: str | None = Field(default=None, pattern=r"^[ABCX][1-4]$")
     language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    statement_kind: Literal["fact", "assessment"] | None = None
+    transfer_basis: Literal["adequacy", "appropriate_safeguards", "derogation"] | None = None
+    urgent: bool = False
+    confidential: bool = False
+    channel: str | None = Field(default=None, max_length=64)
     attachments: list[Attachment] = Field(default_factory=list, max_length=100)
     body: dict[str, Any] = Field(default_factory=dict)
 
@@ -94,5 +99,10 @@ class DraftPayload(BaseModel):
     handling: Handling | None = None
     evaluation: str | None = Field(default=None, pattern=r"^[ABCX][1-4]$")
     language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    statement_kind: Literal["fact", "assessment"] | None = None
+    transfer_basis: Literal["adequacy", "appropriate_safeguards", "derogation"] | None = None
+    urgent: bool = False
+    confidential: bool = False
+    channel: str | None = Field(default=None, max_length=64)
     attachments: list[Attachment] = Field(default_factory=list, max_length=100)
     body: dict[str, Any] = Field(default_factory=dict)

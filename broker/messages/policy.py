@@ -51,6 +51,13 @@ def context_for(payload: MessagePayload, sender: PartyFacts, recipient: PartyFac
         handling_restriction=payload.handling.restriction if payload.handling else None,
         evaluation=payload.evaluation,
         language=payload.language,
+        statement_kind=payload.statement_kind,
+        transfer_basis=payload.transfer_basis,
+        urgent=payload.urgent,
+        confidential=payload.confidential,
+        channel=payload.channel,
+        has_attachments=bool(payload.attachments),
+        persons_uncategorised=False,  # the schema requires a category for every data subject
     )
 
 

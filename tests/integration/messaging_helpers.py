@@ -11,7 +11,9 @@ from broker.core.db import Database
 from broker.core.settings import Settings
 from broker.delivery.service import relay_outbox
 
-LEGAL = {"legal_basis": "UNTOC art. 27", "purpose": "investigation RG 1234/2026"}
+LEGAL: dict[str, Any] = {"legal_basis": "UNTOC art. 27", "purpose": "investigation RG 1234/2026"}
+# What an intelligence message must declare (POLICY-RULES P12, P13).
+INTEL: dict[str, Any] = {"handling": {"code": "H0"}, "evaluation": "B2", "statement_kind": "fact"}
 
 
 def payload(key: KeyFile, recipient: str = "it.central-authority", **over: Any) -> dict[str, Any]:
@@ -22,6 +24,7 @@ def payload(key: KeyFile, recipient: str = "it.central-authority", **over: Any) 
         body={"summary": "Vessel MARIA LUISA expected in Genoa on 3 December"},
         data_categories=["vessel-movement"],
         **LEGAL,
+        **INTEL,
     )
     base.update(over)
     return base

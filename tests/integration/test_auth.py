@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Callable
 
 import pytest
 from jose import jwt
@@ -161,7 +162,7 @@ def _unsigned(claims: dict[str, object]) -> str:
 )
 def test_forged_or_stale_tokens_are_refused(api: Api, case: str) -> None:
     secret = api.settings.token_secret_bytes.decode("latin-1")
-    tokens = {
+    tokens: dict[str, Callable[[], str]] = {
         "alg-none": lambda: _unsigned(_claims(api)),
         "wrong-key": lambda: jwt.encode(_claims(api), "x" * 64, algorithm="HS256"),
         "wrong-audience": lambda: jwt.encode(_claims(api, aud="other"), secret, algorithm="HS256"),

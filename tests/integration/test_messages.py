@@ -17,7 +17,7 @@ from broker.core import crypto
 from broker.core.ids import uuid7
 from broker.envelopes import dsse
 from tests.conftest import Api, count_rows
-from tests.integration.messaging_helpers import LEGAL, envelope, payload, relay
+from tests.integration.messaging_helpers import INTEL, LEGAL, envelope, payload, relay
 
 PROBLEM = "application/problem+json"
 
@@ -34,7 +34,8 @@ def assert_problem(response: object, status: int, slug: str) -> dict[str, object
     body: dict[str, object] = response.json()  # type: ignore[attr-defined]
     assert body["type"] == f"urn:palermo:problem:{slug}"
     assert body["status"] == status
-    assert isinstance(body["detail"], str) and body["detail"]
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
     return body
 
 
@@ -108,7 +109,9 @@ def test_custodial_draft_is_signed_by_the_node_with_the_sender_key(api: Api) -> 
         "type": "intel.message",
         "recipient": "us.central-authority",
         "body": {"summary": "courier seen at Fiumicino"},
+        "transfer_basis": "appropriate_safeguards",
         **LEGAL,
+        **INTEL,
     }
     r = api.post("/v1/messages", as_="it.officer", json={"draft": draft})
     assert r.status_code == 202, r.text
@@ -404,7 +407,8 @@ def test_policy_denial_lists_the_reasons(
         api.post("/v1/messages", as_="de.system", json=sign(key, p)), 403, "policy-denied"
     )
     reasons = body["reasons"]
-    assert isinstance(reasons, list) and reasons
+    assert isinstance(reasons, list)
+    assert reasons
     assert all({"rule", "text", "citation"} <= set(r) for r in reasons)
     assert rule_hint in json.dumps(reasons).lower()
     assert str(body["policy_pack"]).startswith("sha256:")
@@ -415,7 +419,8 @@ def test_policy_denial_lists_the_reasons(
             text("SELECT leaf FROM audit_events WHERE kind = 'message:refused'")
         ).scalar_one()
     refused = json.loads(bytes(leaf))
-    assert refused["policy_rules"] and refused["policy_pack"] == body["policy_pack"]
+    assert refused["policy_rules"]
+    assert refused["policy_pack"] == body["policy_pack"]
     assert "MARIA" not in bytes(leaf).decode()
 
 
