@@ -56,12 +56,21 @@ class ConditionError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Node:
-    """One compiled condition: its closure, its children, and a readable form of it."""
+    """One compiled condition: its closure, its children, and a readable form of it.
+
+    A leaf also keeps its attribute path, operator, and constant operand (``None`` for unary
+    operators and ``ref`` tests, whose ``ref`` holds the other path), so the engine can index
+    rules by the values they require.
+    """
 
     kind: str
     test: Test
     text: str
     children: tuple[Node, ...] = ()
+    attr: str | None = None
+    op: str | None = None
+    operand: object = None
+    ref: str | None = None
 
 
 def trace(node: Node, ctx: Context) -> dict[str, Any]:
@@ -184,16 +193,20 @@ def _compile_leaf(raw: Mapping[str, Any], where: str) -> Node:
     if op in _UNARY:
         if has_value or has_ref:
             raise ConditionError(where, f"operator {op!r} takes no value or ref")
-        return Node("leaf", _unary(op, attr), f"{attr.path} {op}")
+        return Node("leaf", _unary(op, attr), f"{attr.path} {op}", attr=attr.path, op=op)
     if has_value == has_ref:
         raise ConditionError(where, f"operator {op!r} needs exactly one of 'value' or 'ref'")
     if has_ref:
         other = resolve_attribute(raw["ref"], _join(where, "ref"))
         _check_ref_kinds(op, attr, other, _join(where, "ref"))
-        return Node("leaf", _with_ref(op, attr, other), f"{attr.path} {op} @{other.path}")
+        text = f"{attr.path} {op} @{other.path}"
+        return Node("leaf", _with_ref(op, attr, other), text, attr=attr.path, op=op, ref=other.path)
     value = raw["value"]
     operand = _check_value(op, attr, value, _join(where, "value"))
-    return Node("leaf", _with_value(op, attr, operand), f"{attr.path} {op} {value!r}")
+    text = f"{attr.path} {op} {value!r}"
+    return Node(
+        "leaf", _with_value(op, attr, operand), text, attr=attr.path, op=op, operand=operand
+    )
 
 
 def _check_value(op: str, attr: Attribute, value: object, where: str) -> object:

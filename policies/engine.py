@@ -16,6 +16,10 @@ Semantics (the invariants every caller may rely on):
 - Every decision records the policy set's content hash (``sha256:<hex>`` over the canonical
   JSON of the packs, so comments and YAML layout do not change it).
 - Evaluation calls precompiled closures only: no parsing, no schema validation, no I/O.
+- Indexing is exact: a rule is skipped for a context only when one of the top-level
+  conjuncts of its ``when`` condition is a test on ``message_type``, ``case_type``,
+  ``case_event`` or ``forwarding`` that the context's value fails, so skipping it cannot
+  change the outcome. ``matched`` equals the rules whose ``applies`` holds, in order.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from policies.conditions import Node, Test
 from policies.model import Context, Decision, Obligation, Reason
-from policies.packs import Pack, PackError, Problem, Rule, load_pack, pack_files
+from policies.packs import ObligationSpec, Pack, PackError, Problem, Rule, load_pack, pack_files
 from policies.reference import ReferenceData
 
 DEFAULT_DENY = Reason(
@@ -37,6 +43,68 @@ DEFAULT_DENY = Reason(
 )
 
 
+_KEYED = ("message_type", "case_type", "case_event")
+_FORWARDING_REQUIRED = frozenset({"eq", "in", "present", "contains", "intersects", "subset_of"})
+_CACHE_LIMIT = 4096
+
+# (message_type, case_type, case_event, forwarding present)
+_Key = tuple[str, str | None, str | None, bool]
+_Compiled = tuple[str, bool, Test, Test | None, Reason, tuple[ObligationSpec, ...]]
+
+
+def _conjuncts(node: Node) -> Iterator[Node]:
+    if node.kind == "all":
+        for child in node.children:
+            yield from _conjuncts(child)
+    else:
+        yield node
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """The values of the keyed attributes a rule's ``when`` can hold for."""
+
+    allowed: tuple[frozenset[str] | None, ...]
+    excluded: tuple[frozenset[str], ...]
+    forwarding: bool | None
+
+    @classmethod
+    def of(cls, when: Node) -> _Scope:
+        allowed: list[frozenset[str] | None] = [None] * len(_KEYED)
+        excluded: list[frozenset[str]] = [frozenset()] * len(_KEYED)
+        forwarding: bool | None = None
+        for leaf in _conjuncts(when):
+            if leaf.kind != "leaf" or leaf.attr is None or leaf.ref is not None:
+                continue
+            if leaf.attr in _KEYED:
+                i = _KEYED.index(leaf.attr)
+                values = leaf.operand if isinstance(leaf.operand, frozenset) else None
+                if isinstance(leaf.operand, str):
+                    values = frozenset({leaf.operand})
+                if values is None:
+                    continue
+                if leaf.op in ("eq", "in"):
+                    current = allowed[i]
+                    allowed[i] = values if current is None else current & values
+                elif leaf.op in ("ne", "not_in"):
+                    excluded[i] = excluded[i] | values
+            elif leaf.attr == "forwarding" and leaf.op == "absent":
+                forwarding = False
+            elif leaf.attr.split(".")[0] == "forwarding" and leaf.op in _FORWARDING_REQUIRED:
+                forwarding = True
+        return cls(tuple(allowed), tuple(excluded), forwarding)
+
+    def admits(self, key: _Key) -> bool:
+        for i in range(len(_KEYED)):
+            value = key[i]
+            allowed = self.allowed[i]
+            if allowed is not None and value not in allowed:
+                return False
+            if value in self.excluded[i]:
+                return False
+        return self.forwarding is None or self.forwarding == key[3]
+
+
 class PolicySet:
     """A loaded, checked set of packs, ready to evaluate.
 
@@ -44,7 +112,7 @@ class PolicySet:
         PackError: two packs share a name, or two rules share an id across packs.
     """
 
-    __slots__ = ("_compiled", "hash", "packs", "rules")
+    __slots__ = ("_candidates", "_compiled", "_scopes", "hash", "packs", "rules")
 
     def __init__(self, packs: Iterable[Pack] = ()) -> None:
         ordered = sorted(packs, key=lambda p: p.name)
@@ -80,7 +148,7 @@ class PolicySet:
             digest.update(b"\n")
             digest.update(pack.canonical())
         self.hash: str = "sha256:" + digest.hexdigest()
-        self._compiled = tuple(
+        self._compiled: tuple[_Compiled, ...] = tuple(
             (
                 rule.id,
                 rule.effect == "deny",
@@ -91,6 +159,18 @@ class PolicySet:
             )
             for rule in self.rules
         )
+        self._scopes = tuple(_Scope.of(rule.when) for rule in self.rules)
+        self._candidates: dict[_Key, tuple[_Compiled, ...]] = {}
+
+    def _candidates_for(self, key: _Key) -> tuple[_Compiled, ...]:
+        found = tuple(
+            compiled
+            for compiled, scope in zip(self._compiled, self._scopes, strict=True)
+            if scope.admits(key)
+        )
+        if len(self._candidates) < _CACHE_LIMIT:
+            self._candidates[key] = found
+        return found
 
     def rule(self, rule_id: str) -> Rule:
         """The rule with this id.
@@ -147,25 +227,35 @@ def default_policy() -> PolicySet:
 
 def evaluate(context: Context, policy: PolicySet | None = None) -> Decision:
     """Decide ``context`` against ``policy`` (the shipped packs when None)."""
-    compiled = policy if policy is not None else default_policy()
-    denies: list[tuple[Reason, tuple[object, ...]]] = []
-    permits: list[tuple[Reason, tuple[object, ...]]] = []
+    policy = policy if policy is not None else default_policy()
+    key = (
+        context.message_type,
+        context.case_type,
+        context.case_event,
+        context.forwarding is not None,
+    )
+    candidates = policy._candidates.get(key)
+    if candidates is None:
+        candidates = policy._candidates_for(key)
+    denies: list[_Compiled] = []
+    permits: list[_Compiled] = []
     matched: list[str] = []
-    for rule_id, deny, when, unless, reason, obligations in compiled._compiled:
+    for compiled in candidates:
+        _, deny, when, unless, _, _ = compiled
         if when(context) and (unless is None or not unless(context)):
-            matched.append(rule_id)
-            (denies if deny else permits).append((reason, obligations))
+            matched.append(compiled[0])
+            (denies if deny else permits).append(compiled)
     deciding = denies or permits
     if not deciding:
-        return Decision("deny", (DEFAULT_DENY,), (), compiled.hash, tuple(matched))
+        return Decision("deny", (DEFAULT_DENY,), (), policy.hash, tuple(matched))
     produced: list[Obligation] = []
-    for _, specs in deciding:
-        for spec in specs:
-            produced.extend(spec.produce(context))  # type: ignore[attr-defined]
+    for compiled in deciding:
+        for spec in compiled[5]:
+            produced.extend(spec.produce(context))
     return Decision(
         "deny" if denies else "permit",
-        tuple(reason for reason, _ in deciding),
+        tuple(compiled[4] for compiled in deciding),
         tuple(produced),
-        compiled.hash,
+        policy.hash,
         tuple(matched),
     )
