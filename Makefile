@@ -33,7 +33,7 @@ test-sqlite: $(STAMP)
 	PALERMO_TEST_DB=sqlite $(BIN)/coverage run -m pytest -q -p no:cacheprovider
 
 test-postgresql: $(STAMP)
-	PALERMO_TEST_DB=postgresql $(BIN)/coverage run -m pytest -q -p no:cacheprovider tests/integration tests/unit/broker
+	PALERMO_TEST_DB=postgresql $(BIN)/coverage run -m pytest -q -p no:cacheprovider tests/integration tests/unit/broker --ignore tests/integration/test_dev_node.py
 
 ## make test: every gate, then the whole suite on SQLite and the database suite on PostgreSQL.
 test: $(STAMP)

@@ -37,7 +37,6 @@ def make_celery(settings: Settings) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"polling_interval": 0.2},
         worker_hijack_root_logger=False,
         beat_schedule={
             "relay-outbox": {
