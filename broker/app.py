@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,7 +31,7 @@ from broker.core.logging import bind_contextvars, clear_contextvars, configure_l
 from broker.core.settings import Settings
 from broker.messages.views import router as messages_router
 from broker.participants.views import router as participants_router
-from broker.worker import node_context
+from broker.worker import broker_reachable, node_context
 from policies.engine import default_policy
 
 log = get_logger("palermo.api")
@@ -184,6 +185,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(participants_router)
     app.include_router(messages_router)
 
+    _install_ops_routes(app, settings)
+    return app
+
+
+def _install_ops_routes(app: FastAPI, settings: Settings) -> None:
+    """Node identity, liveness, readiness and metrics."""
     signer: Signer = app.state.node.signer
 
     @app.get("/v1/node", response_model=NodeInfo, tags=["node"])
@@ -210,6 +217,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             checks["database"] = "ok"
         except Exception as exc:
             checks["database"] = f"down: {type(exc).__name__}"
+        try:
+            await anyio.to_thread.run_sync(broker_reachable, settings)
+            checks["broker"] = "ok"
+        except Exception as exc:
+            checks["broker"] = f"down: {type(exc).__name__}"
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse(
             {"status": "ok" if ready else "unavailable", "checks": checks},
@@ -219,5 +231,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    return app

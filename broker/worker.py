@@ -88,6 +88,14 @@ def _close(**_: Any) -> None:
 worker_process_shutdown.connect(_close)
 
 
+def broker_reachable(s: Settings, timeout: float = 2.0) -> None:
+    """Raises (any kombu or OS error) unless the message broker accepts a connection."""
+    from kombu.connection import Connection
+
+    with Connection(s.resolved_broker_url, connect_timeout=timeout) as conn:  # type: ignore[no-untyped-call]
+        conn.ensure_connection(max_retries=1, timeout=timeout)
+
+
 def node_context(s: Settings) -> NodeContext:
     return NodeContext(
         node_id=s.node_id,

@@ -69,6 +69,12 @@ def cmd_send(args: argparse.Namespace) -> int:
         extra["data_categories"] = args.data_category
     if args.handling:
         extra["handling"] = {"code": args.handling}
+    if args.evaluation:
+        extra["evaluation"] = args.evaluation
+    if args.statement_kind:
+        extra["statement_kind"] = args.statement_kind
+    if args.transfer_basis:
+        extra["transfer_basis"] = args.transfer_basis
     if args.key:
         key = KeyFile.load(args.key)
         payload = new_payload(
@@ -121,6 +127,9 @@ def register(sub: Any) -> None:
     p.add_argument("--purpose")
     p.add_argument("--data-category", action="append")
     p.add_argument("--handling", choices=["H0", "H1", "H2", "H3"])
+    p.add_argument("--evaluation", help="source and information grading, e.g. B2")
+    p.add_argument("--statement-kind", choices=["fact", "assessment"])
+    p.add_argument("--transfer-basis", choices=["adequacy", "appropriate_safeguards", "derogation"])
     p.add_argument("--body", default="{}", help="JSON object, or @file")
     p.set_defaults(handler=cmd_send)
     p = sub.add_parser("inbox", help="list messages delivered to you")

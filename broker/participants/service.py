@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -20,8 +21,15 @@ from broker.core import crypto
 from broker.core.context import NodeContext
 from broker.core.db import utcnow
 from broker.core.errors import Conflict, InvalidState, NotFound, SchemaViolation
+from broker.envelopes.schemas import PARTICIPANT_ID_PATTERN
 from broker.oversight.service import AuditKind, record_event
-from broker.participants.models import KeyPurpose, Participant, ParticipantKey, ParticipantStatus
+from broker.participants.models import (
+    KeyPurpose,
+    Participant,
+    ParticipantKey,
+    ParticipantKind,
+    ParticipantStatus,
+)
 
 KNOWN_ADAPTERS = frozenset({"inbox"})
 ALGORITHMS = {KeyPurpose.SIGNING: "ed25519", KeyPurpose.ENCRYPTION: "x25519"}
@@ -43,7 +51,14 @@ async def register_participant(
     adapter: str = "inbox",
     actor: dict[str, str | None] | None,
 ) -> Participant:
-    """Raises Conflict if the id exists, SchemaViolation for an unknown adapter."""
+    """Raises Conflict if the id exists; SchemaViolation for a malformed id, an unknown kind or
+    an unknown adapter."""
+    if not re.fullmatch(PARTICIPANT_ID_PATTERN, participant_id):
+        raise SchemaViolation(
+            f"participant id {participant_id!r} is not <iso-3166 alpha-2>.<slug>", field="id"
+        )
+    if kind not in {k.value for k in ParticipantKind}:
+        raise SchemaViolation(f"unknown participant kind {kind!r}", field="kind")
     if adapter not in KNOWN_ADAPTERS:
         raise SchemaViolation(f"unknown adapter {adapter!r}", field="adapter")
     if await session.get(Participant, participant_id) is not None:

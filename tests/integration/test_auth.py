@@ -188,3 +188,29 @@ def test_a_disabled_account_is_refused_at_once(api: Api) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["active"] is False
     assert api.get("/v1/inbox", as_="it.officer").status_code == 401
+
+
+def test_health_readiness_and_metrics(api: Api) -> None:
+    assert api.client.get("/healthz").json() == {"status": "ok", "checks": {}}
+    ready = api.client.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+    api.client.get("/v1/inbox")
+    metrics = api.client.get("/metrics").text
+    assert "palermo_http_request_seconds" in metrics
+    assert 'palermo_problems_total{type="urn:palermo:problem:unauthenticated"}' in metrics
+
+
+def test_every_response_carries_a_request_id(api: Api) -> None:
+    r = api.client.get("/v1/node", headers={"X-Request-ID": "abc-123"})
+    assert r.headers["x-request-id"] == "abc-123"
+    assert len(api.client.get("/v1/node").headers["x-request-id"]) == 32
+
+
+def test_unknown_route_and_method_are_problems(api: Api) -> None:
+    r = api.client.get("/v1/nothing-here")
+    assert r.status_code == 404
+    assert r.headers["content-type"] == "application/problem+json"
+    r = api.client.delete("/v1/inbox")
+    assert r.status_code == 405
+    assert r.json()["type"] == "urn:palermo:problem:method-not-allowed"
