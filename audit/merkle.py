@@ -123,16 +123,15 @@ def _largest_power_of_two_below(n: int) -> int:
 def _perfect_pieces(start: int, end: int) -> list[tuple[int, int]]:
     """(level, index) of the perfect subtrees that tile leaves [start, end), left to right.
 
-    For an RFC 6962 subtree (start is a multiple of a power of two >= end - start) these are
-    the pieces given by the binary digits of end - start, largest first.
+    Requires an RFC 6962 subtree: start is a multiple of a power of two >= end - start, so
+    the pieces are given by the binary digits of end - start, largest first.
     """
     pieces = []
-    while start < end:
-        level = (end - start).bit_length() - 1
-        while start % (1 << level):
-            level -= 1
-        pieces.append((level, start >> level))
-        start += 1 << level
+    width = end - start
+    for level in reversed(range(width.bit_length())):
+        if (width >> level) & 1:
+            pieces.append((level, start >> level))
+            start += 1 << level
     return pieces
 
 

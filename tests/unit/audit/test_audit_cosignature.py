@@ -198,3 +198,26 @@ def test_parse_timestamped_signature_lengths() -> None:
         parse_timestamped_signature(b"\x00" * 71)
     with pytest.raises(CosignatureError, match="exceeds"):
         parse_timestamped_signature(b"\xff" * 72)
+
+
+def test_default_clock_is_the_current_time(signed: str, log_signer: Ed25519Signer) -> None:
+    import time
+
+    fresh = CosignatureSigner.generate("witness.example/fresh")
+    before = int(time.time())
+    cosigned = cosign_checkpoint(signed, log_signer.verifier(), fresh)
+    result = open_cosigned_checkpoint(cosigned, log_signer.verifier(), [fresh.verifier()])
+    assert before <= result.cosignatures[0].timestamp <= int(time.time())
+
+
+def test_witness_key_validation(witness_signer: CosignatureSigner) -> None:
+    wrong_id = witness_signer.skey.replace(f"+{witness_signer.key_id:08x}+", "+00000000+")
+    with pytest.raises(KeyFormatError, match="key id"):
+        CosignatureSigner.from_skey(wrong_id)
+    with pytest.raises(KeyFormatError, match="invalid key name"):
+        CosignatureVerifier("bad name", b"\x00" * 32)
+    with pytest.raises(KeyFormatError, match="32 bytes"):
+        CosignatureVerifier("name", b"\x00" * 33)
+    with pytest.raises(KeyFormatError, match="invalid key name"):
+        CosignatureSigner("", b"\x00" * 32)
+    assert witness_signer.seed.hex() not in repr(witness_signer)

@@ -244,3 +244,14 @@ def test_proof_generation_reads_are_logarithmic(size: int) -> None:
     reader.reads = 0
     root_hash(reader, size)
     assert reader.reads == bin(size).count("1")
+
+
+def test_a_full_tree_refuses_more_leaves() -> None:
+    class Zeros:
+        def get_subtree(self, level: int, index: int) -> bytes:
+            return b"\x00" * 32
+
+    frontier = Frontier.from_reader(Zeros(), MAX_TREE_SIZE)
+    assert len(frontier.nodes()) == 64
+    with pytest.raises(TreeSizeError, match="full"):
+        frontier.append(leaf_hash(b"one too many"))

@@ -21,6 +21,8 @@ from audit.note import (
     UnverifiedNoteError,
     add_signatures,
     decode_verifier_key,
+    encode_signer_key,
+    encode_verifier_key,
     is_valid_key_name,
     key_id,
     open_note,
@@ -258,3 +260,69 @@ def test_generated_keys_sign_and_verify() -> None:
     signer = Ed25519Signer.generate("audit.example/fresh")
     note = Note(sign_note("hello\n", signer), [Ed25519Verifier.from_vkey(signer.verifier().vkey)])
     assert note.text == "hello\n"
+
+
+def test_signature_line_rules(peter: Ed25519Verifier) -> None:
+    signed = GO["sign_cases"][0]["want_note"]
+    text, line = signed.split("\n\n")
+    with pytest.raises(MalformedNoteError, match="invalid key name"):
+        Note(text + "\n\n" + line.replace("PeterNeumann", "Peter+Neumann"), [peter])
+    with pytest.raises(MalformedNoteError, match="too short"):
+        Note(text + "\n\n\u2014 PeterNeumann AAAAAA==\n", [peter])
+    # identical unknown lines are listed once
+    stranger = sign_note(TEXT, Ed25519Signer("stranger", b"\x08" * 32)).split("\n\n")[1]
+    note = Note(signed + stranger + stranger, [peter])
+    assert len(note.unverified_signatures) == 1
+    assert "PeterNeumann" in repr(note)
+
+
+def test_signature_count_limit_on_signing() -> None:
+    signers = [Ed25519Signer(f"k{i}", i.to_bytes(32, "big")) for i in range(101)]
+    with pytest.raises(NoteError, match="at most 100"):
+        sign_note(TEXT, *signers)
+    note = Note(sign_note(TEXT, *signers[:100]), [signers[0].verifier()])
+    with pytest.raises(NoteError, match="at most 100"):
+        add_signatures(note, signers[100])
+    with pytest.raises(NoteError, match="no signer"):
+        add_signatures(note)
+
+
+def test_signer_key_syntax() -> None:
+    for bad, reason in [
+        ("PRIVATE+KEY+PeterNeumann+c74f20a3", "PRIVATE"),
+        ("PRIVATE+KEY+Peter Neumann+c74f20a3+AAAA", "invalid key name"),
+        ("PRIVATE+KEY+PeterNeumann+C74F20A3+" + PETER["skey"].split("+", 4)[4], "lowercase"),
+        ("PRIVATE+KEY+PeterNeumann+c74f20a3+AQ==", "too short"),
+        ("PRIVATE+KEY+PeterNeumann+c74f20a3+AgEC", "not Ed25519"),
+        ("PRIVATE+KEY+PeterNeumann+c74f20a3+AQEC", "32 bytes"),
+    ]:
+        with pytest.raises(KeyFormatError, match=reason):
+            Ed25519Signer.from_skey(bad)
+
+
+def test_key_objects_validate_their_fields() -> None:
+    with pytest.raises(KeyFormatError, match="invalid key name"):
+        Ed25519Verifier("bad name", b"\x00" * 32)
+    with pytest.raises(KeyFormatError, match="32 bytes, got 31"):
+        Ed25519Verifier("name", b"\x00" * 31)
+    with pytest.raises(KeyFormatError, match="invalid key name"):
+        Ed25519Signer("", b"\x00" * 32)
+    with pytest.raises(KeyFormatError, match="seed is 32 bytes"):
+        Ed25519Signer("name", b"\x00" * 16)
+    assert not is_valid_key_name("lone\ud800")
+    with pytest.raises(KeyFormatError):
+        encode_verifier_key("bad name", 1, b"\x00" * 32)
+    with pytest.raises(KeyFormatError):
+        encode_signer_key("bad name", 1, b"\x00" * 32, b"\x00" * 32)
+
+
+def test_custom_signers_are_held_to_the_name_rules() -> None:
+    class Careless:
+        name = "has space"
+        key_id = 1
+
+        def sign(self, message: bytes) -> bytes:
+            return b"\x00" * 64
+
+    with pytest.raises(KeyFormatError, match="invalid signer name"):
+        sign_note(TEXT, Careless())

@@ -2,6 +2,7 @@
 
 import io
 import json
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -419,3 +420,78 @@ def test_writer_refuses_inconsistent_input(log: Log) -> None:
         write_bundle(io.BytesIO(), text, checkpoint, [*log.leaves, b"x"])
     with pytest.raises(ValueError, match="not a signed note of this checkpoint"):
         write_bundle(io.BytesIO(), log.checkpoint(3)[0], checkpoint, log.leaves)
+
+
+def test_progress_callback_cadence(log_signer: Ed25519Signer) -> None:
+    big = make_log(log_signer, 5000)
+    calls: list[tuple[int, int]] = []
+    verify_bundle(
+        io.BytesIO(big.bundle()),
+        log_signer.verifier(),
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert calls == [(4096, 5000), (5000, 5000)]
+
+
+def test_empty_log_with_a_non_empty_root(log_signer: Ed25519Signer) -> None:
+    checkpoint = Checkpoint(ORIGIN, 0, leaf_hash(b"not empty"))
+    out = io.BytesIO()
+    write_bundle(out, sign_checkpoint(checkpoint, log_signer), checkpoint, [])
+    with pytest.raises(BundleError, match="empty log has a non-empty root") as caught:
+        verify_bundle(io.BytesIO(out.getvalue()), log_signer.verifier())
+    assert caught.value.index is None
+
+
+def test_failure_ends_the_progress_line_on_a_terminal(
+    run: Runner, log: Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    status, out, _ = run(edit_leaf(log.bundle(), 2, b"changed"))
+    assert status == 1
+    assert out.startswith("FAIL at index 19")
+    assert terminal.getvalue().endswith("(100%)\n")
+
+
+def test_oversized_checkpoint_file_is_a_usage_error(
+    tmp_path: Path, log: Log, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = tmp_path / "b.jsonl"
+    bundle.write_bytes(log.bundle())
+    huge = tmp_path / "huge.txt"
+    huge.write_bytes(b"x" * ((1 << 20) + 1))
+    argv = ["--key", log.signer.verifier().vkey, "--checkpoint", str(huge), str(bundle)]
+    assert main(argv) == 2
+    assert "larger than" in capsys.readouterr().err
+
+
+def test_origin_option(run: Runner, log: Log, capsys: pytest.CaptureFixture[str]) -> None:
+    path = run.tmp_path / "b.jsonl"
+    path.write_bytes(log.bundle())
+    vkey = log.signer.verifier().vkey
+    assert main(["--key", vkey, "--origin", ORIGIN, str(path)]) == 0
+    assert main(["--key", vkey, "--origin", "other/log", str(path)]) == 1
+    assert "expected 'other/log'" in capsys.readouterr().out
+
+
+def test_proof_hash_that_is_not_base64(log: Log) -> None:
+    line = b'{"type":"consistency","size1":7,"root1":"","hashes":["AB=="]}\n'
+    with pytest.raises(BundleError, match="a proof hash is not base64"):
+        verify_bytes(log, log.bundle([line]))
+
+
+def test_runs_as_a_module(tmp_path: Path, log: Log) -> None:
+    bundle = tmp_path / "b.jsonl"
+    bundle.write_bytes(log.bundle())
+    result = subprocess.run(
+        [sys.executable, "-m", "audit.verify", "--key", log.signer.verifier().vkey, str(bundle)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("OK:")
