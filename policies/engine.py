@@ -146,7 +146,7 @@ class PolicySet:
         digest.update(json.dumps([p.name for p in ordered]).encode("utf-8"))
         for pack in ordered:
             digest.update(b"\n")
-            digest.update(pack.canonical())
+            digest.update(pack.canonical)
         self.hash: str = "sha256:" + digest.hexdigest()
         self._compiled: tuple[_Compiled, ...] = tuple(
             (

@@ -27,7 +27,7 @@ import dataclasses
 import operator
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -38,8 +38,8 @@ ObligationKind = Literal[
 OBLIGATION_KINDS: frozenset[str] = frozenset(typing.get_args(ObligationKind))
 
 
-def _check_str_set(owner: str, name: str, value: object, kind: type) -> None:
-    if not isinstance(value, kind) or not all(isinstance(item, str) for item in value):  # type: ignore[attr-defined]
+def _check_str_set(owner: str, name: str, value: object, kind: type[Collection[object]]) -> None:
+    if not isinstance(value, kind) or not all(isinstance(item, str) for item in value):
         raise TypeError(f"{owner}.{name} must be a {kind.__name__} of str, got {value!r}")
 
 
@@ -281,14 +281,17 @@ class Attribute:
     get: Callable[[Context], Any]
 
 
+_KINDS: dict[str, tuple[AttrKind, bool]] = {
+    "str": ("str", False),
+    "opt_str": ("str", True),
+    "bool": ("bool", False),
+    "set": ("set", False),
+    "seq": ("set", False),
+}
+
+
 def _kind_of(spec: str) -> tuple[AttrKind, bool]:
-    return {
-        "str": ("str", False),
-        "opt_str": ("str", True),
-        "bool": ("bool", False),
-        "set": ("set", False),
-        "seq": ("set", False),
-    }[spec]  # type: ignore[return-value]
+    return _KINDS[spec]
 
 
 def _optional_getter(outer: str, inner: str) -> Callable[[Context], Any]:

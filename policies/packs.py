@@ -138,18 +138,22 @@ class PackTest:
 
 @dataclass(frozen=True, slots=True)
 class Pack:
+    """A checked, compiled pack. ``canonical`` is its content as canonical JSON (sorted keys,
+    no whitespace): what the policy set's hash covers, so comments and layout do not count."""
+
     name: str
     title: str
     source: str
     rules: tuple[Rule, ...]
     tests: tuple[PackTest, ...]
     content: Mapping[str, Any]
+    canonical: bytes
 
-    def canonical(self) -> bytes:
-        """The pack's content as canonical JSON (sorted keys, no whitespace): what is hashed."""
-        return json.dumps(
-            self.content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-        ).encode("utf-8")
+
+def _canonical(content: Mapping[str, Any]) -> bytes:
+    return json.dumps(
+        content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    ).encode("utf-8")
 
 
 @functools.cache
@@ -350,7 +354,7 @@ def pack_from_mapping(
             tests.append(test)
     if problems:
         raise PackError(problems)
-    return Pack(name, data["title"], source, tuple(rules), tuple(tests), data)
+    return Pack(name, data["title"], source, tuple(rules), tuple(tests), data, _canonical(data))
 
 
 def load_pack(path: str | Path, reference: ReferenceData | None = None) -> Pack:
