@@ -1,7 +1,8 @@
 """Palermo's tamper-evident audit log, as a pure library (standard library and PyNaCl only).
 
 - `audit.merkle`: RFC 6962 / RFC 9162 hashing, proofs and the insert-only storage model.
-- `audit.note`: C2SP signed notes with Ed25519 keys.
+- `audit.keys`: key names, key ids, key strings, Ed25519 signer and verifier.
+- `audit.note`: C2SP signed notes.
 - `audit.checkpoint`: C2SP tlog-checkpoint, verified on parsing.
 - `audit.cosignature`: C2SP tlog-cosignature v1 (witness cosignatures).
 - `audit.bundle` and `audit.verify`: the export bundle format and the offline verifier.
@@ -44,6 +45,16 @@ from audit.cosignature import (
     open_cosigned_checkpoint,
     parse_timestamped_signature,
 )
+from audit.keys import (
+    Ed25519Signer,
+    Ed25519Verifier,
+    KeyFormatError,
+    Signer,
+    Verifier,
+    decode_signer_key,
+    decode_verifier_key,
+    key_id,
+)
 from audit.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
@@ -70,22 +81,14 @@ from audit.merkle import (
 )
 from audit.note import (
     AmbiguousVerifierError,
-    Ed25519Signer,
-    Ed25519Verifier,
     InvalidSignatureError,
-    KeyFormatError,
     MalformedNoteError,
     Note,
     NoteError,
     NoteSignature,
-    Signer,
     UnverifiedNoteError,
     VerifiedSignature,
-    Verifier,
     add_signatures,
-    decode_signer_key,
-    decode_verifier_key,
-    key_id,
     open_note,
     sign_note,
 )

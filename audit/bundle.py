@@ -52,6 +52,7 @@ from typing import BinaryIO
 
 from audit import _b64
 from audit.checkpoint import Checkpoint, CheckpointError, open_checkpoint
+from audit.keys import Verifier
 from audit.merkle import (
     EMPTY_ROOT,
     Frontier,
@@ -60,7 +61,7 @@ from audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from audit.note import NoteError, Verifier
+from audit.note import NoteError
 
 FORMAT = "palermo-audit-bundle/v1"
 MAX_LINE_BYTES = 1 << 20

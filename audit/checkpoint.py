@@ -20,8 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from audit import _b64
+from audit.keys import Signer, Verifier
 from audit.merkle import HASH_SIZE, MAX_TREE_SIZE
-from audit.note import Note, Signer, Verifier, sign_note
+from audit.note import Note, sign_note
 
 _SIZE_SYNTAX = re.compile(r"0|[1-9][0-9]*")
 

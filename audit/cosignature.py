@@ -28,12 +28,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from audit.checkpoint import Checkpoint, checkpoint_from_note
-from audit.note import (
+from audit.keys import (
     ED25519_KEY_SIZE,
     KeyFormatError,
-    Note,
     Verifier,
-    add_signatures,
     decode_signer_key,
     decode_verifier_key,
     ed25519_public_key,
@@ -44,6 +42,7 @@ from audit.note import (
     is_valid_key_name,
     key_id,
 )
+from audit.note import Note, add_signatures
 
 SIGNATURE_TYPE_COSIGNATURE_V1 = 0x04
 """Signature type byte of timestamped Ed25519 witness cosignatures."""

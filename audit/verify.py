@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from audit.bundle import MAX_LINE_BYTES, BundleError, verify_bundle
-from audit.note import Ed25519Verifier, KeyFormatError
+from audit.keys import Ed25519Verifier, KeyFormatError
 
 EXIT_OK = 0
 EXIT_FAILED = 1

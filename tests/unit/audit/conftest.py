@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from audit.cosignature import CosignatureSigner
-from audit.note import Ed25519Signer
+from audit.keys import Ed25519Signer
 
 VECTORS = Path(__file__).resolve().parents[2] / "vectors"
 

@@ -18,15 +18,9 @@ from audit.checkpoint import (
     sign_checkpoint,
 )
 from audit.cosignature import CosignatureSigner
+from audit.keys import Ed25519Signer, Ed25519Verifier
 from audit.merkle import leaf_hash
-from audit.note import (
-    Ed25519Signer,
-    Ed25519Verifier,
-    InvalidSignatureError,
-    Note,
-    UnverifiedNoteError,
-    sign_note,
-)
+from audit.note import InvalidSignatureError, Note, UnverifiedNoteError, sign_note
 
 VECTORS = Path(__file__).resolve().parents[2] / "vectors/signed-note"
 FORMATS = json.loads((VECTORS / "transparency_dev_formats.json").read_text())

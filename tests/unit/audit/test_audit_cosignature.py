@@ -19,16 +19,9 @@ from audit.cosignature import (
     open_cosigned_checkpoint,
     parse_timestamped_signature,
 )
+from audit.keys import Ed25519Signer, Ed25519Verifier, KeyFormatError
 from audit.merkle import leaf_hash
-from audit.note import (
-    Ed25519Signer,
-    Ed25519Verifier,
-    InvalidSignatureError,
-    KeyFormatError,
-    Note,
-    UnverifiedNoteError,
-    sign_note,
-)
+from audit.note import InvalidSignatureError, Note, UnverifiedNoteError, sign_note
 
 VECTORS = Path(__file__).resolve().parents[2] / "vectors/signed-note"
 C2SP = json.loads((VECTORS / "c2sp_examples.json").read_text())

@@ -9,22 +9,24 @@ from typing import Any
 
 import pytest
 
-from audit.note import (
-    AmbiguousVerifierError,
+from audit.keys import (
     Ed25519Signer,
     Ed25519Verifier,
-    InvalidSignatureError,
     KeyFormatError,
-    MalformedNoteError,
-    Note,
-    NoteError,
-    UnverifiedNoteError,
-    add_signatures,
     decode_verifier_key,
     encode_signer_key,
     encode_verifier_key,
     is_valid_key_name,
     key_id,
+)
+from audit.note import (
+    AmbiguousVerifierError,
+    InvalidSignatureError,
+    MalformedNoteError,
+    Note,
+    NoteError,
+    UnverifiedNoteError,
+    add_signatures,
     open_note,
     sign_note,
 )

@@ -19,8 +19,8 @@ from audit.bundle import (
     write_bundle,
 )
 from audit.checkpoint import Checkpoint, sign_checkpoint
+from audit.keys import Ed25519Signer
 from audit.merkle import EMPTY_ROOT, MemoryTree, leaf_hash
-from audit.note import Ed25519Signer
 from audit.verify import main
 
 ORIGIN = "audit.example/log"
