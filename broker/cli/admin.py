@@ -60,7 +60,7 @@ def run_in_session(
 
 
 def init_node(settings: Settings) -> list[Path]:
-    created = write_secret_files(settings.data_dir)
+    created = write_secret_files(settings.data_dir, settings)
     migrate.upgrade(settings.resolved_database_url)
     return created
 

@@ -1,4 +1,7 @@
-"""Run the Alembic migrations programmatically (``palermo init``, tests)."""
+"""Run the Alembic migrations programmatically (``palermo init``, tests).
+
+Upgrades go to ``heads``: independent branches of the schema (one per domain) are all applied.
+"""
 
 from __future__ import annotations
 
@@ -13,5 +16,5 @@ def alembic_config(database_url: str) -> Config:
     return cfg
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(database_url: str, revision: str = "heads") -> None:
     command.upgrade(alembic_config(database_url), revision)

@@ -140,13 +140,14 @@ class Settings(BaseSettings):
                 raise ConfigurationError("production needs PostgreSQL (PALERMO_DATABASE_URL)")
 
 
-def write_secret_files(data_dir: Path) -> list[Path]:
-    """Create any missing secret file in ``data_dir`` (mode 0600); return those created."""
+def write_secret_files(data_dir: Path, settings: Settings | None = None) -> list[Path]:
+    """Create any missing secret file in ``data_dir`` (mode 0600), except for secrets the
+    environment already provides; return the files created."""
     data_dir.mkdir(parents=True, exist_ok=True)
     created = []
     for name, filename in _SECRET_FILES.items():
         path = data_dir / filename
-        if path.exists():
+        if path.exists() or (settings is not None and getattr(settings, name) is not None):
             continue
         size = 48 if name == "token_secret" else 32
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -390,6 +390,10 @@ async def _sign_draft(
         }
     )
     raw = orjson.dumps(payload.model_dump(mode="json", exclude_none=True))
+    if len(raw) > node.max_payload_bytes:
+        raise PayloadTooLarge(
+            f"payload of {len(raw)} bytes is over the limit of {node.max_payload_bytes}"
+        )
     signer = crypto.Signer(open_custodial_key(node, key))
     return dsse.sign_envelope(raw, signer), payload
 
@@ -428,6 +432,8 @@ async def read_content(
     """The countersigned envelope and its decoded payload; writes a ``content:consulted`` leaf.
     Raises NotFound, JustificationRequired."""
     message = await get_message_for(session, caller=caller, message_id=message_id)
+    if caller.participant_id == message.recipient_id and message.status == MessageStatus.ACCEPTED:
+        raise InvalidState("the message is not yet delivered to your inbox")
     text = (justification or "").strip()
     if len(text) < min_justification:
         raise JustificationRequired(

@@ -283,3 +283,15 @@ def test_client_commands_send_read_and_receipt(
     code = main(["send", "--url", live_server, "--user", "it.officer", "--to", "de.bka"])
     assert code == 1
     assert json.loads(capsys.readouterr().out)["type"] == "urn:palermo:problem:policy-denied"
+
+
+def test_init_keeps_secrets_given_by_the_environment_out_of_files(
+    node_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import base64
+    import secrets
+
+    monkeypatch.setenv("PALERMO_MASTER_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
+    run(capsys, "init")
+    assert not (node_env / "master.key").exists()
+    assert (node_env / "token.secret").exists()

@@ -428,3 +428,28 @@ def test_message_to_a_suspended_participant_is_denied(api: Api, sync_engine: Eng
     env = envelope(api.world.keys["de.bka"], recipient="fr.suspended")
     assert_problem(api.post("/v1/messages", as_="de.system", json=env), 403, "policy-denied")
     assert_nothing_stored(sync_engine)
+
+
+def test_a_draft_over_the_size_limit_is_refused(api: Api, sync_engine: Engine) -> None:
+    draft = {
+        "type": "intel.message",
+        "recipient": "de.bka",
+        "body": {"blob": "x" * api.settings.max_payload_bytes},
+        **LEGAL,
+        **INTEL,
+    }
+    r = api.post("/v1/messages", as_="it.officer", json={"draft": draft})
+    assert_problem(r, 413, "payload-too-large")
+    assert_nothing_stored(sync_engine)
+
+
+def test_the_recipient_reads_content_only_once_delivered(api: Api) -> None:
+    message_id = api.post(
+        "/v1/messages", as_="de.system", json=envelope(api.world.keys["de.bka"])
+    ).json()["id"]
+    params = {"justification": "assessing the vessel alert"}
+    r = api.get(f"/v1/messages/{message_id}/content", as_="it.officer", params=params)
+    assert_problem(r, 409, "invalid-state")
+    relay(api.settings)
+    r = api.get(f"/v1/messages/{message_id}/content", as_="it.officer", params=params)
+    assert r.status_code == 200
