@@ -49,7 +49,14 @@ _CACHE_LIMIT = 4096
 
 # (message_type, case_type, case_event, forwarding present)
 _Key = tuple[str, str | None, str | None, bool]
-_Compiled = tuple[str, bool, Test, Test | None, Reason, tuple[ObligationSpec, ...]]
+# (applies, rule id, is deny, reason, obligations); ``applies`` folds ``when`` and ``unless``
+_Compiled = tuple[Test, str, bool, Reason, tuple[ObligationSpec, ...]]
+
+
+def _applies(when: Test, unless: Test | None) -> Test:
+    if unless is None:
+        return when
+    return lambda c: when(c) and not unless(c)
 
 
 def _conjuncts(node: Node) -> Iterator[Node]:
@@ -150,10 +157,9 @@ class PolicySet:
         self.hash: str = "sha256:" + digest.hexdigest()
         self._compiled: tuple[_Compiled, ...] = tuple(
             (
+                _applies(rule.when.test, None if rule.unless is None else rule.unless.test),
                 rule.id,
                 rule.effect == "deny",
-                rule.when.test,
-                None if rule.unless is None else rule.unless.test,
                 rule.reason,
                 rule.obligations,
             )
@@ -226,7 +232,12 @@ def default_policy() -> PolicySet:
 
 
 def evaluate(context: Context, policy: PolicySet | None = None) -> Decision:
-    """Decide ``context`` against ``policy`` (the shipped packs when None)."""
+    """Decide ``context`` against ``policy`` (the shipped packs when None).
+
+    Raises:
+        PackError: only when ``policy`` is None and a shipped pack is invalid (a packaging
+            bug, surfaced on the first call; the broker loads ``default_policy()`` at start).
+    """
     policy = policy if policy is not None else default_policy()
     key = (
         context.message_type,
@@ -239,23 +250,23 @@ def evaluate(context: Context, policy: PolicySet | None = None) -> Decision:
         candidates = policy._candidates_for(key)
     denies: list[_Compiled] = []
     permits: list[_Compiled] = []
-    matched: list[str] = []
+    matched: list[_Compiled] = []
     for compiled in candidates:
-        _, deny, when, unless, _, _ = compiled
-        if when(context) and (unless is None or not unless(context)):
-            matched.append(compiled[0])
-            (denies if deny else permits).append(compiled)
+        if compiled[0](context):
+            matched.append(compiled)
+            (denies if compiled[2] else permits).append(compiled)
+    matched_ids = tuple(compiled[1] for compiled in matched)
     deciding = denies or permits
     if not deciding:
-        return Decision("deny", (DEFAULT_DENY,), (), policy.hash, tuple(matched))
+        return Decision("deny", (DEFAULT_DENY,), (), policy.hash, matched_ids)
     produced: list[Obligation] = []
     for compiled in deciding:
-        for spec in compiled[5]:
+        for spec in compiled[4]:
             produced.extend(spec.produce(context))
     return Decision(
         "deny" if denies else "permit",
-        tuple(compiled[4] for compiled in deciding),
+        tuple(compiled[3] for compiled in deciding),
         tuple(produced),
         policy.hash,
-        tuple(matched),
+        matched_ids,
     )

@@ -1,8 +1,8 @@
 """Loading and checking rule packs.
 
 A pack is a YAML file: ``pack`` (its name, equal to the file's stem), ``title``, optional
-``description``, ``rules`` and ``tests`` (see ``packs/schema.json`` and
-``docs``-level guidance in ``policies/RULES.md``). Loading runs two checks, in order:
+``description``, ``test_defaults``, ``rules`` and ``tests`` (see ``packs/schema.json``, and
+"Writing a pack" in ``policies/RULES.md``). Loading runs two checks, in order:
 
 1. the JSON Schema (structure: required keys, operator names, value shapes);
 2. meaning: attributes exist in the context, operators fit their attribute, values have the
