@@ -23,7 +23,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from policies.model import ATTRIBUTES, VOCABULARY, Attribute, Context
+from policies.model import ATTRIBUTES, Attribute, Context
+from policies.vocabulary import VOCABULARY
 
 Test = Callable[[Context], bool]
 

@@ -28,7 +28,8 @@ from typing import Any
 
 import yaml
 
-from policies.model import CHANNELS, Context, Party
+from policies.model import Context, Party
+from policies.vocabulary import CHANNELS
 
 DATA_DIR = Path(__file__).parent / "data"
 FLAGGED_GROUP = "human-rights-flagged"

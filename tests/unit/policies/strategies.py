@@ -11,8 +11,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from policies.model import (
-    ATTRIBUTES,
+from policies.model import ATTRIBUTES, Consent, Context, Forwarding, Party
+from policies.reference import groups_for, load_reference_data, with_reference_data
+from policies.vocabulary import (
     CASE_EVENTS,
     CASE_FIELDS,
     CASE_RECORDS,
@@ -26,12 +27,7 @@ from policies.model import (
     STATEMENT_KINDS,
     TRANSFER_BASES,
     VOCABULARY,
-    Consent,
-    Context,
-    Forwarding,
-    Party,
 )
-from policies.reference import groups_for, load_reference_data, with_reference_data
 
 JURISDICTIONS = ("IT", "NL", "DE", "US", "FR", "ES", "GB", "CH", "XA", "ZZ")
 PARTICIPANTS = tuple(

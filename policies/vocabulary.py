@@ -1,0 +1,182 @@
+"""Closed vocabularies: the values a rule may compare some attributes with.
+
+A pack naming a value outside its attribute's vocabulary is refused at load time, so a typo
+cannot silently turn a deny rule into one that never fires. Attributes not listed in
+``VOCABULARY`` are open (legal bases, purposes, data categories, languages, groups) and are
+configured by each deployment. These are also the values the broker must put in a
+``Context`` for the shipped packs to recognise them (see ``policies/RULES.md``).
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping
+
+PARTICIPANT_KINDS = frozenset(
+    {"central_authority", "fiu", "police", "prosecutor", "customs", "judicial", "oversight"}
+)
+MESSAGE_TYPES = frozenset(
+    {
+        "mla.request",
+        "mla.event",
+        "fiu.disclosure",
+        "fiu.request",
+        "fiu.response",
+        "fiu.consent",
+        "fiu.event",
+        "fiu.match",
+        "fiu.match_result",
+        "intel.message",
+        "extradition.request",
+        "extradition.event",
+        "jit.message",
+        "jit.event",
+        "receipt",
+    }
+)
+CASE_TYPES = frozenset({"mla", "fiu", "extradition", "jit"})
+CASE_EVENTS = frozenset(
+    {
+        # MLA (domain/MLA.md)
+        "submit_for_vetting",
+        "return_to_drafter",
+        "transmit",
+        "acknowledge",
+        "start_assessment",
+        "request_information",
+        "provide_information",
+        "open_consultation",
+        "offer_conditions",
+        "accept_conditions",
+        "back_to_assessment",
+        "accept",
+        "assign_execution",
+        "deliver_partial",
+        "postpone",
+        "resume",
+        "complete",
+        "refuse",
+        "withdraw",
+        "confirm_receipt",
+        "expire_retention",
+        "progress_query",
+        "use_extension_request",
+        "exculpatory_notice",
+        "no_longer_needed",
+        "written_confirmation",
+        # FIU (domain/FIU.md)
+        "submit",
+        "process",
+        "respond",
+        "close",
+        "request_consent",
+        "grant_consent",
+        "refuse_consent",
+        "request_feedback",
+        "give_feedback",
+        # extradition and joint investigation teams
+        "surrender",
+        "open_team",
+        "extend_team",
+        "close_team",
+    }
+)
+CASE_RECORDS = frozenset(
+    {
+        "consultation",
+        "cost_consultation",
+        "exculpatory_notice",
+        "confidentiality_cannot_be_kept",
+        "confidentiality_notice",
+        "written_confirmation",
+    }
+)
+CASE_FIELDS = frozenset(
+    {
+        # 18(15) particulars of an MLA request
+        "requesting_authority",
+        "subject_matter",
+        "conducting_authority",
+        "facts_summary",
+        "assistance_sought",
+        "persons_concerned",
+        "purpose",
+        # other request and event fields
+        "deadline",
+        "deadline_reason",
+        "reasons",
+        "review_date",
+        "conditions",
+        "question",
+        "comments",
+        # FIU requests (FATF R.40 INR; Egmont)
+        "facts",
+        "link_to_country",
+        "intended_use",
+        # joint investigation teams (UNTOC art. 19)
+        "agreement_reference",
+        "parties",
+        "expiry",
+    }
+)
+GROUNDS = frozenset(
+    {
+        "nonconformity",  # 18(21)(a)
+        "essential_interests",  # 18(21)(b)
+        "domestic_law_prohibits",  # 18(21)(c)
+        "contrary_to_legal_system",  # 18(21)(d)
+        "bank_secrecy",  # never a ground, 18(8)
+        "fiscal_matter",  # never the sole ground, 18(22), 16(15)
+        "ongoing_investigation",  # postponement, 18(25)
+        "nationality",  # refusal to extradite a national, 16(10)
+        "dual_criminality",
+        "persecution",  # 16(14)
+        "ne_bis_in_idem",
+        "secrecy",
+        "other",
+    }
+)
+ASSISTANCE_TYPES = frozenset(
+    {
+        "taking_evidence",
+        "service_of_documents",
+        "search_seizure_freezing",
+        "examining_objects_sites",
+        "information_evidence_expertise",
+        "records",
+        "tracing_proceeds",
+        "voluntary_appearance",
+        "other",
+    }
+)
+HANDLING_CODES = frozenset({"H0", "H1", "H2", "H3"})
+EVALUATION_CODES = frozenset(f"{s}{i}" for s in "ABCX" for i in "1234")
+STATEMENT_KINDS = frozenset({"fact", "assessment"})
+TRANSFER_BASES = frozenset({"adequacy", "appropriate_safeguards", "derogation"})
+DATA_SUBJECT_CATEGORIES = frozenset(
+    {"suspect", "convicted", "victim", "witness", "contact", "other"}
+)
+CHANNELS = frozenset({"central_authority", "diplomatic", "direct_judicial", "interpol"})
+
+VOCABULARY: Mapping[str, frozenset[str]] = types.MappingProxyType(
+    {
+        "sender.kind": PARTICIPANT_KINDS,
+        "recipient.kind": PARTICIPANT_KINDS,
+        "forwarding.original_sender_kind": PARTICIPANT_KINDS,
+        "message_type": MESSAGE_TYPES,
+        "case_type": CASE_TYPES,
+        "case_event": CASE_EVENTS,
+        "case_records": CASE_RECORDS,
+        "case_fields": CASE_FIELDS,
+        "grounds": GROUNDS,
+        "assistance_types": ASSISTANCE_TYPES,
+        "handling_code": HANDLING_CODES,
+        "forwarding.handling_code": HANDLING_CODES,
+        "evaluation": EVALUATION_CODES,
+        "statement_kind": STATEMENT_KINDS,
+        "transfer_basis": TRANSFER_BASES,
+        "data_subject_categories": DATA_SUBJECT_CATEGORIES,
+        "channel": CHANNELS,
+        "notified_channels": CHANNELS,
+    }
+)
