@@ -9,7 +9,7 @@ Invariants:
 
 - Only attributes in ``model.ATTRIBUTES`` can be named, so no rule can read content.
 - Every operator is checked against the attribute's kind and the operand's type at compile
-  time; a value outside the attribute's vocabulary (``model.VOCABULARY``) is refused.
+  time; a value outside the attribute's vocabulary (``policies.vocabulary.VOCABULARY``) is refused.
 - ``None`` semantics: when the attribute (or the referenced attribute) resolves to ``None``,
   the positive operators (``eq``, ``in``, ``contains``, ``subset_of``, ``intersects``,
   ``present``) are false and their negations (``ne``, ``not_in``, ``not_contains``,
