@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from broker.envelopes.schemas import MessagePayload
 from policies.engine import evaluate
 from policies.model import Context, Decision, Party
-from policies.reference import groups_for
+from policies.reference import groups_for, with_reference_data
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,4 +62,4 @@ def context_for(payload: MessagePayload, sender: PartyFacts, recipient: PartyFac
 
 
 def decide(payload: MessagePayload, sender: PartyFacts, recipient: PartyFacts) -> Decision:
-    return evaluate(context_for(payload, sender, recipient))
+    return evaluate(with_reference_data(context_for(payload, sender, recipient)))
