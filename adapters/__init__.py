@@ -1,0 +1,40 @@
+"""Transports to partner systems, each behind the ``Adapter`` Protocol of
+``broker.delivery.contracts``, chosen per participant by its ``adapter`` and
+``adapter_config``.
+
+Adapters import only broker's public contracts (envelope, errors, crypto, the adapter
+Protocol), never its database or services: import-linter holds this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from adapters import inbox, webhook
+from broker.delivery.contracts import Adapter, AdapterConfigError, AdapterSpec, NodeIdentity
+
+ADAPTERS: dict[str, AdapterSpec] = {spec.name: spec for spec in (inbox.SPEC, webhook.SPEC)}
+DEFAULT = "inbox"
+
+
+def check_config(name: str, config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The normalised configuration. Raises AdapterConfigError for an unknown adapter or a
+    configuration it cannot use."""
+    spec = ADAPTERS.get(name)
+    if spec is None:
+        raise AdapterConfigError(
+            f"unknown adapter {name!r}: known are {', '.join(sorted(ADAPTERS))}", field="adapter"
+        )
+    if config is not None and not isinstance(config, Mapping):
+        raise AdapterConfigError("adapter_config must be an object", field="adapter_config")
+    return spec.check(config or {})
+
+
+def build_adapter(name: str, config: Mapping[str, Any] | None, node: NodeIdentity) -> Adapter:
+    """Raises AdapterConfigError, as check_config."""
+    normalised = check_config(name, config)
+    return ADAPTERS[name].build(normalised, node)
+
+
+__all__ = ["ADAPTERS", "DEFAULT", "build_adapter", "check_config"]

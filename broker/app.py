@@ -29,6 +29,8 @@ from broker.core.db import Database
 from broker.core.errors import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX, PalermoError
 from broker.core.logging import bind_contextvars, clear_contextvars, configure_logging, get_logger
 from broker.core.settings import Settings
+from broker.delivery.service import check_adapters
+from broker.delivery.views import router as delivery_router
 from broker.messages.views import router as messages_router
 from broker.participants.views import router as participants_router
 from broker.worker import broker_reachable, node_context
@@ -109,6 +111,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_policy()  # load and compile the packs now, not on the first request
         app.state.db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
         try:
+            # An unknown adapter or an unusable adapter configuration stops the node here,
+            # at start, with the participants named, not at the first delivery.
+            async with app.state.db.session() as session:
+                await check_adapters(session)
             yield
         finally:
             await app.state.db.dispose()
@@ -184,6 +190,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(accounts_router)
     app.include_router(participants_router)
     app.include_router(messages_router)
+    app.include_router(delivery_router)
 
     _install_ops_routes(app, settings)
     return app

@@ -56,6 +56,20 @@ class Settings(BaseSettings):
     inbox_page_size: int = Field(default=50, ge=1, le=1000)
     relay_interval_seconds: float = Field(default=1.0, gt=0)
     relay_batch_size: int = Field(default=500, ge=1)
+    # Delivery (broker/delivery): the relay claims due outbox rows and sends one deliver task
+    # per batch of ids; message-level retries are scheduled in the outbox row.
+    relay_max_per_run: int = Field(default=10_000, ge=1)
+    delivery_batch_size: int = Field(default=250, ge=1, le=5_000)
+    delivery_lease_seconds: float = Field(default=60.0, gt=0)
+    delivery_max_attempts: int = Field(default=8, ge=1, le=100)
+    delivery_backoff_seconds: float = Field(default=2.0, gt=0)
+    delivery_backoff_max_seconds: float = Field(default=3_600.0, gt=0)
+    delivery_concurrency: int = Field(default=16, ge=1, le=256)
+    delivery_timeout_seconds: float = Field(default=10.0, gt=0)
+    delivery_task_max_retries: int = Field(default=12, ge=0)
+    federation_max_age_seconds: int = Field(default=7 * 86_400, ge=60)
+    filedrop_import_dir: Path | None = None
+    filedrop_import_interval_seconds: float = Field(default=30.0, gt=0)
     db_pool_size: int = Field(default=10, ge=1)
 
     log_level: str = "INFO"

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response, status
 
 from broker.core.errors import PolicyDenied, SchemaViolation
+from broker.delivery.service import attempts_of
 from broker.http import Handler, NodeDep, SessionDep, SettingsDep
 from broker.messages import service
 from broker.messages.models import Message
@@ -22,7 +23,7 @@ from broker.messages.schemas import (
 router = APIRouter(prefix="/v1", tags=["messages"])
 
 
-def message_read(m: Message) -> MessageRead:
+def message_read(m: Message, attempts: list[dict[str, Any]] | None = None) -> MessageRead:
     return MessageRead(
         id=m.id,
         type=m.type,
@@ -43,6 +44,7 @@ def message_read(m: Message) -> MessageRead:
         policy_hash=m.policy_hash,
         policy_rules=list(m.policy_rules),
         receipt=EnvelopeRead.model_validate_json(m.receipt) if m.receipt else None,
+        attempts=attempts or [],
     )
 
 
@@ -90,9 +92,9 @@ async def list_sent(
 
 @router.get("/messages/{message_id}", response_model=MessageRead)
 async def get_message(message_id: str, session: SessionDep, caller: Handler) -> MessageRead:
-    return message_read(
-        await service.get_message_for(session, caller=caller, message_id=message_id)
-    )
+    """Metadata and status, with every delivery attempt."""
+    message = await service.get_message_for(session, caller=caller, message_id=message_id)
+    return message_read(message, await attempts_of(session, message.id))
 
 
 @router.get("/messages/{message_id}/content", response_model=ContentRead)

@@ -27,6 +27,8 @@ class AuditKind(enum.StrEnum):
     MESSAGE_REFUSED = "message:refused"
     MESSAGE_DELIVERED = "message:delivered"
     MESSAGE_RECEIPTED = "message:receipted"
+    MESSAGE_DEAD_LETTERED = "message:dead_lettered"
+    MESSAGE_REQUEUED = "message:requeued"
     CONTENT_CONSULTED = "content:consulted"
     PARTICIPANT_REGISTERED = "participant:registered"
     PARTICIPANT_UPDATED = "participant:updated"

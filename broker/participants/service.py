@@ -13,10 +13,12 @@ import binascii
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import adapters
 from broker.core import crypto
 from broker.core.context import NodeContext
 from broker.core.db import utcnow
@@ -31,7 +33,7 @@ from broker.participants.models import (
     ParticipantStatus,
 )
 
-KNOWN_ADAPTERS = frozenset({"inbox"})
+KNOWN_ADAPTERS = frozenset(adapters.ADAPTERS)
 ALGORITHMS = {KeyPurpose.SIGNING: "ed25519", KeyPurpose.ENCRYPTION: "x25519"}
 
 
@@ -49,10 +51,11 @@ async def register_participant(
     kind: str,
     display_name: str,
     adapter: str = "inbox",
+    adapter_config: dict[str, Any] | None = None,
     actor: dict[str, str | None] | None,
 ) -> Participant:
-    """Raises Conflict if the id exists; SchemaViolation for a malformed id, an unknown kind or
-    an unknown adapter."""
+    """Raises Conflict if the id exists; SchemaViolation for a malformed id, an unknown kind,
+    an unknown adapter or an adapter configuration it cannot use."""
     if not re.fullmatch(PARTICIPANT_ID_PATTERN, participant_id):
         raise SchemaViolation(
             f"participant id {participant_id!r} is not <iso-3166 alpha-2>.<slug>", field="id"
@@ -61,6 +64,7 @@ async def register_participant(
         raise SchemaViolation(f"unknown participant kind {kind!r}", field="kind")
     if adapter not in KNOWN_ADAPTERS:
         raise SchemaViolation(f"unknown adapter {adapter!r}", field="adapter")
+    checked_config = adapters.check_config(adapter, adapter_config)
     if await session.get(Participant, participant_id) is not None:
         raise Conflict(f"participant {participant_id} already exists")
     participant = Participant(
@@ -70,7 +74,7 @@ async def register_participant(
         display_name=display_name,
         status=ParticipantStatus.ACTIVE,
         adapter=adapter,
-        adapter_config={},
+        adapter_config=checked_config,
         created_at=utcnow(),
     )
     session.add(participant)

@@ -36,6 +36,10 @@ MATRIX = [
     ("GET", f"/v1/messages/{MID}/content", HANDLERS),
     ("POST", f"/v1/messages/{MID}/receipt", HANDLERS),
     ("GET", "/v1/inbox", HANDLERS),
+    ("GET", "/v1/delivery/dead-letters", ADMIN),
+    ("POST", f"/v1/delivery/dead-letters/{MID}/requeue", ADMIN),
+    ("GET", "/v1/participants/de.bka/adapter", ADMIN),
+    ("PUT", "/v1/participants/de.bka/adapter", ADMIN),
 ]
 PUBLIC = {("POST", "/v1/auth/token"), ("GET", "/v1/node")}
 

@@ -1,0 +1,140 @@
+"""``webhook``: HTTP push of the countersigned envelope to the agency's endpoint.
+
+Configuration: ``{"url": "https://agency.example/palermo", "receipt": true}``. The URL must be
+https, except on a loopback host (a gateway on the same machine). ``receipt`` (default true):
+the delivery completes only with a 2xx whose body is the recipient's signed ``receipt``
+envelope (the node verifies it against the recipient's registered keys).
+
+The request is ``POST`` with the envelope JSON as body, ``Content-Type: application/json``,
+``Content-Digest`` (RFC 9530) and an RFC 9421 signature by the node key (``ed25519``,
+``keyid`` = the node key id published at ``GET /v1/node``, tag ``palermo``) covering
+``@method``, ``@target-uri``, ``content-type`` and ``content-digest``. The agency
+deduplicates by message id (``X-Palermo-Message-Id``, also the payload's id).
+
+Outcomes: 2xx (with a receipt when required) delivers; 408, 425, 429, 5xx, timeouts and
+connection errors are retried; any other 4xx is a permanent refusal (dead letter).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from adapters import httpsig
+from broker.delivery.contracts import (
+    AdapterConfigError,
+    AdapterSpec,
+    DeliveryResult,
+    NodeIdentity,
+    Outgoing,
+)
+
+RETRYABLE_4XX = {408, 425, 429}
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(value: Any, *, field: str = "adapter_config.url") -> str:
+    """Raises AdapterConfigError unless ``value`` is an absolute https URL (http only on a
+    loopback host)."""
+    if not isinstance(value, str) or not value:
+        raise AdapterConfigError("url is required", field=field)
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise AdapterConfigError(f"url {value!r} is not an absolute http(s) URL", field=field)
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise AdapterConfigError(
+            f"url {value!r}: use https (plain http only to a loopback host)", field=field
+        )
+    if parts.username or parts.password or parts.fragment:
+        raise AdapterConfigError("url must not carry credentials or a fragment", field=field)
+    return value
+
+
+def check(config: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(config) - {"url", "receipt"}
+    if unknown:
+        raise AdapterConfigError(
+            f"unknown webhook setting {sorted(unknown)[0]!r}", field="adapter_config"
+        )
+    receipt = config.get("receipt", True)
+    if not isinstance(receipt, bool):
+        raise AdapterConfigError("receipt must be true or false", field="adapter_config.receipt")
+    return {"url": check_url(config.get("url")), "receipt": receipt}
+
+
+class WebhookAdapter:
+    name = "webhook"
+    pull = False
+
+    def __init__(self, config: dict[str, Any], node: NodeIdentity) -> None:
+        self.url: str = config["url"]
+        self.receipt_required: bool = config["receipt"]
+        self.node = node
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.node.timeout_seconds)
+        return self._client
+
+    async def deliver(self, item: Outgoing) -> DeliveryResult:
+        body = item.envelope.to_json()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Palermo-Message-Id": item.message_id,
+            "X-Palermo-Node": self.node.node_id,
+        }
+        headers.update(
+            httpsig.sign(
+                method="POST", url=self.url, headers=headers, body=body, signer=self.node.signer
+            )
+        )
+        try:
+            response = await self.client.post(self.url, content=body, headers=headers)
+        except httpx.TimeoutException:
+            return DeliveryResult.retry("the endpoint did not answer in time")
+        except httpx.HTTPError as exc:
+            return DeliveryResult.retry(f"the endpoint is unreachable ({type(exc).__name__})")
+        return interpret(response.status_code, response.content, self.receipt_required)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+def interpret(status: int, content: bytes, receipt_required: bool) -> DeliveryResult:
+    """What an HTTP answer means for the delivery."""
+    if 200 <= status < 300:
+        receipt = content.strip() or None
+        if receipt_required and receipt is None:
+            return DeliveryResult.retry(f"HTTP {status} without the signed receipt", status=status)
+        return DeliveryResult.ok(receipt=receipt, status=status)
+    if status in RETRYABLE_4XX or status >= 500:
+        return DeliveryResult.retry(f"HTTP {status} from the endpoint", status=status)
+    return DeliveryResult.reject(f"HTTP {status}: the endpoint refused the message", status=status)
+
+
+def build(config: dict[str, Any], node: NodeIdentity) -> WebhookAdapter:
+    return WebhookAdapter(config, node)
+
+
+SPEC = AdapterSpec(
+    name="webhook",
+    summary="HTTP push signed by the node (RFC 9421); a signed receipt completes it",
+    check=check,
+    build=build,
+)

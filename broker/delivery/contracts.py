@@ -1,0 +1,105 @@
+"""The adapter contract: the one Protocol every transport in ``adapters/`` implements.
+
+This module is public to ``adapters``: it imports only the envelope, the error tree and the
+crypto core, never the database. What it guarantees:
+
+- an adapter gets an ``Outgoing``: the message id, its parties and the node-countersigned
+  envelope, already decrypted; it answers with a ``DeliveryResult``;
+- an adapter never raises for a delivery that failed: it returns ``DeliveryResult.retry``
+  (a transient failure: the node retries with backoff) or ``DeliveryResult.reject`` (the
+  receiver refused it for good: the node dead-letters at once). An exception out of
+  ``deliver`` is a bug, and the node records it as a transient failure;
+- an adapter's configuration is checked by its spec's ``check`` before the node starts and
+  when an operator sets it, and raises ``AdapterConfigError`` naming the field;
+- receivers deduplicate by the envelope's message id, so delivering twice stores once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from broker.core.crypto import Signer
+from broker.core.errors import SchemaViolation
+from broker.envelopes.dsse import UnsafeEnvelope
+
+
+class AdapterConfigError(SchemaViolation):
+    """An adapter name or configuration the node cannot use."""
+
+    slug, title = "adapter-config", "The adapter configuration is not usable"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeIdentity:
+    """What an adapter may know of the node that runs it: its id and its signing key (for
+    HTTP Message Signatures and the countersignature the peer checks)."""
+
+    node_id: str
+    signer: Signer
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to deliver. ``envelope`` is the node-countersigned DSSE envelope the node
+    stored at acceptance (the sender's signature first, the node's last)."""
+
+    message_id: str
+    message_type: str
+    sender: str
+    recipient: str
+    attempt: int
+    envelope: UnsafeEnvelope
+
+    @property
+    def envelope_sha256(self) -> str:
+        return self.envelope.digest
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    delivered: bool
+    permanent: bool = False
+    error: str | None = None
+    # Metadata worth keeping with the attempt (HTTP status, remote key id, file name...).
+    detail: dict[str, Any] = field(default_factory=dict)
+    # A signed ``receipt`` envelope (JSON bytes) the receiver returned; the node verifies it
+    # against the recipient's registered keys before it records it.
+    receipt: bytes | None = None
+
+    @classmethod
+    def ok(cls, *, receipt: bytes | None = None, **detail: Any) -> DeliveryResult:
+        return cls(True, detail=detail, receipt=receipt)
+
+    @classmethod
+    def retry(cls, error: str, **detail: Any) -> DeliveryResult:
+        return cls(False, error=error[:500], detail=detail)
+
+    @classmethod
+    def reject(cls, error: str, **detail: Any) -> DeliveryResult:
+        return cls(False, permanent=True, error=error[:500], detail=detail)
+
+
+class Adapter(Protocol):
+    """A transport to a recipient. ``pull`` adapters (the inbox) are completed by the node
+    itself, which writes the recipient's inbox under its lock; ``deliver`` is for push."""
+
+    name: str
+    pull: bool
+
+    async def deliver(self, item: Outgoing) -> DeliveryResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterSpec:
+    """An adapter as the registry knows it: ``check`` validates a configuration (raises
+    AdapterConfigError) and returns it normalised; ``build`` makes the adapter."""
+
+    name: str
+    summary: str
+    check: Callable[[Mapping[str, Any]], dict[str, Any]]
+    build: Callable[[dict[str, Any], NodeIdentity], Adapter]
