@@ -81,6 +81,8 @@ ACCOUNTS = {
     "us.officer": ("us.central-authority", AccountKind.PERSON, {"officer"}),
     "de.system": ("de.bka", AccountKind.SYSTEM, {"system"}),
     "oversight": ("it.garante", AccountKind.PERSON, {"oversight"}),
+    "us.supervisor": ("us.central-authority", AccountKind.PERSON, {"supervisor"}),
+    "nl.supervisor": ("nl.fiu", AccountKind.PERSON, {"supervisor"}),
 }
 PASSWORD = "correct horse battery staple"
 

@@ -1,0 +1,439 @@
+"""Deadlines and reference clocks (UNTOC 18(24); Egmont; the EU instruments a node applies).
+
+There is no universal MLA deadline: the requesting side may set one, with its reason, and a
+deployment configures *reference clocks* that apply to a workflow and legal basis (the EU
+European Investigation Order: acknowledge in 7 days, decide in 30, execute in 90; Egmont:
+reply within 30 business days). ``deadlines`` computes, from a case's history alone, every
+deadline with its reason, due time, reminder time and status; nothing here reads the wall
+clock: ``now`` is an argument, so tests control time instead of sleeping.
+
+Invariants: a clock is paused while the requested side waits for additional information
+(18(16)), and the pause extends its due time; a deadline stops at the first stopping event
+after it started; a case that ends another way ends its deadlines ("ended", never overdue).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from broker.cases.fold import EventLike
+from broker.cases.workflow import Workflow
+
+Clock = Callable[[], dt.datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class Milestone:
+    name: str
+    title: str
+    starts_on: frozenset[str]
+    stops_on: frozenset[str]
+    citation: str
+    days: int = 0
+    hours: int = 0
+    business_days: int = 0
+    remind_before_hours: float = 48.0
+
+    def due(self, start: dt.datetime) -> dt.datetime:
+        due = start + dt.timedelta(days=self.days, hours=self.hours)
+        return add_business_days(due, self.business_days) if self.business_days else due
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceClock:
+    id: str
+    title: str
+    citation: str
+    workflows: frozenset[str]
+    legal_bases: frozenset[str] | None
+    milestones: tuple[Milestone, ...]
+
+    def applies(self, workflow: str, legal_basis: str | None) -> bool:
+        if workflow not in self.workflows:
+            return False
+        return self.legal_bases is None or (legal_basis or "") in self.legal_bases
+
+
+DEFAULT_CLOCKS: dict[str, Any] = {
+    "eu-eio": {
+        "title": "European Investigation Order",
+        "citation": "Directive 2014/41/EU arts. 12, 16",
+        "workflows": ["mla.request"],
+        "legal_bases": ["eu-eio"],
+        "milestones": [
+            {
+                "name": "acknowledge",
+                "title": "acknowledge receipt",
+                "starts_on": ["transmit"],
+                "stops_on": ["acknowledge"],
+                "days": 7,
+                "remind_before_hours": 48,
+                "citation": "Directive 2014/41/EU art. 16(1), Annex B",
+            },
+            {
+                "name": "decide",
+                "title": "decide on recognition and execution",
+                "starts_on": ["acknowledge"],
+                "stops_on": ["accept", "accept_conditions", "refuse"],
+                "days": 30,
+                "remind_before_hours": 120,
+                "citation": "Directive 2014/41/EU art. 12(3)",
+            },
+            {
+                "name": "execute",
+                "title": "carry out the investigative measure",
+                "starts_on": ["accept", "accept_conditions"],
+                "stops_on": ["complete"],
+                "days": 90,
+                "remind_before_hours": 240,
+                "citation": "Directive 2014/41/EU art. 12(4)",
+            },
+        ],
+    },
+    "egmont": {
+        "title": "Egmont Group reply time",
+        "citation": "Egmont Principles for Information Exchange",
+        "workflows": ["fiu.request"],
+        "legal_bases": None,
+        "milestones": [
+            {
+                "name": "reply",
+                "title": "at least an interim, partial or negative reply",
+                "starts_on": ["submit"],
+                "stops_on": ["respond", "refuse"],
+                "business_days": 30,
+                "remind_before_hours": 120,
+                "citation": "Egmont Principles for Information Exchange",
+            }
+        ],
+    },
+}
+
+# Where the requesting side's own deadline stops, per workflow.
+REQUESTED_DEADLINE_STOPS: Mapping[str, frozenset[str]] = {
+    "mla.request": frozenset({"complete", "refuse", "withdraw", "no_longer_needed"}),
+    "fiu.request": frozenset({"respond", "refuse", "withdraw"}),
+}
+REQUESTED_DEADLINE_REMIND_HOURS = 72.0
+
+
+class ClockConfigError(ValueError):
+    """A clocks file is malformed; the message names the clock and the field."""
+
+
+def parse_clocks(data: Mapping[str, Any], source: str = "built-in") -> tuple[ReferenceClock, ...]:
+    """Raises ClockConfigError."""
+    out = []
+    for clock_id, raw in data.items():
+        where = f"{source}: clocks.{clock_id}"
+        try:
+            milestones = tuple(
+                Milestone(
+                    name=str(m["name"]),
+                    title=str(m.get("title", m["name"])),
+                    starts_on=frozenset(m["starts_on"]),
+                    stops_on=frozenset(m["stops_on"]),
+                    citation=str(m.get("citation", raw.get("citation", ""))),
+                    days=int(m.get("days", 0)),
+                    hours=int(m.get("hours", 0)),
+                    business_days=int(m.get("business_days", 0)),
+                    remind_before_hours=float(m.get("remind_before_hours", 48)),
+                )
+                for m in raw["milestones"]
+            )
+            bases = raw.get("legal_bases")
+            clock = ReferenceClock(
+                id=str(clock_id),
+                title=str(raw["title"]),
+                citation=str(raw.get("citation", "")),
+                workflows=frozenset(raw["workflows"]),
+                legal_bases=None if bases is None else frozenset(bases),
+                milestones=milestones,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ClockConfigError(f"{where}: {exc!r}") from exc
+        for m in clock.milestones:
+            if not (m.days or m.hours or m.business_days):
+                raise ClockConfigError(f"{where}: milestone {m.name} has no duration")
+        out.append(clock)
+    return tuple(out)
+
+
+def load_clocks(path: Path | None) -> tuple[ReferenceClock, ...]:
+    """The built-in clocks, or those of a YAML file ``{clocks: {id: {...}}}`` that replaces
+    them. Raises ClockConfigError."""
+    if path is None:
+        return parse_clocks(DEFAULT_CLOCKS)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ClockConfigError(f"{path}: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("clocks"), dict):
+        raise ClockConfigError(f"{path}: expected a mapping with a 'clocks' mapping")
+    return parse_clocks(data["clocks"], str(path))
+
+
+def add_business_days(start: dt.datetime, days: int) -> dt.datetime:
+    """``start`` moved ``days`` working days (Monday to Friday) later."""
+    current = start
+    left = days
+    while left > 0:
+        current += dt.timedelta(days=1)
+        if current.weekday() < 5:
+            left -= 1
+    return current
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    name: str
+    title: str
+    reason: str | None
+    citation: str
+    source: str
+    started_at: dt.datetime
+    due_at: dt.datetime
+    remind_at: dt.datetime
+    stopped_at: dt.datetime | None
+    paused_seconds: float
+    status: str  # running | paused | met | missed | overdue | ended
+
+    @property
+    def open(self) -> bool:
+        return self.status in ("running", "paused", "overdue")
+
+
+def _pauses(
+    workflow: Workflow, events: Sequence[EventLike], now: dt.datetime
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    out: list[tuple[dt.datetime, dt.datetime]] = []
+    since: dt.datetime | None = None
+    state = workflow.initial
+    for ev in events:
+        t = workflow.transition(state, ev.event)
+        if t is None:
+            continue
+        if t.pauses_clock and since is None:
+            since = ev.at
+        if t.resumes_clock and since is not None:
+            out.append((since, ev.at))
+            since = None
+        state = t.target_from(state)
+    if since is not None:
+        out.append((since, now))
+    return out
+
+
+def _overlap(
+    pauses: Iterable[tuple[dt.datetime, dt.datetime]], a: dt.datetime, b: dt.datetime
+) -> float:
+    total = 0.0
+    for start, end in pauses:
+        lo, hi = max(start, a), min(end, b)
+        if hi > lo:
+            total += (hi - lo).total_seconds()
+    return total
+
+
+def _final_at(workflow: Workflow, events: Sequence[EventLike]) -> dt.datetime | None:
+    state = workflow.initial
+    final_at = None
+    for ev in events:
+        t = workflow.transition(state, ev.event)
+        if t is None:
+            continue
+        state = t.target_from(state)
+        if state in workflow.finals and final_at is None:
+            final_at = ev.at
+    return final_at
+
+
+def _status(
+    *, due: dt.datetime, stopped: dt.datetime | None, ended: bool, paused: bool, now: dt.datetime
+) -> str:
+    if stopped is not None:
+        return "met" if stopped <= due else "missed"
+    if ended:
+        return "ended"
+    if paused:
+        return "paused"
+    return "overdue" if now > due else "running"
+
+
+def deadlines(
+    *,
+    workflow: Workflow,
+    events: Sequence[EventLike],
+    clocks: Sequence[ReferenceClock],
+    legal_basis: str | None,
+    requested: tuple[dt.datetime, str | None] | None,
+    now: dt.datetime,
+) -> list[Deadline]:
+    """Every deadline of a case, computed from its history (``events`` in order)."""
+    pauses = _pauses(workflow, events, now)
+    paused_now = _open_pause(workflow, events)
+    final_at = _final_at(workflow, events)
+    out: list[Deadline] = []
+    for clock in clocks:
+        if not clock.applies(workflow.name, legal_basis):
+            continue
+        for m in clock.milestones:
+            started = next((ev.at for ev in events if ev.event in m.starts_on), None)
+            if started is None:
+                continue
+            stopped = next(
+                (ev.at for ev in events if ev.event in m.stops_on and ev.at >= started), None
+            )
+            end = stopped or final_at or now
+            paused = _overlap(pauses, started, end)
+            due = m.due(started) + dt.timedelta(seconds=paused)
+            out.append(
+                Deadline(
+                    name=m.name,
+                    title=m.title,
+                    reason=f"{clock.title}: {m.title}",
+                    citation=m.citation,
+                    source=clock.id,
+                    started_at=started,
+                    due_at=due,
+                    remind_at=due - dt.timedelta(hours=m.remind_before_hours),
+                    stopped_at=stopped,
+                    paused_seconds=paused,
+                    status=_status(
+                        due=due,
+                        stopped=stopped,
+                        ended=final_at is not None,
+                        paused=paused_now and stopped is None,
+                        now=now,
+                    ),
+                )
+            )
+    if requested is not None and workflow.sharing_event is not None:
+        due, reason = requested
+        started = next((ev.at for ev in events if ev.event == workflow.sharing_event), None)
+        if started is not None:
+            stops = REQUESTED_DEADLINE_STOPS.get(workflow.name, frozenset())
+            stopped = next((ev.at for ev in events if ev.event in stops), None)
+            out.append(
+                Deadline(
+                    name="requested",
+                    title="deadline set by the requesting side",
+                    reason=reason,
+                    citation="UNTOC art. 18(24)",
+                    source="requesting side",
+                    started_at=started,
+                    due_at=due,
+                    remind_at=due - dt.timedelta(hours=REQUESTED_DEADLINE_REMIND_HOURS),
+                    stopped_at=stopped,
+                    paused_seconds=0.0,
+                    status=_status(
+                        due=due, stopped=stopped, ended=final_at is not None, paused=False, now=now
+                    ),
+                )
+            )
+    return out
+
+
+def _open_pause(workflow: Workflow, events: Sequence[EventLike]) -> bool:
+    state = workflow.initial
+    paused = False
+    for ev in events:
+        t = workflow.transition(state, ev.event)
+        if t is None:
+            continue
+        if t.pauses_clock:
+            paused = True
+        if t.resumes_clock:
+            paused = False
+        state = t.target_from(state)
+    return paused
+
+
+# --- what the scheduler does next ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """Something the node's timers must do on a case at ``at``: raise a notice (``reminder``,
+    ``escalation``, ``postponement_review``, ``confirmation_escalation``) or fire the
+    system's ``expire_retention``. ``key`` makes each one happen once."""
+
+    at: dt.datetime
+    kind: str
+    key: str
+    detail: Mapping[str, Any]
+
+
+def _raised(events: Sequence[EventLike]) -> set[tuple[str, str]]:
+    return {
+        (str(ev.details.get("notice")), str(ev.details.get("key")))
+        for ev in events
+        if ev.details.get("notice")
+    }
+
+
+def due_actions(
+    *,
+    workflow: Workflow,
+    events: Sequence[EventLike],
+    state: str,
+    records: frozenset[str],
+    review_date: dt.datetime | None,
+    urgent: bool,
+    initiated_by: str,
+    shared_at: dt.datetime | None,
+    open_deadlines: Sequence[Deadline],
+    retention: dt.timedelta,
+    urgent_every: dt.timedelta,
+) -> list[Due]:
+    """Everything still to do on a case, each with the time it falls due, earliest first.
+
+    - a reminder at each open deadline's ``remind_at`` and an escalation at its ``due_at``
+      (P10, 18(24)), once each;
+    - a review notice on a postponement's review date (P8, 18(25));
+    - an escalation every ``urgent_every`` after an urgent request made orally or through
+      INTERPOL was shared, until its written confirmation is on record (P3, 18(14));
+    - ``expire_retention`` when a case has been in a retained final state for ``retention``.
+    """
+    raised = _raised(events)
+    out: list[Due] = []
+    for d in open_deadlines:
+        if d.status == "paused":
+            continue
+        key = f"{d.source}:{d.name}"
+        info = {"deadline": d.name, "source": d.source, "due_at": d.due_at.isoformat()}
+        if ("reminder", key) not in raised and d.status == "running":
+            out.append(Due(d.remind_at, "reminder", key, info))
+        if ("escalation", key) not in raised:
+            out.append(Due(d.due_at, "escalation", key, info))
+    if state == "POSTPONED" and review_date is not None:
+        key = review_date.isoformat()
+        if ("postponement_review", key) not in raised:
+            out.append(Due(review_date, "postponement_review", key, {"review_date": key}))
+    if (
+        urgent
+        and initiated_by != "written"
+        and shared_at is not None
+        and "written_confirmation" not in records
+        and state not in workflow.finals
+    ):
+        done = sum(1 for kind, _ in raised if kind == "confirmation_escalation")
+        out.append(
+            Due(
+                shared_at + urgent_every * (done + 1),
+                "confirmation_escalation",
+                str(done + 1),
+                {"escalation": done + 1, "initiated_by": initiated_by},
+            )
+        )
+    if workflow.transition(state, "expire_retention") is not None:
+        final_at = _final_at(workflow, events)
+        if final_at is not None:
+            out.append(Due(final_at + retention, "expire_retention", state, {}))
+    return sorted(out, key=lambda d: d.at)

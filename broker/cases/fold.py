@@ -1,0 +1,167 @@
+"""A case's state is a fold of its accepted events.
+
+``replay(workflow, events)`` folds a case's history (the append-only ``case_events`` rows, or
+anything with the same fields) into a ``Projection``: the state, the records on file, the
+conditions accepted, the clock's pauses, the last FIU response kind, the review date of a
+postponement. The service keeps the same projection on the ``cases`` row, updated by the
+very ``step`` function, in the transaction that appends the event; the tests check that
+replaying the history always gives back the stored row.
+
+Notices the node raises (reminders, escalations, progress replies) are in the history too:
+they take a sequence number and change nothing else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from broker.cases.workflow import START, Workflow
+
+# The case records an open_consultation puts on file beside "consultation", by its reason.
+CONSULTATION_RECORDS: Mapping[str, frozenset[str]] = {
+    "costs": frozenset({"cost_consultation"}),
+    # The consultation itself is the prompt notice 18(20) requires of a requested State that
+    # cannot keep the request confidential.
+    "confidentiality": frozenset({"confidentiality_cannot_be_kept", "confidentiality_notice"}),
+}
+
+
+class EventLike(Protocol):
+    @property
+    def event(self) -> str: ...
+    @property
+    def at(self) -> dt.datetime: ...
+    @property
+    def details(self) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    state: str
+    seq: int = 0
+    records: frozenset[str] = frozenset()
+    offered_conditions: tuple[str, ...] = ()
+    conditions: tuple[str, ...] = ()
+    response_kind: str | None = None
+    review_date: dt.datetime | None = None
+    paused_since: dt.datetime | None = None
+    pauses: tuple[tuple[dt.datetime, dt.datetime], ...] = ()
+    shared_at: dt.datetime | None = None
+    assurance: bool = False
+    consent_conditions: tuple[str, ...] = field(default=())
+
+    @property
+    def shared(self) -> bool:
+        return self.shared_at is not None
+
+
+class HistoryError(ValueError):
+    """A history holds an event its workflow does not allow where it stands."""
+
+
+def start(workflow: Workflow) -> Projection:
+    return Projection(state=workflow.initial)
+
+
+def _review(d: Mapping[str, Any]) -> dt.datetime | None:
+    review = d.get("review_date")
+    return dt.datetime.fromisoformat(review) if review else None
+
+
+# What an event does to the projection beyond its state and records, by event name.
+_EFFECTS: Mapping[str, Callable[[Projection, Projection, Mapping[str, Any]], Projection]] = {
+    "offer_conditions": lambda p, n, d: replace(
+        n, offered_conditions=tuple(d.get("conditions", ()))
+    ),
+    "accept_conditions": lambda p, n, d: replace(
+        n, conditions=p.conditions + p.offered_conditions, offered_conditions=()
+    ),
+    "back_to_assessment": lambda p, n, d: replace(n, offered_conditions=()),
+    "respond": lambda p, n, d: replace(n, response_kind=str(d.get("kind"))),
+    "postpone": lambda p, n, d: replace(n, review_date=_review(d)),
+    "resume": lambda p, n, d: replace(n, review_date=None),
+    "record_assurance": lambda p, n, d: replace(n, assurance=True),
+    "grant_consent": lambda p, n, d: replace(n, consent_conditions=tuple(d.get("conditions", ()))),
+}
+
+
+def step(workflow: Workflow, p: Projection, ev: EventLike) -> Projection:
+    """The projection after ``ev``. Raises HistoryError if the table does not allow it."""
+    t = workflow.transition(p.state, ev.event)
+    if t is None:
+        if ev.details.get("notice"):
+            return replace(p, seq=p.seq + 1)
+        raise HistoryError(f"{workflow.name}: {ev.event} is not allowed in {p.state}")
+    d = ev.details
+    records = p.records | t.records
+    if t.event == "open_consultation":
+        records |= CONSULTATION_RECORDS.get(str(d.get("reason")), frozenset())
+    nxt = replace(p, state=t.target_from(p.state), seq=p.seq + 1, records=records)
+    if t.event == workflow.sharing_event or p.state == START:
+        nxt = replace(nxt, shared_at=p.shared_at or ev.at)
+    effect = _EFFECTS.get(t.event)
+    if effect is not None:
+        nxt = effect(p, nxt, d)
+    if t.pauses_clock and p.paused_since is None:
+        nxt = replace(nxt, paused_since=ev.at)
+    if t.resumes_clock and p.paused_since is not None:
+        nxt = replace(nxt, paused_since=None, pauses=(*p.pauses, (p.paused_since, ev.at)))
+    return nxt
+
+
+def replay(workflow: Workflow, events: Iterable[EventLike]) -> Projection:
+    p = start(workflow)
+    for ev in events:
+        p = step(workflow, p, ev)
+    return p
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """An event as the fold sees it."""
+
+    event: str
+    at: dt.datetime
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+def projection_json(p: Projection) -> dict[str, Any]:
+    """The projection as stored in the ``cases.projection`` JSON column."""
+    return {
+        "records": sorted(p.records),
+        "offered_conditions": list(p.offered_conditions),
+        "conditions": list(p.conditions),
+        "response_kind": p.response_kind,
+        "review_date": p.review_date.isoformat() if p.review_date else None,
+        "paused_since": p.paused_since.isoformat() if p.paused_since else None,
+        "pauses": [[a.isoformat(), b.isoformat()] for a, b in p.pauses],
+        "shared_at": p.shared_at.isoformat() if p.shared_at else None,
+        "assurance": p.assurance,
+        "consent_conditions": list(p.consent_conditions),
+    }
+
+
+def projection_from(state: str, seq: int, data: Mapping[str, Any]) -> Projection:
+    def when(value: Any) -> dt.datetime | None:
+        return dt.datetime.fromisoformat(value) if value else None
+
+    return Projection(
+        state=state,
+        seq=seq,
+        records=frozenset(data.get("records", ())),
+        offered_conditions=tuple(data.get("offered_conditions", ())),
+        conditions=tuple(data.get("conditions", ())),
+        response_kind=data.get("response_kind"),
+        review_date=when(data.get("review_date")),
+        paused_since=when(data.get("paused_since")),
+        pauses=tuple(
+            (dt.datetime.fromisoformat(a), dt.datetime.fromisoformat(b))
+            for a, b in data.get("pauses", ())
+        ),
+        shared_at=when(data.get("shared_at")),
+        assurance=bool(data.get("assurance", False)),
+        consent_conditions=tuple(data.get("consent_conditions", ())),
+    )

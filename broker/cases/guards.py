@@ -1,0 +1,160 @@
+"""Guards: the checks of an event that the policy engine cannot make.
+
+The policy packs decide every rule that one exchange shows (18(15) particulars, language,
+channel, legal basis, refusal and postponement grounds, consultation on record, conditions):
+``broker.cases.policy`` builds their context. What is left here needs the case's own memory or
+the node's clock: who drafted the request (four eyes), which evidence files exist and who
+uploaded them, whether a review date lies in the future, the order of FIU responses, the
+parent of a consent or feedback thread.
+
+Each guard is a pure function of ``Facts``; it returns None or says what is wrong.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+from broker.cases.workflow import Guard, Side
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceFacts:
+    side: Side
+    delivered: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What a guard may look at: the case as it stands and the event being fired."""
+
+    workflow: str
+    case_type: str
+    state: str
+    event: str
+    side: Side
+    body: BaseModel
+    account_id: str | None
+    roles: frozenset[str]
+    now: dt.datetime
+    drafters: frozenset[str] = frozenset()
+    records: frozenset[str] = frozenset()
+    initiated_by: str = "written"
+    urgent: bool = False
+    response_kind: str | None = None
+    parent_workflow: str | None = None
+    parent_state: str | None = None
+    evidence: Mapping[str, EvidenceFacts] = field(default_factory=dict)
+
+
+def _four_eyes(f: Facts) -> str | None:
+    if f.account_id in f.drafters:
+        return (
+            "you drafted or submitted this request: another officer of the central authority "
+            "must transmit it (four eyes)"
+        )
+    return None
+
+
+FOUR_EYES = Guard(
+    id="four_eyes",
+    text="the account that transmits is not one that drafted or submitted the request",
+    citation="UNTOC art. 18(13); P1 require_approval",
+    check=_four_eyes,
+    status=403,
+)
+
+
+def _review_in_future(f: Facts) -> str | None:
+    review = getattr(f.body, "review_date", None)
+    if isinstance(review, dt.datetime) and review <= f.now:
+        return f"review_date {review.isoformat()} is not in the future"
+    return None
+
+
+REVIEW_IN_FUTURE = Guard(
+    id="review_date_future",
+    text="a postponement's review date lies in the future",
+    citation="UNTOC art. 18(25)",
+    check=_review_in_future,
+)
+
+
+def _evidence_ready(f: Facts) -> str | None:
+    ids = [str(i) for i in getattr(f.body, "evidence", [])]
+    if len(set(ids)) != len(ids):
+        return "an evidence file is listed twice"
+    for file_id in ids:
+        found = f.evidence.get(file_id)
+        if found is None:
+            return f"no evidence file {file_id} was uploaded to this case"
+        if found.side != f.side:
+            return f"evidence file {file_id} was uploaded by the other side"
+        if found.delivered:
+            return f"evidence file {file_id} was already delivered"
+    return None
+
+
+EVIDENCE_READY = Guard(
+    id="evidence_ready",
+    text="the evidence package lists files uploaded to the case by this side and not yet "
+    "delivered; each is hashed and signed with the event",
+    citation="UNTOC art. 18(3), 18(17)",
+    check=_evidence_ready,
+)
+
+
+def _response_open(f: Facts) -> str | None:
+    if f.response_kind in ("full", "negative"):
+        return f"a {f.response_kind} response was already given: the request is answered"
+    return None
+
+
+RESPONSE_OPEN = Guard(
+    id="response_open",
+    text="further responses follow only an interim or partial one",
+    citation="Egmont Principles for Information Exchange",
+    check=_response_open,
+    status=409,
+)
+
+
+def _written_confirmation(f: Facts) -> str | None:
+    if f.initiated_by == "written":
+        return "this request was made in writing: there is nothing to confirm"
+    if "written_confirmation" in f.records:
+        return "the written confirmation is already on record"
+    return None
+
+
+CONFIRMS_ORAL = Guard(
+    id="confirms_oral_request",
+    text="written confirmation follows a request first made orally or through INTERPOL",
+    citation="UNTOC art. 18(14)",
+    check=_written_confirmation,
+    status=409,
+)
+
+
+def _parent(*workflows: str) -> Guard:
+    allowed = frozenset(workflows)
+
+    def check(f: Facts) -> str | None:
+        if f.parent_workflow not in allowed:
+            return f"this thread opens under a {' or '.join(sorted(allowed))} case"
+        return None
+
+    return Guard(
+        id="parent_case",
+        text=f"opens under a case of workflow {', '.join(sorted(allowed))}, once shared",
+        citation="UNTOC art. 18(19); Egmont Principles",
+        check=check,
+    )
+
+
+CONSENT_UNDER_MLA = _parent("mla.request")
+CONSENT_UNDER_FIU = _parent("fiu.request", "fiu.disclosure")
+FEEDBACK_UNDER_FIU = _parent("fiu.request", "fiu.disclosure")

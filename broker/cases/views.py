@@ -1,0 +1,397 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from broker.cases import service
+from broker.cases.clocks import Clock
+from broker.cases.config import CaseConfig
+from broker.cases.diagram import mermaid
+from broker.cases.models import Case, CaseEvent, EvidenceFile
+from broker.cases.schemas import (
+    AllowedEvent,
+    CaseCreate,
+    CasePage,
+    CaseRead,
+    CaseSummary,
+    DeadlineRead,
+    DiagramRead,
+    EventCreate,
+    EventRead,
+    EvidenceRead,
+    Fired,
+    RequestRead,
+    ThreadRead,
+    WorkflowList,
+    WorkflowRead,
+)
+from broker.cases.tables import WORKFLOWS
+from broker.cases.workflow import START, Side, Workflow, describe_transition
+from broker.core.context import Caller
+from broker.core.db import utcnow
+from broker.core.errors import JustificationRequired, NotFound
+from broker.http import CallerDep, Handler, NodeDep, SessionDep, SettingsDep
+from broker.messages import service as messages
+from broker.oversight.service import AuditKind, record_event
+from broker.policy.views import PolicyDep
+
+router = APIRouter(prefix="/v1", tags=["cases"])
+
+
+def get_clock(request: Request) -> Clock:
+    """The node's clock for case time (deadlines, timelines); tests replace it to control
+    time instead of sleeping."""
+    clock: Clock = getattr(request.app.state, "clock", None) or utcnow
+    return clock
+
+
+def get_case_config(request: Request, settings: SettingsDep) -> CaseConfig:
+    config: CaseConfig | None = getattr(request.app.state, "case_config", None)
+    if config is None:
+        config = CaseConfig.from_settings(settings)
+        request.app.state.case_config = config
+    return config
+
+
+ClockDep = Annotated[Clock, Depends(get_clock)]
+ConfigDep = Annotated[CaseConfig, Depends(get_case_config)]
+
+
+def event_read(ev: CaseEvent) -> EventRead:
+    return EventRead(
+        id=ev.event_id,
+        seq=ev.seq,
+        event=ev.event,
+        from_state=ev.from_state,
+        to_state=ev.to_state,
+        side=ev.side,
+        actor_participant=ev.actor_participant,
+        actor_account=ev.actor_account,
+        message_id=ev.message_id,
+        envelope_sha256=ev.envelope_sha256,
+        at=ev.at,
+        details=dict(ev.details),
+        policy_pack=ev.policy_pack,
+        policy_rules=list(ev.policy_rules),
+        node_signature=ev.node_signature,
+    )
+
+
+def evidence_read(f: EvidenceFile, delivered: set[str]) -> EvidenceRead:
+    return EvidenceRead(
+        id=f.id,
+        case_id=f.case_id,
+        side=f.side,
+        name=f.name,
+        media_type=f.media_type,
+        size=f.size,
+        sha256=f.sha256,
+        uploaded_by=f.uploaded_by_participant,
+        created_at=f.created_at,
+        delivered=f.id in delivered,
+        erased=f.erased_at is not None,
+    )
+
+
+def summary(case: Case, caller: Caller, now: dt.datetime) -> CaseSummary:
+    side = service.side_of(case, caller.participant_id)
+    return CaseSummary(
+        id=case.id,
+        workflow=case.workflow,
+        case_type=case.case_type,
+        parent_id=case.parent_id,
+        state=case.state,
+        requesting=case.requesting_id,
+        requested=case.requested_id,
+        counterpart=case.requested_id if side is Side.REQUESTING else case.requesting_id,
+        side=side.value if side else "",
+        urgent=case.urgent,
+        confidential=case.confidential,
+        legal_basis=case.legal_basis,
+        purpose=case.purpose,
+        opened_at=case.opened_at,
+        updated_at=case.updated_at,
+        shared_at=case.shared_at,
+        next_due_at=case.next_due_at,
+        overdue=case.next_due_at is not None and case.next_due_at < now,
+        origin=case.origin,
+    )
+
+
+async def case_read(
+    session: AsyncSession,
+    loaded: service.Loaded,
+    caller: Caller,
+    config: CaseConfig,
+    now: dt.datetime,
+) -> CaseRead:
+    case, p = loaded.case, loaded.projection
+    delivered = loaded.delivered
+    mine = service.side_of(case, caller.participant_id)
+    visible_files = [
+        f for f in loaded.evidence if f.side == (mine.value if mine else "") or f.id in delivered
+    ]
+    threads = await service.children_of(session, case, caller)
+    return CaseRead(
+        **summary(case, caller, now).model_dump(),
+        seq=case.seq,
+        head_message_id=case.head_message_id,
+        language=case.language,
+        channel=case.channel,
+        transfer_basis=case.transfer_basis,
+        initiated_by=case.initiated_by,
+        extraordinary_costs=case.extraordinary_costs,
+        deadline=case.deadline,
+        deadline_reason=case.deadline_reason,
+        fields=list(case.fields),
+        assistance_types=list(case.assistance_types),
+        data_subject_categories=list(case.data_subject_categories),
+        records=sorted(p.records),
+        restrictions=list(p.conditions),
+        offered_conditions=list(p.offered_conditions),
+        response_kind=p.response_kind,
+        review_date=p.review_date,
+        paused=p.paused_since is not None,
+        terms=dict(case.terms),
+        allowed_events=[
+            AllowedEvent(
+                event=t.event,
+                to=t.target,
+                summary=t.summary,
+                citation=t.citation,
+                required=sorted(t.body.model_json_schema().get("required", [])),
+            )
+            for t in service.allowed_events(loaded, caller)
+        ],
+        deadlines=[
+            DeadlineRead(
+                name=d.name,
+                title=d.title,
+                reason=d.reason,
+                citation=d.citation,
+                source=d.source,
+                started_at=d.started_at,
+                due_at=d.due_at,
+                remind_at=d.remind_at,
+                stopped_at=d.stopped_at,
+                paused_seconds=d.paused_seconds,
+                status=d.status,
+            )
+            for d in service.case_deadlines(loaded, config, now)
+        ],
+        timeline=[event_read(ev) for ev in _visible_timeline(loaded, mine)],
+        threads=[
+            ThreadRead(
+                id=c.id,
+                workflow=c.workflow,
+                state=c.state,
+                requesting=c.requesting_id,
+                requested=c.requested_id,
+            )
+            for c in threads
+        ],
+        evidence=[evidence_read(f, delivered) for f in visible_files],
+    )
+
+
+def _visible_timeline(loaded: service.Loaded, side: Side | None) -> list[CaseEvent]:
+    """The requesting side sees everything; the requested side from the sharing event on
+    (drafting and vetting are the requesting State's own business)."""
+    if side is Side.REQUESTING or loaded.case.shared_at is None:
+        return loaded.events
+    return [ev for ev in loaded.events if ev.at >= loaded.case.shared_at and _shared(ev)]
+
+
+def _shared(ev: CaseEvent) -> bool:
+    return ev.from_state not in ("DRAFT", "CA_VETTING") or ev.event in ("transmit", "submit")
+
+
+@router.get("/workflows", response_model=WorkflowList)
+async def list_workflows(_caller: CallerDep) -> WorkflowList:
+    """Every transition table, with each event's side, roles, body schema, guards and
+    citation, and its Mermaid diagram."""
+    return WorkflowList(items=[_workflow_read(wf) for wf in WORKFLOWS.values()])
+
+
+@router.get("/workflows/{name}", response_model=WorkflowRead)
+async def get_workflow(name: str, _caller: CallerDep) -> WorkflowRead:
+    wf = WORKFLOWS.get(name)
+    if wf is None:
+        raise NotFound(f"no workflow {name}")
+    return _workflow_read(wf)
+
+
+def _workflow_read(wf: Workflow) -> WorkflowRead:
+    data = wf.describe()
+    data["transitions"] = [describe_transition(wf, t) for t in wf.transitions]
+    return WorkflowRead(**data, mermaid=mermaid(wf))
+
+
+@router.post("/cases", response_model=CaseRead, status_code=status.HTTP_201_CREATED)
+async def open_case(
+    body: CaseCreate,
+    session: SessionDep,
+    node: NodeDep,
+    caller: Handler,
+    policy: PolicyDep,
+    config: ConfigDep,
+    clock: ClockDep,
+) -> CaseRead:
+    """Open a draft request (MLA, FIU request, FIU disclosure) with a counterpart, or a
+    consent or feedback thread under a case by firing its opening event."""
+    now = clock()
+    outcome = await service.open_case(
+        session,
+        node=node,
+        caller=caller,
+        policy=policy,
+        config=config,
+        workflow=body.workflow,
+        counterpart=body.counterpart,
+        request=body.request,
+        parent_id=body.parent_id,
+        event=body.event,
+        body=body.body,
+        envelope=body.envelope,
+        now=now,
+    )
+    await session.commit()
+    if isinstance(outcome, messages.Refused):
+        raise outcome.error()
+    case = outcome.case if isinstance(outcome, service.Fired) else outcome
+    return await case_read(session, await service.load(session, case), caller, config, now)
+
+
+@router.get("/cases", response_model=CasePage)
+async def list_cases(
+    session: SessionDep,
+    caller: Handler,
+    clock: ClockDep,
+    state: Annotated[str | None, Query(max_length=32)] = None,
+    counterpart: Annotated[str | None, Query(max_length=64)] = None,
+    overdue: bool | None = None,
+    urgent: bool | None = None,
+    workflow: Annotated[str | None, Query(max_length=32)] = None,
+    parent_id: Annotated[str | None, Query(max_length=36)] = None,
+    before: Annotated[str | None, Query(max_length=36)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> CasePage:
+    """Your participant's cases, newest first; ``overdue`` means a deadline has passed."""
+    now = clock()
+    rows = await service.list_cases(
+        session,
+        caller=caller,
+        now=now,
+        state=state,
+        counterpart=counterpart,
+        overdue=overdue,
+        urgent=urgent,
+        workflow=workflow,
+        parent_id=parent_id,
+        before=before,
+        limit=limit,
+    )
+    items = [summary(c, caller, now) for c in rows]
+    return CasePage(items=items, next_before=items[-1].id if len(items) == limit else None)
+
+
+@router.get("/cases/{case_id}", response_model=CaseRead)
+async def get_case(
+    case_id: str, session: SessionDep, caller: Handler, config: ConfigDep, clock: ClockDep
+) -> CaseRead:
+    """State, timeline, deadlines, allowed next events, threads and evidence of a case."""
+    case = await service.case_for(session, caller=caller, case_id=case_id)
+    return await case_read(session, await service.load(session, case), caller, config, clock())
+
+
+@router.get("/cases/{case_id}/diagram", response_model=DiagramRead)
+async def get_diagram(case_id: str, session: SessionDep, caller: Handler) -> DiagramRead:
+    """The case's workflow as a Mermaid state diagram, its current state highlighted."""
+    case = await service.case_for(session, caller=caller, case_id=case_id)
+    wf = WORKFLOWS[case.workflow]
+    state = None if case.state == START else case.state
+    return DiagramRead(workflow=wf.name, state=state, mermaid=mermaid(wf, current=state))
+
+
+@router.get("/cases/{case_id}/request", response_model=RequestRead)
+async def get_request(
+    case_id: str,
+    session: SessionDep,
+    node: NodeDep,
+    caller: Handler,
+    settings: SettingsDep,
+    justification: Annotated[str | None, Query(max_length=1000)] = None,
+) -> RequestRead:
+    """The request as drafted (requesting side) or as transmitted (requested side, once
+    shared). Every call is logged as a consultation with its justification."""
+    case = await service.case_for(session, caller=caller, case_id=case_id)
+    text = (justification or "").strip()
+    if len(text) < settings.justification_min_length:
+        raise JustificationRequired(
+            f"say why you consult this request: justification of at least "
+            f"{settings.justification_min_length} characters",
+            field="justification",
+        )
+    request = service.request_json(node, case)
+    await record_event(
+        session,
+        kind=AuditKind.CONTENT_CONSULTED,
+        node=node.node_id,
+        actor=caller.actor(),
+        participant_id=caller.participant_id,
+        case_id=case.id,
+        justification=text,
+        object="case_request",
+    )
+    await session.commit()
+    return RequestRead(case_id=case.id, workflow=case.workflow, request=request)
+
+
+@router.post(
+    "/cases/{case_id}/events",
+    response_model=Fired,
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": Fired, "description": "the same envelope, seen before"}},
+)
+async def fire_event(
+    case_id: str,
+    body: EventCreate,
+    response: Response,
+    session: SessionDep,
+    node: NodeDep,
+    caller: Handler,
+    policy: PolicyDep,
+    config: ConfigDep,
+    clock: ClockDep,
+) -> Fired:
+    """Fire an event: it is signed (by you, or by the node with your participant's custodial
+    key), decided by policy with the case's context, routed to the other side and audited.
+    Refused events answer 403 with the rules; guards answer 422, 403 or 409 with theirs."""
+    now = clock()
+    outcome = await service.fire_event(
+        session,
+        node=node,
+        caller=caller,
+        policy=policy,
+        config=config,
+        case_id=case_id,
+        event=body.event,
+        body=body.body,
+        envelope=body.envelope,
+        now=now,
+    )
+    await session.commit()
+    if isinstance(outcome, messages.Refused):
+        raise outcome.error()
+    if outcome.duplicate:
+        response.status_code = status.HTTP_200_OK
+    loaded = await service.load(session, outcome.case)
+    return Fired(
+        case=await case_read(session, loaded, caller, config, now),
+        event=event_read(outcome.event),
+        envelope=outcome.envelope,
+        reply=event_read(outcome.reply) if outcome.reply is not None else None,
+    )

@@ -1,0 +1,138 @@
+"""Builders shared by the case tests: a complete MLA request, a controllable clock, and
+short ways to open cases and fire events through the HTTP API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from tests.conftest import Api
+
+# Italy asks the United States (both central authorities of the test world).
+REQUESTING, REQUESTED = "it.central-authority", "us.central-authority"
+DRAFTER, VETTER = "it.officer", "it.supervisor"
+HANDLER, DECIDER = "us.officer", "us.supervisor"
+
+
+def mla_request(**over: Any) -> dict[str, Any]:
+    """A request that meets 18(15), in English (which the US accepts), on the IT-US treaty,
+    through the central authorities, with a transfer basis (US is outside the LED area)."""
+    request: dict[str, Any] = {
+        "requesting_authority": "Procura della Repubblica di Milano",
+        "subject_matter": "Laundering of proceeds of drug trafficking through shell companies",
+        "conducting_authority": "Public prosecutor, DDA Milano, proceeding RG 1234/2026",
+        "facts_summary": "Funds moved from Milan to accounts in New York between 2024 and 2025.",
+        "assistance_sought": "Bank records of two accounts held at a New York bank.",
+        "persons_concerned": [
+            {"ref": "p1", "category": "suspect", "identity": "M. R.", "nationality": "IT"}
+        ],
+        "purpose": "criminal_investigation",
+        "assistance_types": ["records"],
+        "offence": "money laundering",
+        "max_penalty_years": 12,
+        "legal_basis": "it-us-mlat-1982",
+        "language": "en",
+        "channel": "central_authority",
+        "transfer_basis": "appropriate_safeguards",
+    }
+    request.update(over)
+    return request
+
+
+class FakeClock:
+    """The node's case clock in tests: moved by hand, never slept on."""
+
+    def __init__(self, start: dt.datetime | None = None) -> None:
+        self.now = start or dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> dt.datetime:
+        self.now += dt.timedelta(**delta)
+        return self.now
+
+
+def use_clock(api: Api, clock: FakeClock) -> FakeClock:
+    api.client.app.state.clock = clock  # type: ignore[attr-defined]
+    return clock
+
+
+def open_case(api: Api, as_: str = DRAFTER, expect: int = 201, **body: Any) -> dict[str, Any]:
+    body.setdefault("workflow", "mla.request")
+    if body["workflow"] == "mla.request":
+        body.setdefault("counterpart", REQUESTED)
+        body.setdefault("request", mla_request())
+    r = api.post("/v1/cases", as_=as_, json=body)
+    assert r.status_code == expect, r.text
+    data: dict[str, Any] = r.json()
+    return data
+
+
+def fire(
+    api: Api,
+    case_id: str,
+    event: str,
+    as_: str,
+    body: dict[str, Any] | None = None,
+    expect: int = 201,
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {"event": event}
+    if body is not None:
+        payload["body"] = body
+    r = api.post(f"/v1/cases/{case_id}/events", as_=as_, json=payload)
+    assert r.status_code == expect, (event, r.status_code, r.text)
+    data: dict[str, Any] = r.json()
+    return data
+
+
+def problem(
+    api: Api,
+    case_id: str,
+    event: str,
+    as_: str,
+    body: dict[str, Any] | None = None,
+    status: int = 422,
+) -> dict[str, Any]:
+    """Fire an event that must be refused; return the problem document."""
+    data = fire(api, case_id, event, as_, body, expect=status)
+    assert data["type"].startswith("urn:palermo:problem:"), data
+    assert data["detail"], data
+    return data
+
+
+def case_of(fired: dict[str, Any]) -> dict[str, Any]:
+    case: dict[str, Any] = fired["case"]
+    return case
+
+
+def to_transmitted(api: Api, **request: Any) -> dict[str, Any]:
+    case = open_case(api, request=mla_request(**request))
+    fire(api, case["id"], "submit_for_vetting", DRAFTER)
+    return case_of(fire(api, case["id"], "transmit", VETTER))
+
+
+def to_assessment(api: Api, **request: Any) -> dict[str, Any]:
+    case = to_transmitted(api, **request)
+    fire(api, case["id"], "acknowledge", HANDLER)
+    return case_of(fire(api, case["id"], "start_assessment", HANDLER))
+
+
+def to_execution(api: Api, **request: Any) -> dict[str, Any]:
+    case = to_assessment(api, **request)
+    fire(api, case["id"], "accept", HANDLER)
+    body = {"executing_authority": "US Attorney, SDNY"}
+    return case_of(fire(api, case["id"], "assign_execution", HANDLER, body))
+
+
+def upload(api: Api, case_id: str, as_: str, data: bytes, name: str = "records.pdf") -> str:
+    r = api.post(
+        f"/v1/cases/{case_id}/evidence",
+        as_=as_,
+        params={"name": name},
+        content=data,
+        headers={"Content-Type": "application/pdf"},
+    )
+    assert r.status_code == 201, r.text
+    file_id: str = r.json()["id"]
+    return file_id
