@@ -11,16 +11,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from adapters import inbox, webhook
+from adapters import filedrop, inbox, peer, webhook
 from broker.delivery.contracts import Adapter, AdapterConfigError, AdapterSpec, NodeIdentity
 
-ADAPTERS: dict[str, AdapterSpec] = {spec.name: spec for spec in (inbox.SPEC, webhook.SPEC)}
+ADAPTERS: dict[str, AdapterSpec] = {
+    spec.name: spec for spec in (inbox.SPEC, webhook.SPEC, peer.SPEC, filedrop.SPEC)
+}
 DEFAULT = "inbox"
 
 
-def check_config(name: str, config: Mapping[str, Any] | None) -> dict[str, Any]:
+def check_config(
+    name: str, config: Mapping[str, Any] | None, *, probe: bool = True
+) -> dict[str, Any]:
     """The normalised configuration. Raises AdapterConfigError for an unknown adapter or a
-    configuration it cannot use."""
+    configuration it cannot use (with ``probe``, also what it needs outside: a directory)."""
     spec = ADAPTERS.get(name)
     if spec is None:
         raise AdapterConfigError(
@@ -28,12 +32,15 @@ def check_config(name: str, config: Mapping[str, Any] | None) -> dict[str, Any]:
         )
     if config is not None and not isinstance(config, Mapping):
         raise AdapterConfigError("adapter_config must be an object", field="adapter_config")
-    return spec.check(config or {})
+    checked = spec.check(config or {})
+    if probe and spec.probe is not None:
+        spec.probe(checked)
+    return checked
 
 
 def build_adapter(name: str, config: Mapping[str, Any] | None, node: NodeIdentity) -> Adapter:
-    """Raises AdapterConfigError, as check_config."""
-    normalised = check_config(name, config)
+    """Raises AdapterConfigError, as check_config (without probing)."""
+    normalised = check_config(name, config, probe=False)
     return ADAPTERS[name].build(normalised, node)
 
 

@@ -47,6 +47,12 @@ def make_celery(settings: Settings) -> Celery:
         },
         include=["broker.delivery.tasks"],
     )
+    if settings.filedrop_import_dir is not None:
+        app.conf.beat_schedule["import-filedrop"] = {
+            "task": "palermo.delivery.filedrop_import",
+            "schedule": settings.filedrop_import_interval_seconds,
+            "options": {"expires": settings.filedrop_import_interval_seconds * 2},
+        }
     return app
 
 

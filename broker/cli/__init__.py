@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from broker.cli import admin, client_cmds, processes
+from broker.cli import admin, client_cmds, delivery, processes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     processes.register(sub)
     admin.register(sub)
     client_cmds.register(sub)
+    delivery.register(sub)
     return parser
 
 

@@ -9,8 +9,9 @@ crypto core, never the database. What it guarantees:
   (a transient failure: the node retries with backoff) or ``DeliveryResult.reject`` (the
   receiver refused it for good: the node dead-letters at once). An exception out of
   ``deliver`` is a bug, and the node records it as a transient failure;
-- an adapter's configuration is checked by its spec's ``check`` before the node starts and
-  when an operator sets it, and raises ``AdapterConfigError`` naming the field;
+- an adapter's configuration is checked by its spec's ``check`` (and ``probe``) before the
+  node starts and when an operator sets it, and raises ``AdapterConfigError`` naming the
+  field;
 - receivers deduplicate by the envelope's message id, so delivering twice stores once.
 """
 
@@ -103,3 +104,7 @@ class AdapterSpec:
     summary: str
     check: Callable[[Mapping[str, Any]], dict[str, Any]]
     build: Callable[[dict[str, Any], NodeIdentity], Adapter]
+    # Checks of the world outside the configuration (a directory exists...), run when the
+    # node starts and when an operator sets it, not before each delivery: there a missing
+    # directory is a transient failure, retried. Raises AdapterConfigError.
+    probe: Callable[[dict[str, Any]], None] | None = None

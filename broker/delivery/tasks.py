@@ -23,6 +23,7 @@ from broker.core.db import Database
 from broker.core.logging import get_logger
 from broker.core.settings import ConfigurationError, Settings
 from broker.delivery.contracts import NodeIdentity
+from broker.delivery.federation import ImportReport, import_drop
 from broker.delivery.pipeline import AdapterPool, BatchReport, deliver_batch
 from broker.delivery.service import RetryPolicy, check_adapters, claim_due
 from broker.worker import runtime, settings, task
@@ -156,6 +157,30 @@ def refuse_bad_adapters(**_: Any) -> None:
     except ConfigurationError as exc:
         sys.stderr.write(f"palermo worker: {exc}\n")
         raise SystemExit(2) from exc
+
+
+@task(name="palermo.delivery.filedrop_import", max_retries=0)
+def filedrop_import() -> int:
+    """Import what peer nodes dropped in PALERMO_FILEDROP_IMPORT_DIR (run by beat)."""
+    directory = settings.filedrop_import_dir
+    if directory is None or not directory.is_dir():
+        log.warning("no file drop directory to import from", directory=str(directory))
+        return 0
+
+    async def run(db: Database, node: NodeContext) -> ImportReport:
+        return await import_drop(
+            db, node, directory, max_age_seconds=settings.federation_max_age_seconds
+        )
+
+    report = runtime.run(run)
+    if report.accepted or report.rejected:
+        log.info(
+            "file drop imported",
+            accepted=len(report.accepted),
+            duplicates=len(report.duplicates),
+            rejected=len(report.rejected),
+        )
+    return len(report.accepted)
 
 
 worker_init.connect(refuse_bad_adapters)

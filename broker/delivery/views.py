@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+import orjson
+from fastapi import APIRouter, Query, Request, Response, status
 
-from broker.delivery import service
+from adapters import httpsig
+from broker.core.errors import Forbidden, PolicyDenied
+from broker.delivery import federation, service
 from broker.delivery.schemas import (
     AdapterRead,
     AdapterUpdate,
     DeadLetterList,
     DeadLetterRead,
+    FederationAccepted,
     RequeueRead,
 )
-from broker.http import Admin, NodeDep, SessionDep
+from broker.http import Admin, NodeDep, SessionDep, SettingsDep
+from broker.messages.service import Refused
 from broker.participants.service import get_participant
 
 router = APIRouter(prefix="/v1", tags=["delivery"])
@@ -80,3 +85,50 @@ async def set_adapter(
     )
     await session.commit()
     return AdapterRead(participant_id=p.id, adapter=p.adapter, config=dict(p.adapter_config))
+
+
+@router.post(
+    "/federation/envelopes",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=FederationAccepted,
+    responses={200: {"model": FederationAccepted, "description": "the same envelope, seen before"}},
+)
+async def receive_forwarded(
+    request: Request, session: SessionDep, node: NodeDep, settings: SettingsDep
+) -> Response:
+    """For peer nodes: an envelope forwarded by the node that accepted it, in a request that
+    node signed (RFC 9421, Ed25519, covering @method, @target-uri, content-type and
+    content-digest). Access tokens are not accepted here."""
+    body = await request.body()
+    headers = list(request.headers.items())
+    if "signature" not in request.headers and "authorization" in request.headers:
+        raise Forbidden("this endpoint takes requests signed by a peer node, not access tokens")
+    peers = await federation.peer_nodes(session)
+    verified = httpsig.verify(
+        method=request.method,
+        url=settings.public_url.rstrip("/") + request.url.path,
+        headers=headers,
+        body=body,
+        key_for=lambda kid: peers[kid].public_key if kid in peers else None,
+    )
+    outcome = await federation.accept_forwarded(
+        session,
+        node=node,
+        body=body,
+        peers=peers,
+        max_age_seconds=settings.federation_max_age_seconds,
+        request_key_id=verified.keyid,
+    )
+    await session.commit()
+    if isinstance(outcome, Refused):
+        raise PolicyDenied(
+            "; ".join(f"{r['rule']}: {r['text']}" for r in outcome.reasons),
+            reasons=outcome.reasons,
+            policy_pack=outcome.pack_hash,
+            message_id=outcome.message_id,
+        )
+    return Response(
+        orjson.dumps(outcome.to_dict(), option=orjson.OPT_UTC_Z),
+        status_code=200 if outcome.duplicate else 202,
+        media_type="application/json",
+    )
