@@ -83,6 +83,7 @@ ACCOUNTS = {
     "oversight": ("it.garante", AccountKind.PERSON, {"oversight"}),
     "us.supervisor": ("us.central-authority", AccountKind.PERSON, {"supervisor"}),
     "nl.supervisor": ("nl.fiu", AccountKind.PERSON, {"supervisor"}),
+    "it.system": ("it.central-authority", AccountKind.SYSTEM, {"system"}),
 }
 PASSWORD = "correct horse battery staple"
 

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from broker.cases import service
+from broker.cases import evidence, service
 from broker.cases.clocks import Clock
 from broker.cases.config import CaseConfig
 from broker.cases.diagram import mermaid
@@ -21,6 +23,7 @@ from broker.cases.schemas import (
     DiagramRead,
     EventCreate,
     EventRead,
+    EvidenceList,
     EvidenceRead,
     Fired,
     RequestRead,
@@ -30,9 +33,17 @@ from broker.cases.schemas import (
 )
 from broker.cases.tables import WORKFLOWS
 from broker.cases.workflow import START, Side, Workflow, describe_transition
+from broker.core import crypto
 from broker.core.context import Caller
 from broker.core.db import utcnow
-from broker.core.errors import JustificationRequired, NotFound
+from broker.core.errors import (
+    InvalidState,
+    JustificationRequired,
+    NotFound,
+    PayloadTooLarge,
+    SchemaViolation,
+)
+from broker.core.ids import uuid7
 from broker.http import CallerDep, Handler, NodeDep, SessionDep, SettingsDep
 from broker.messages import service as messages
 from broker.oversight.service import AuditKind, record_event
@@ -394,4 +405,155 @@ async def fire_event(
         event=event_read(outcome.event),
         envelope=outcome.envelope,
         reply=event_read(outcome.reply) if outcome.reply is not None else None,
+    )
+
+
+# --- evidence --------------------------------------------------------------------------------
+
+
+@router.post(
+    "/cases/{case_id}/evidence",
+    response_model=EvidenceRead,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def upload_evidence(
+    case_id: str,
+    request: Request,
+    session: SessionDep,
+    node: NodeDep,
+    caller: Handler,
+    config: ConfigDep,
+    clock: ClockDep,
+    name: Annotated[str, Query(min_length=1, max_length=255)],
+    media_type: Annotated[str | None, Query(min_length=3, max_length=127)] = None,
+    sha256: Annotated[str | None, Query(pattern=r"^[0-9a-f]{64}$")] = None,
+) -> EvidenceRead:
+    """Upload one evidence file as the raw request body, streamed: hashed while it streams,
+    encrypted at rest in chunks, refused past the size limit. A later ``deliver_partial``,
+    ``complete`` or ``respond`` lists its id and signs its name, size and digest. Give
+    ``sha256`` to have the digest checked."""
+    case = await service.case_for(session, caller=caller, case_id=case_id)
+    side = service.side_of(case, caller.participant_id)
+    assert side is not None
+    if case.state in WORKFLOWS[case.workflow].finals:
+        raise InvalidState(f"the case is {case.state}: it takes no more evidence")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > config.evidence_max_bytes:
+        raise PayloadTooLarge(f"the file is over the evidence limit of {config.evidence_max_bytes}")
+    kind = media_type or request.headers.get("content-type") or "application/octet-stream"
+    case_key = case.id
+    # Leave the transaction before streaming: a long upload must not hold a database lock.
+    await session.commit()
+    file_id = str(uuid7())
+    key = crypto.random_key()
+    path = evidence.path_for(config.evidence_dir, case_key, file_id)
+    stored = await evidence.receive(
+        request.stream(), path=path, key=key, file_id=file_id, limit=config.evidence_max_bytes
+    )
+    if sha256 is not None and sha256 != stored.sha256:
+        evidence.erase(path)
+        raise SchemaViolation(
+            f"the file's SHA-256 is {stored.sha256}, not the {sha256} you declared",
+            field="sha256",
+        )
+    row = await evidence.record_upload(
+        session,
+        node=node,
+        caller=caller,
+        case_id=case_key,
+        side=side.value,
+        file_id=file_id,
+        name=name,
+        media_type=kind[:127],
+        stored=stored,
+        key=key,
+        storage=str(path.relative_to(config.evidence_dir)),
+        now=clock(),
+    )
+    await session.commit()
+    return evidence_read(row, set())
+
+
+@router.get("/cases/{case_id}/evidence", response_model=EvidenceList)
+async def list_evidence(case_id: str, session: SessionDep, caller: Handler) -> EvidenceList:
+    """The files of a case you may read: your side's, and those delivered to you."""
+    case = await service.case_for(session, caller=caller, case_id=case_id)
+    loaded = await service.load(session, case)
+    mine = service.side_of(case, caller.participant_id)
+    delivered = loaded.delivered
+    return EvidenceList(
+        items=[
+            evidence_read(f, delivered)
+            for f in loaded.evidence
+            if (mine is not None and f.side == mine.value) or f.id in delivered
+        ]
+    )
+
+
+@router.get(
+    "/cases/{case_id}/evidence/{file_id}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+async def download_evidence(
+    case_id: str,
+    file_id: str,
+    session: SessionDep,
+    node: NodeDep,
+    caller: Handler,
+    settings: SettingsDep,
+    config: ConfigDep,
+    justification: Annotated[str | None, Query(max_length=1000)] = None,
+) -> StreamingResponse:
+    """Stream a file in bounded memory. Every download is logged as a consultation with its
+    justification (LED art. 25)."""
+    case = await service.case_for(session, caller=caller, case_id=case_id)
+    loaded = await service.load(session, case)
+    mine = service.side_of(case, caller.participant_id)
+    row = next((f for f in loaded.evidence if f.id == file_id), None)
+    if row is None or not (
+        (mine is not None and row.side == mine.value) or row.id in loaded.delivered
+    ):
+        raise NotFound(f"no evidence file {file_id} in case {case_id}")
+    if row.erased_at is not None or row.key_for_node is None:
+        raise InvalidState("this file was erased at the end of retention")
+    text = (justification or "").strip()
+    if len(text) < settings.justification_min_length:
+        raise JustificationRequired(
+            f"say why you consult this evidence: justification of at least "
+            f"{settings.justification_min_length} characters",
+            field="justification",
+        )
+    await record_event(
+        session,
+        kind=AuditKind.CONTENT_CONSULTED,
+        node=node.node_id,
+        actor=caller.actor(),
+        participant_id=caller.participant_id,
+        case_id=case.id,
+        evidence_id=row.id,
+        sha256=row.sha256,
+        size=row.size,
+        justification=text,
+        object="evidence",
+    )
+    key = evidence.open_key(node, row)
+    path = config.evidence_dir / row.storage
+    size, digest, media, filename = row.size, row.sha256, row.media_type, row.name
+    count = row.chunk_count
+    await session.commit()
+    return StreamingResponse(
+        evidence.chunks(path, key=key, file_id=file_id, chunk_count=count),
+        media_type=media,
+        headers={
+            "Content-Length": str(size),
+            "X-Content-SHA256": digest,
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
+        },
     )

@@ -3,9 +3,16 @@ short ways to open cases and fire events through the HTTP API."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from dataclasses import replace
 from typing import Any
 
+from broker.cases.clocks import parse_clocks
+from broker.cases.config import CaseConfig
+from broker.cases.scheduler import run_clocks
+from broker.core.db import Database
+from broker.worker import node_context
 from tests.conftest import Api
 
 # Italy asks the United States (both central authorities of the test world).
@@ -136,3 +143,39 @@ def upload(api: Api, case_id: str, as_: str, data: bytes, name: str = "records.p
     assert r.status_code == 201, r.text
     file_id: str = r.json()["id"]
     return file_id
+
+
+def case_config(api: Api) -> CaseConfig:
+    state = api.client.app.state  # type: ignore[attr-defined]
+    config: CaseConfig | None = getattr(state, "case_config", None)
+    if config is None:
+        config = CaseConfig.from_settings(api.settings)
+        state.case_config = config
+    return config
+
+
+def set_clocks(api: Api, clocks: dict[str, Any], **over: Any) -> CaseConfig:
+    """Replace the node's reference clocks (what PALERMO_CASE_CLOCKS_FILE configures)."""
+    config = replace(case_config(api), clocks=parse_clocks(clocks, "test"), **over)
+    api.client.app.state.case_config = config  # type: ignore[attr-defined]
+    return config
+
+
+def tick(api: Api, now: dt.datetime) -> int:
+    """One pass of the node's timers at ``now`` (what the beat-scheduled task runs)."""
+
+    async def go() -> int:
+        db = Database(api.settings.resolved_database_url, pool_size=1)
+        try:
+            return await run_clocks(db, node_context(api.settings), case_config(api), now)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(go())
+
+
+def get_case(api: Api, case_id: str, as_: str = DRAFTER) -> dict[str, Any]:
+    r = api.get(f"/v1/cases/{case_id}", as_=as_)
+    assert r.status_code == 200, r.text
+    data: dict[str, Any] = r.json()
+    return data

@@ -1,0 +1,191 @@
+"""Evidence packages: files streamed in and out in bounded memory, encrypted at rest in chunks.
+
+A file is hashed (SHA-256) while it streams in and written to disk as a sequence of sealed
+chunks, each ``len (4 bytes, big-endian) || SecretBox(key, header || data)`` with at most
+``CHUNK_SIZE`` bytes of data and a header that binds the chunk to its file and position
+(``file id (16 bytes) || index (8 bytes) || last (1 byte)``): a chunk moved, dropped,
+repeated or taken from another file does not open. The per-file key is kept only wrapped by
+the node's master key, in the ``evidence_files`` row; destroying it (retention end) shreds the
+file, which is then deleted.
+
+Memory is bounded by the chunk size: neither the upload nor the download ever holds more
+than about two chunks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import struct
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import anyio
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from broker.cases.models import EvidenceFile
+from broker.core import crypto
+from broker.core.context import Caller, NodeContext
+from broker.core.errors import PayloadTooLarge
+from broker.oversight.service import AuditKind, record_event
+
+CHUNK_SIZE = 1024 * 1024
+_HEADER = struct.Struct(">16sQB")
+_LENGTH = struct.Struct(">I")
+
+
+class EvidenceCorrupt(Exception):  # noqa: N818 - names the problem, like the error tree
+    """A stored chunk does not open, or is out of place: the file was altered at rest."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    size: int
+    sha256: str
+    chunk_count: int
+
+
+def _header(file_id: str, index: int, last: bool) -> bytes:
+    return _HEADER.pack(uuid.UUID(file_id).bytes, index, 1 if last else 0)
+
+
+def path_for(root: Path, case_id: str, file_id: str) -> Path:
+    return root / case_id / f"{file_id}.bin"
+
+
+async def receive(
+    stream: AsyncIterator[bytes],
+    *,
+    path: Path,
+    key: bytes,
+    file_id: str,
+    limit: int,
+) -> Stored:
+    """Write ``stream`` to ``path`` encrypted in chunks while hashing it. Raises
+    PayloadTooLarge past ``limit`` bytes (the partial file is removed)."""
+    await anyio.to_thread.run_sync(lambda: path.parent.mkdir(parents=True, exist_ok=True))
+    partial = path.with_suffix(".part")
+    digest = hashlib.sha256()
+    size = 0
+    index = 0
+    buffer = bytearray()
+    fh: BinaryIO = await anyio.to_thread.run_sync(partial.open, "wb")
+    try:
+        async for piece in stream:
+            size += len(piece)
+            if size > limit:
+                raise PayloadTooLarge(f"the file is over the evidence limit of {limit} bytes")
+            digest.update(piece)
+            buffer += piece
+            while len(buffer) > CHUNK_SIZE:
+                block = bytes(buffer[:CHUNK_SIZE])
+                del buffer[:CHUNK_SIZE]
+                await _write(fh, key, file_id, index, block, last=False)
+                index += 1
+        await _write(fh, key, file_id, index, bytes(buffer), last=True)
+        await anyio.to_thread.run_sync(fh.flush)
+        await anyio.to_thread.run_sync(os.fsync, fh.fileno())
+    except BaseException:
+        await anyio.to_thread.run_sync(fh.close)
+        await anyio.to_thread.run_sync(lambda: partial.unlink(missing_ok=True))
+        raise
+    await anyio.to_thread.run_sync(fh.close)
+    await anyio.to_thread.run_sync(partial.replace, path)
+    return Stored(size=size, sha256=digest.hexdigest(), chunk_count=index + 1)
+
+
+async def _write(
+    fh: BinaryIO, key: bytes, file_id: str, index: int, data: bytes, *, last: bool
+) -> None:
+    sealed = crypto.secretbox_encrypt(key, _header(file_id, index, last) + data)
+    await anyio.to_thread.run_sync(fh.write, _LENGTH.pack(len(sealed)) + sealed)
+
+
+def chunks(path: Path, *, key: bytes, file_id: str, chunk_count: int) -> Iterator[bytes]:
+    """The file's plaintext, chunk by chunk (a plain generator: Starlette iterates it in a
+    worker thread). Raises EvidenceCorrupt when a chunk does not open or is out of place."""
+    with path.open("rb") as fh:
+        for index in range(chunk_count):
+            raw_len = fh.read(_LENGTH.size)
+            if len(raw_len) != _LENGTH.size:
+                raise EvidenceCorrupt(f"{path.name}: chunk {index} is missing")
+            (length,) = _LENGTH.unpack(raw_len)
+            sealed = fh.read(length)
+            try:
+                plain = crypto.secretbox_decrypt(key, sealed)
+            except crypto.CryptoError as exc:
+                raise EvidenceCorrupt(f"{path.name}: chunk {index} does not open") from exc
+            header, data = plain[: _HEADER.size], plain[_HEADER.size :]
+            if header != _header(file_id, index, index == chunk_count - 1):
+                raise EvidenceCorrupt(f"{path.name}: chunk {index} is out of place")
+            yield data
+        if fh.read(1):
+            raise EvidenceCorrupt(f"{path.name}: data after the last chunk")
+
+
+def erase(path: Path) -> None:
+    """Delete a stored file (its key is destroyed by the caller)."""
+    path.unlink(missing_ok=True)
+
+
+# --- records -------------------------------------------------------------------------------
+
+
+async def record_upload(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    caller: Caller,
+    case_id: str,
+    side: str,
+    file_id: str,
+    name: str,
+    media_type: str,
+    stored: Stored,
+    key: bytes,
+    storage: str,
+    now: dt.datetime,
+) -> EvidenceFile:
+    """The row of an uploaded file and its ``evidence:stored`` leaf. Flushes."""
+    row = EvidenceFile(
+        id=file_id,
+        case_id=case_id,
+        side=side,
+        uploaded_by_participant=caller.participant_id,
+        uploaded_by_account=caller.account_id,
+        name=name,
+        media_type=media_type,
+        size=stored.size,
+        sha256=stored.sha256,
+        chunk_size=CHUNK_SIZE,
+        chunk_count=stored.chunk_count,
+        key_for_node=crypto.secretbox_encrypt(node.master_key, key),
+        storage=storage,
+        created_at=now,
+        erased_at=None,
+    )
+    session.add(row)
+    await session.flush()
+    await record_event(
+        session,
+        kind=AuditKind.EVIDENCE_STORED,
+        node=node.node_id,
+        actor=caller.actor(),
+        participant_id=caller.participant_id,
+        at=now,
+        case_id=case_id,
+        evidence_id=file_id,
+        sha256=stored.sha256,
+        size=stored.size,
+        media_type=media_type,
+    )
+    return row
+
+
+def open_key(node: NodeContext, row: EvidenceFile) -> bytes:
+    assert row.key_for_node is not None
+    return crypto.secretbox_decrypt(node.master_key, row.key_for_node)

@@ -1,0 +1,143 @@
+"""The node's timers on cases: reminders and escalations as system events (P3, P8, P10, P17).
+
+``run_clocks(db, node, config, now)`` is what the beat-scheduled task runs; tests call it with
+the time they choose. Each case is handled in its own transaction: its due actions
+(``broker.cases.clocks.due_actions``) become notices signed by the node, each with its one
+audit leaf, and its ``next_check_at`` moves on. A transmitted request whose transmission the
+requested side has receipted (a signed receipt) is acknowledged by the node on its behalf
+(MLA.md: "CA-Q, or SYS on signed receipt"). A case that has been in a retained final state
+for the retention period is erased: its request and evidence keys are destroyed and the
+files deleted; its history and audit leaves remain.
+
+Invariants: an action happens once (its key is in the history); a notice never changes a
+case's state; only ``expire_retention`` and the acknowledgement on receipt do, through the
+transition table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from broker.cases import evidence, service
+from broker.cases.config import CaseConfig
+from broker.cases.models import Case
+from broker.core.context import NodeContext
+from broker.core.db import Database
+from broker.messages.models import Message
+
+_MAX_ACTIONS_PER_TICK = 50
+
+
+async def due_case_ids(session: AsyncSession, *, now: dt.datetime, limit: int) -> list[str]:
+    """Cases whose timers are due, and transmitted requests whose transmission was receipted."""
+    stmt = (
+        select(Case.id)
+        .outerjoin(Message, Message.id == Case.head_message_id)
+        .where(
+            or_(
+                Case.next_check_at <= now,
+                and_(
+                    Case.workflow == "mla.request",
+                    Case.state == "TRANSMITTED",
+                    Message.receipted_at.is_not(None),
+                ),
+            )
+        )
+        .order_by(Case.next_check_at)
+        .limit(limit)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def tick_case(
+    session: AsyncSession, *, node: NodeContext, config: CaseConfig, case_id: str, now: dt.datetime
+) -> list[str]:
+    """Do what is due on one case; return the events raised. Flushes."""
+    case = (await session.scalars(select(Case).where(Case.id == case_id).with_for_update())).first()
+    if case is None:
+        return []
+    loaded = await service.load(session, case)
+    raised: list[str] = []
+    if case.workflow == "mla.request" and case.state == "TRANSMITTED" and case.head_message_id:
+        message = await session.get(Message, case.head_message_id)
+        if message is not None and message.receipted_at is not None:
+            await service.record_system_event(
+                session,
+                node=node,
+                loaded=loaded,
+                event="acknowledge",
+                details={"on_receipt": message.id},
+                now=now,
+            )
+            raised.append("acknowledge")
+    for _ in range(_MAX_ACTIONS_PER_TICK):
+        due = [a for a in service.reschedule(loaded, config, now) if a.at <= now]
+        if not due:
+            break
+        action = due[0]
+        if action.kind == "expire_retention":
+            await expire(session, node=node, loaded=loaded, config=config, now=now)
+        else:
+            await service.record_notice(
+                session,
+                node=node,
+                loaded=loaded,
+                notice=action.kind,
+                key=action.key,
+                detail=action.detail,
+                now=now,
+            )
+        raised.append(action.kind)
+    service.reschedule(loaded, config, now)
+    await session.flush()
+    return raised
+
+
+async def expire(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    loaded: service.Loaded,
+    config: CaseConfig,
+    now: dt.datetime,
+) -> None:
+    """Fire ``expire_retention``: destroy the request's and the evidence files' keys, delete
+    the files. The message envelopes of the case are erased by the retention of messages."""
+    case = loaded.case
+    erased = [f.id for f in loaded.evidence if f.erased_at is None]
+    for f in loaded.evidence:
+        if f.erased_at is None:
+            evidence.erase(config.evidence_dir / f.storage)
+            f.key_for_node = None
+            f.erased_at = now
+    case.request_ciphertext = None
+    case.request_key = None
+    await service.record_system_event(
+        session,
+        node=node,
+        loaded=loaded,
+        event="expire_retention",
+        details={"erased_evidence": erased, "erased_request": True},
+        now=now,
+    )
+
+
+async def run_clocks(
+    db: Database, node: NodeContext, config: CaseConfig, now: dt.datetime, *, limit: int = 500
+) -> int:
+    """One pass of the timers over every due case, a transaction per case; returns how many
+    events were raised."""
+    async with db.session() as session:
+        ids = await due_case_ids(session, now=now, limit=limit)
+        await session.commit()
+    total = 0
+    for case_id in ids:
+        async with db.session() as session:
+            total += len(
+                await tick_case(session, node=node, config=config, case_id=case_id, now=now)
+            )
+            await session.commit()
+    return total

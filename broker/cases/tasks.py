@@ -1,0 +1,25 @@
+"""Celery entry points of the case workflows."""
+
+from __future__ import annotations
+
+from broker.cases.config import CaseConfig
+from broker.cases.scheduler import run_clocks
+from broker.core.context import NodeContext
+from broker.core.db import Database, utcnow
+from broker.core.logging import get_logger
+from broker.worker import runtime, settings, task
+
+log = get_logger(__name__)
+
+
+@task(name="palermo.cases.tick", max_retries=0)
+def tick() -> int:
+    """Raise the reminders, escalations, reviews and expiries that are due."""
+
+    async def run(db: Database, node: NodeContext) -> int:
+        return await run_clocks(db, node, CaseConfig.from_settings(settings), utcnow())
+
+    raised = runtime.run(run)
+    if raised:
+        log.info("case clocks", raised=raised)
+    return raised
