@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from adapters import filedrop, inbox, peer, webhook
+from adapters import filedrop, goaml, inbox, peer, webhook
 from broker.delivery.contracts import Adapter, AdapterConfigError, AdapterSpec, NodeIdentity
 
 ADAPTERS: dict[str, AdapterSpec] = {
-    spec.name: spec for spec in (inbox.SPEC, webhook.SPEC, peer.SPEC, filedrop.SPEC)
+    spec.name: spec for spec in (inbox.SPEC, webhook.SPEC, peer.SPEC, filedrop.SPEC, goaml.SPEC)
 }
 DEFAULT = "inbox"
 

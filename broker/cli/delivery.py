@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,57 @@ def cmd_filedrop_import(args: argparse.Namespace) -> int:
     return 1 if report.rejected else 0
 
 
+def cmd_goaml_import(args: argparse.Namespace) -> int:
+    """A goAML report, validated and mapped, submitted as an fiu.disclosure."""
+    from adapters import goaml
+    from broker.cli.client_cmds import _call
+    from broker.client import KeyFile, new_payload, sign
+
+    path = Path(args.file)
+    try:
+        draft = goaml.disclosure_draft(
+            path.read_bytes(),
+            recipient=args.to,
+            legal_basis=args.legal_basis,
+            purpose=args.purpose,
+            name=path.name,
+        )
+    except goaml.GoamlInvalid as exc:
+        raise CommandError(f"{path}: {exc.detail}") from exc
+    if not args.key:
+        return _call(args, lambda c: c.send_draft(draft))
+    key = KeyFile.load(args.key)
+    fields = {k: v for k, v in draft.items() if k not in ("type", "recipient", "body")}
+    payload = new_payload(
+        sender=key.participant,
+        recipient=draft["recipient"],
+        type=draft["type"],
+        body=draft["body"],
+        **fields,
+    )
+    return _call(args, lambda c: c.submit(sign(key, payload)))
+
+
+def cmd_goaml_export(args: argparse.Namespace) -> int:
+    """A disclosure (its content, read with a justification) written as goAML XML."""
+    from adapters import goaml
+    from broker.cli.client_cmds import _client
+    from broker.client import ProblemError
+
+    with _client(args) as client:
+        try:
+            content = client.content(args.message_id, args.justification)
+        except ProblemError as exc:
+            raise CommandError(str(exc)) from exc
+    try:
+        xml = goaml.disclosure_to_report(content["payload"])
+    except goaml.GoamlInvalid as exc:
+        raise CommandError(exc.detail) from exc
+    Path(args.out).write_bytes(xml)
+    print(f"wrote {args.out} ({len(xml)} bytes, valid goAML 5.0.2)")
+    return 0
+
+
 def register(sub: Any) -> None:
     dead = sub.add_parser("deadletter", help="messages whose delivery ran out of attempts")
     dsub = dead.add_subparsers(dest="action", required=True)
@@ -127,3 +179,26 @@ def register(sub: Any) -> None:
     p = fsub.add_parser("import", help="import the envelopes a peer node dropped in DIRECTORY")
     p.add_argument("directory")
     p.set_defaults(handler=cmd_filedrop_import)
+
+    gml = sub.add_parser("goaml", help="goAML 5.0.2 XML reports")
+    gsub = gml.add_subparsers(dest="action", required=True)
+    for name, handler, text in (
+        ("import", cmd_goaml_import, "submit a goAML report as an fiu.disclosure"),
+        ("export", cmd_goaml_export, "write a disclosure you hold as goAML XML"),
+    ):
+        p = gsub.add_parser(name, help=text)
+        p.add_argument("--url", default=os.environ.get("PALERMO_URL", "http://127.0.0.1:8000"))
+        who = p.add_mutually_exclusive_group()
+        who.add_argument("--client-id", help="agency system; secret from PALERMO_CLIENT_SECRET")
+        who.add_argument("--user", help="person; password from PALERMO_PASSWORD")
+        p.set_defaults(handler=handler)
+        if name == "import":
+            p.add_argument("file", help="the goAML XML report")
+            p.add_argument("--to", required=True, help="recipient participant id")
+            p.add_argument("--legal-basis", required=True)
+            p.add_argument("--purpose", required=True)
+            p.add_argument("--key", help="self-held signing key file; without it the node signs")
+        else:
+            p.add_argument("message_id")
+            p.add_argument("--justification", required=True)
+            p.add_argument("--out", required=True, help="where to write the XML")
