@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -47,6 +48,7 @@ class Facts:
     response_kind: str | None = None
     parent_workflow: str | None = None
     parent_state: str | None = None
+    parent_terms: Mapping[str, Any] = field(default_factory=dict)
     evidence: Mapping[str, EvidenceFacts] = field(default_factory=dict)
 
 
@@ -158,3 +160,25 @@ def _parent(*workflows: str) -> Guard:
 CONSENT_UNDER_MLA = _parent("mla.request")
 CONSENT_UNDER_FIU = _parent("fiu.request", "fiu.disclosure")
 FEEDBACK_UNDER_FIU = _parent("fiu.request", "fiu.disclosure")
+
+
+def _consent_needed(f: Facts) -> str | None:
+    recipient = getattr(f.body, "recipient", None)
+    purpose = getattr(f.body, "purpose", None)
+    named = f.parent_terms.get("permitted_recipients", [])
+    purposes = f.parent_terms.get("permitted_purposes", [])
+    if recipient in named and purpose in purposes:
+        return (
+            f"{recipient} is named for {purpose} in the terms the material came with: consent "
+            "is presumed, there is nothing to ask"
+        )
+    return None
+
+
+CONSENT_NEEDED = Guard(
+    id="consent_needed",
+    text="consent is asked only for a recipient or purpose the material's terms do not name",
+    citation="Egmont Principles; P18",
+    check=_consent_needed,
+    status=409,
+)

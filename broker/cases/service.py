@@ -60,6 +60,7 @@ from broker.messages.models import Message
 from broker.oversight.service import AuditKind, record_event
 from broker.participants.models import Participant
 from broker.policy.service import NodePolicy
+from policies.model import Consent
 
 CASE_HANDLING_PEOPLE = frozenset({"officer", "supervisor"})
 
@@ -464,7 +465,11 @@ async def _open_thread(
         fitting = [
             t
             for t in wf.opening_events
-            if all(g.failure(_parent_facts(parent, t)) is None for g in t.guards)
+            if all(
+                g.failure(_parent_facts(parent, t)) is None
+                for g in t.guards
+                if g.id == "parent_case"
+            )
         ]
         if len(fitting) != 1:
             raise SchemaViolation("name the opening event", field="event")
@@ -655,6 +660,7 @@ def _check_guards(loaded: Loaded, plan: _Plan, caller: Caller, now: dt.datetime)
         response_kind=p.response_kind,
         parent_workflow=loaded.parent.workflow if loaded.parent else None,
         parent_state=loaded.parent.state if loaded.parent else None,
+        parent_terms=loaded.parent.terms if loaded.parent else {},
         evidence={
             f.id: EvidenceFacts(Side(f.side), f.id in loaded.delivered)
             for f in loaded.evidence
@@ -805,6 +811,19 @@ def _apply_effects(
         case.terms = {k: v for k, v in details.items() if k in ("recipient", "purpose")}
     if t.event == "respond" or (t.event == "submit" and loaded.workflow.name == "fiu.disclosure"):
         _widen_terms(case, details)
+    if t.event == "grant_consent" and loaded.parent is not None:
+        # The consent widens what the parent case's material may be used for (P18, 18(19)).
+        parent_terms = dict(loaded.parent.terms)
+        parent_terms["consents"] = [
+            *parent_terms.get("consents", []),
+            {
+                "provider": case.requested_id,
+                "recipient": case.terms.get("recipient"),
+                "purpose": case.terms.get("purpose"),
+                "thread": case.id,
+            },
+        ]
+        loaded.parent.terms = parent_terms
 
 
 def _request_for(node: NodeContext, case: Case, t: Transition, body: BaseModel) -> BaseModel | None:
@@ -1177,6 +1196,24 @@ def allowed_events(loaded: Loaded, caller: Caller) -> list[Transition]:
             continue
         out.append(t)
     return out
+
+
+async def consents_on_record(session: AsyncSession, case_id: str) -> tuple[Consent, ...]:
+    """The consents granted through the case's consent threads, as the policy engine reads
+    them (``Context.consents``): for deciding onward use of the case's material."""
+    rows = (
+        await session.scalars(
+            select(Case).where(
+                Case.parent_id == case_id,
+                Case.workflow == "consent",
+                Case.state == "CONSENT_GRANTED",
+            )
+        )
+    ).all()
+    return tuple(
+        Consent(c.requested_id, str(c.terms.get("recipient")), str(c.terms.get("purpose")))
+        for c in rows
+    )
 
 
 def request_json(node: NodeContext, case: Case) -> dict[str, Any] | None:

@@ -499,7 +499,7 @@ CONSENT = Workflow(
             "The requesting State asks to use what it received for another proceeding or purpose.",
             "UNTOC art. 18(19)",
             body=b.RequestConsent,
-            guards=(g.CONSENT_UNDER_MLA,),
+            guards=(g.CONSENT_UNDER_MLA, g.CONSENT_NEEDED),
             audit_kind="consent:requested",
         ),
         Transition(
@@ -511,7 +511,7 @@ CONSENT = Workflow(
             "recipient or use for a purpose not named.",
             "Egmont Principles; FATF R.40 INR; P18",
             body=b.RequestConsent,
-            guards=(g.CONSENT_UNDER_FIU,),
+            guards=(g.CONSENT_UNDER_FIU, g.CONSENT_NEEDED),
             audit_kind="consent:requested",
         ),
         Transition(

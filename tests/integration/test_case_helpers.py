@@ -13,12 +13,65 @@ from broker.cases.config import CaseConfig
 from broker.cases.scheduler import run_clocks
 from broker.core.db import Database
 from broker.worker import node_context
-from tests.conftest import Api
+from tests.conftest import ACCOUNTS, PASSWORD, Api
 
 # Italy asks the United States (both central authorities of the test world).
 REQUESTING, REQUESTED = "it.central-authority", "us.central-authority"
 DRAFTER, VETTER = "it.officer", "it.supervisor"
 HANDLER, DECIDER = "us.officer", "us.supervisor"
+
+
+# Logins made during a test (partners registered through the admin API) and their tokens.
+TOKENS: dict[str, str] = {}
+
+
+def call(api: Api, method: str, path: str, who: str, **kw: Any) -> Any:
+    """A request as ``who``: a login of the test world, or one registered in this test."""
+    if who in ACCOUNTS:
+        return api.request(method, path, as_=who, **kw)
+    headers = {"Authorization": f"Bearer {TOKENS[who]}", **kw.pop("headers", {})}
+    return api.client.request(method, path, headers=headers, **kw)
+
+
+def register_partner(
+    api: Api, participant: str, kind: str, logins: dict[str, str]
+) -> dict[str, str]:
+    """Register a participant with custodial keys and person accounts through the admin API,
+    as a node operator would, and log its people in (password grant). ``logins`` maps each
+    login to its role."""
+    r = api.post(
+        "/v1/participants",
+        as_="it.admin",
+        json={"id": participant, "kind": kind, "display_name": participant},
+    )
+    assert r.status_code == 201, r.text
+    for purpose in ("signing", "encryption"):
+        r = api.post(
+            f"/v1/participants/{participant}/keys",
+            as_="it.admin",
+            json={"purpose": purpose, "generate": True},
+        )
+        assert r.status_code == 201, r.text
+    for login, role in logins.items():
+        r = api.post(
+            f"/v1/participants/{participant}/accounts",
+            as_="it.admin",
+            json={
+                "kind": "person",
+                "login": login,
+                "display_name": login,
+                "roles": [role],
+                "password": PASSWORD,
+            },
+        )
+        assert r.status_code == 201, r.text
+        r = api.client.post(
+            "/v1/auth/token",
+            data={"grant_type": "password", "username": login, "password": PASSWORD},
+        )
+        assert r.status_code == 200, r.text
+        TOKENS[login] = r.json()["access_token"]
+    return logins
 
 
 def mla_request(**over: Any) -> dict[str, Any]:
@@ -70,7 +123,7 @@ def open_case(api: Api, as_: str = DRAFTER, expect: int = 201, **body: Any) -> d
     if body["workflow"] == "mla.request":
         body.setdefault("counterpart", REQUESTED)
         body.setdefault("request", mla_request())
-    r = api.post("/v1/cases", as_=as_, json=body)
+    r = call(api, "POST", "/v1/cases", as_, json=body)
     assert r.status_code == expect, r.text
     data: dict[str, Any] = r.json()
     return data
@@ -87,7 +140,7 @@ def fire(
     payload: dict[str, Any] = {"event": event}
     if body is not None:
         payload["body"] = body
-    r = api.post(f"/v1/cases/{case_id}/events", as_=as_, json=payload)
+    r = call(api, "POST", f"/v1/cases/{case_id}/events", as_, json=payload)
     assert r.status_code == expect, (event, r.status_code, r.text)
     data: dict[str, Any] = r.json()
     return data
@@ -133,9 +186,11 @@ def to_execution(api: Api, **request: Any) -> dict[str, Any]:
 
 
 def upload(api: Api, case_id: str, as_: str, data: bytes, name: str = "records.pdf") -> str:
-    r = api.post(
+    r = call(
+        api,
+        "POST",
         f"/v1/cases/{case_id}/evidence",
-        as_=as_,
+        as_,
         params={"name": name},
         content=data,
         headers={"Content-Type": "application/pdf"},
@@ -175,7 +230,7 @@ def tick(api: Api, now: dt.datetime) -> int:
 
 
 def get_case(api: Api, case_id: str, as_: str = DRAFTER) -> dict[str, Any]:
-    r = api.get(f"/v1/cases/{case_id}", as_=as_)
+    r = call(api, "GET", f"/v1/cases/{case_id}", as_)
     assert r.status_code == 200, r.text
     data: dict[str, Any] = r.json()
     return data
