@@ -199,3 +199,49 @@ class WorkflowRead(BaseModel):
 
 class WorkflowList(BaseModel):
     items: list[WorkflowRead]
+
+
+class StateCount(BaseModel):
+    workflow: str
+    state: str
+    count: int
+
+
+class PairCount(BaseModel):
+    workflow: str
+    requesting: str
+    requested: str
+    count: int
+
+
+class Turnaround(BaseModel):
+    indicator: str
+    count: int
+    median: float | None = Field(description="hours")
+    p90: float | None = Field(description="hours, 90th percentile (nearest rank)")
+
+
+class GroundCount(BaseModel):
+    workflow: str
+    ground: str
+    count: int
+
+
+class ConsentCounts(BaseModel):
+    requested: int
+    granted: int
+    refused: int
+
+
+class StatisticsRead(BaseModel):
+    """Monitoring indicators from case metadata only: no content, no persons."""
+
+    generated_at: dt.datetime
+    cases_by_state: list[StateCount]
+    cases_by_parties: list[PairCount]
+    turnaround_hours: list[Turnaround]
+    refusals_by_ground: list[GroundCount]
+    postponements: int
+    currently_postponed: int
+    overdue_cases: int
+    consents: ConsentCounts

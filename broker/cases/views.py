@@ -27,10 +27,12 @@ from broker.cases.schemas import (
     EvidenceRead,
     Fired,
     RequestRead,
+    StatisticsRead,
     ThreadRead,
     WorkflowList,
     WorkflowRead,
 )
+from broker.cases.statistics import statistics
 from broker.cases.tables import WORKFLOWS
 from broker.cases.workflow import START, Side, Workflow, describe_transition
 from broker.core import crypto
@@ -44,7 +46,7 @@ from broker.core.errors import (
     SchemaViolation,
 )
 from broker.core.ids import uuid7
-from broker.http import CallerDep, Handler, NodeDep, SessionDep, SettingsDep
+from broker.http import CallerDep, Handler, NodeDep, Oversight, SessionDep, SettingsDep
 from broker.messages import service as messages
 from broker.oversight.service import AuditKind, record_event
 from broker.policy.views import PolicyDep
@@ -557,3 +559,15 @@ async def download_evidence(
             "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
         },
     )
+
+
+# --- oversight --------------------------------------------------------------------------------
+
+
+@router.get("/oversight/statistics", response_model=StatisticsRead, tags=["oversight"])
+async def oversight_statistics(
+    session: SessionDep, _caller: Oversight, clock: ClockDep
+) -> StatisticsRead:
+    """Requests by state and by pair of participants, median and 90th-percentile turnaround,
+    refusals by ground, postponements, overdue cases, consents: metadata only."""
+    return StatisticsRead.model_validate(await statistics(session, now=clock()))
