@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broker.accounts.views import router as accounts_router
+from broker.consents.views import router as consents_router
 from broker.core.crypto import Signer
 from broker.core.db import Database
 from broker.core.errors import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX, PalermoError
@@ -33,8 +34,9 @@ from broker.delivery.service import check_adapters
 from broker.delivery.views import router as delivery_router
 from broker.messages.views import router as messages_router
 from broker.participants.views import router as participants_router
+from broker.policy.service import node_policy, record_policy_loaded
+from broker.policy.views import router as policy_router
 from broker.worker import broker_reachable, node_context
-from policies.engine import default_policy
 
 log = get_logger("palermo.api")
 
@@ -108,13 +110,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, json=settings.log_json)
-        default_policy()  # load and compile the packs now, not on the first request
         app.state.db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
         try:
             # An unknown adapter or an unusable adapter configuration stops the node here,
             # at start, with the participants named, not at the first delivery.
             async with app.state.db.session() as session:
                 await check_adapters(session)
+            # A change of the packs (or reference data) the node enforces is itself audited.
+            async with app.state.db.session() as session:
+                if await record_policy_loaded(
+                    session, node_id=settings.node_id, policy=app.state.policy, actor=None
+                ):
+                    await session.commit()
             yield
         finally:
             await app.state.db.dispose()
@@ -128,6 +135,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.node = node_context(settings)
+    # The packs are loaded and checked now: a bad pack stops the node before it serves.
+    app.state.policy = node_policy(settings)
     app.add_middleware(RequestContextMiddleware)
 
     @app.exception_handler(PalermoError)
@@ -190,6 +199,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(accounts_router)
     app.include_router(participants_router)
     app.include_router(messages_router)
+    app.include_router(consents_router)
+    app.include_router(policy_router)
     app.include_router(delivery_router)
 
     _install_ops_routes(app, settings)

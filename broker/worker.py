@@ -20,6 +20,7 @@ from broker.core.crypto import Signer
 from broker.core.db import Database
 from broker.core.logging import configure_logging
 from broker.core.settings import Settings
+from broker.policy.service import NodePolicy, node_policy
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -67,6 +68,7 @@ class _Runtime:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.db: Database | None = None
         self.node: NodeContext | None = None
+        self.policy: NodePolicy | None = None
 
     def run(self, fn: Callable[[Database, NodeContext], Coroutine[Any, Any, R]]) -> R:
         if self.loop is None:
@@ -75,6 +77,7 @@ class _Runtime:
         if self.db is None:
             self.db = Database(settings.resolved_database_url, pool_size=2)
             self.node = node_context(settings)
+            self.policy = node_policy(settings)  # the packs PALERMO_POLICY_* configure
         assert self.node is not None
         return self.loop.run_until_complete(fn(self.db, self.node))
 

@@ -1,7 +1,7 @@
 """The ``palermo`` command: what an operator does without the API, and a small client.
 
 Sub-commands: init, serve, worker, beat, dev, participant, key, user, client, audit, send,
-inbox, read, receipt.
+inbox, read, receipt, policy.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from broker.cli import admin, client_cmds, delivery, processes
+from broker.cli import admin, client_cmds, delivery, policy, processes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     processes.register(sub)
     admin.register(sub)
     client_cmds.register(sub)
+    policy.register(sub)
     delivery.register(sub)
     return parser
 

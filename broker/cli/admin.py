@@ -25,6 +25,7 @@ from broker.core.errors import PalermoError
 from broker.core.settings import ConfigurationError, Settings, write_secret_files
 from broker.participants import service as participants
 from broker.participants.models import ParticipantKind
+from broker.policy.service import node_policy, record_policy_loaded
 from broker.worker import node_context
 
 T = TypeVar("T")
@@ -60,8 +61,16 @@ def run_in_session(
 
 
 def init_node(settings: Settings) -> list[Path]:
+    """Create missing secrets, migrate, and audit the policy set if it changed. Raises
+    CommandError (a pack or the reference data does not load)."""
     created = write_secret_files(settings.data_dir, settings)
     migrate.upgrade(settings.resolved_database_url)
+    run_in_session(
+        settings,
+        lambda s, n: record_policy_loaded(
+            s, node_id=n.node_id, policy=node_policy(settings), actor=cli_actor()
+        ),
+    )
     return created
 
 
@@ -71,6 +80,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     for path in created:
         print(f"created {path}")
     print(f"database ready: {settings.resolved_database_url.split('@')[-1]}")
+    print(f"policy: {node_policy(settings).hash}")
     return 0
 
 

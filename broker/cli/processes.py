@@ -17,6 +17,7 @@ from typing import Any
 from broker.cli.admin import init_node
 from broker.cli.demo import DEMO_LOGINS_FILE, seed_demo
 from broker.core.settings import DEV_MARKER, Settings
+from broker.policy.service import node_policy
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -43,7 +44,9 @@ def _celery(*argv: str) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    Settings().check_startup()
+    settings = Settings()
+    settings.check_startup()
+    node_policy(settings)  # a bad policy pack stops the worker here, not at its first task
     extra = ["--pool", args.pool, "--concurrency", str(args.concurrency)]
     if args.queues:
         extra += ["--queues", args.queues]

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
 
     clock_skew_seconds: int = Field(default=300, ge=1, le=86_400)
     max_payload_bytes: int = Field(default=1_048_576, ge=1024)
+    # Policy (docs/policies.md): deployment packs (files or directories, separated by ":"),
+    # shipped packs switched off (names, separated by ","), and the reference data directory
+    # (jurisdictions, groups, treaties, flags) when the shipped data is not the deployment's.
+    policy_paths: str = ""
+    policy_disabled: str = ""
+    reference_data_dir: Path | None = None
     justification_min_length: int = Field(default=10, ge=1)
     inbox_page_size: int = Field(default=50, ge=1, le=1000)
     relay_interval_seconds: float = Field(default=1.0, gt=0)

@@ -67,6 +67,17 @@ class MessagePayload(BaseModel):
     channel: str | None = Field(default=None, max_length=64)
     attachments: list[Attachment] = Field(default_factory=list, max_length=100)
     body: dict[str, Any] = Field(default_factory=dict)
+    # Onward use (DESIGN.md "Policy decision"; FIU.md): the message this one forwards, the
+    # recipients and purposes the provider permits beyond this recipient and purpose, and the
+    # use restrictions that bind the material (a forward carries every one of the original's).
+    forwarded_from: uuid.UUID | None = None
+    permitted_recipients: list[ParticipantId] = Field(default_factory=list, max_length=50)
+    permitted_purposes: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=20
+    )
+    restrictions: list[Annotated[str, Field(min_length=1, max_length=2000)]] = Field(
+        default_factory=list, max_length=50
+    )
 
     @field_validator("id")
     @classmethod
@@ -106,3 +117,11 @@ class DraftPayload(BaseModel):
     channel: str | None = Field(default=None, max_length=64)
     attachments: list[Attachment] = Field(default_factory=list, max_length=100)
     body: dict[str, Any] = Field(default_factory=dict)
+    forwarded_from: uuid.UUID | None = None
+    permitted_recipients: list[ParticipantId] = Field(default_factory=list, max_length=50)
+    permitted_purposes: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=20
+    )
+    restrictions: list[Annotated[str, Field(min_length=1, max_length=2000)]] = Field(
+        default_factory=list, max_length=50
+    )

@@ -19,7 +19,8 @@ import base64
 import datetime as dt
 import hashlib
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -28,6 +29,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from broker.consents.models import MessageTerms
 from broker.core import crypto
 from broker.core.context import Caller, NodeContext
 from broker.core.db import utcnow
@@ -42,6 +44,7 @@ from broker.core.errors import (
     MalformedJSON,
     NotFound,
     PayloadTooLarge,
+    PolicyDenied,
     ReplayConflict,
     RevokedKey,
     SchemaViolation,
@@ -54,11 +57,12 @@ from broker.delivery.models import OutboxEntry
 from broker.envelopes import dsse
 from broker.envelopes.schemas import DraftPayload, MessagePayload
 from broker.messages.models import InboxEntry, Message, MessageStatus
-from broker.messages.policy import PartyFacts, decide
+from broker.messages.policy import PartyFacts, Terms, decide, default_terms, terms_for
 from broker.oversight.models import AuditEvent
 from broker.oversight.service import AuditKind, audit_row, record_event
 from broker.participants.models import KeyPurpose, Participant, ParticipantKey
 from broker.participants.service import current_key, keys_of, open_custodial_key
+from broker.policy.service import NodePolicy
 
 _P = Participant.__table__.c
 _K = ParticipantKey.__table__.c
@@ -87,6 +91,18 @@ class Refused:
     message_id: str
     reasons: list[dict[str, str]]
     pack_hash: str
+    obligations: list[dict[str, str]] = field(default_factory=list)
+
+    def error(self) -> PolicyDenied:
+        """The 403 problem: every failing rule with its citation, and what would lift it."""
+        extra = {"obligations": self.obligations} if self.obligations else {}
+        return PolicyDenied(
+            "; ".join(f"{r['rule']}: {r['text']}" for r in self.reasons),
+            reasons=self.reasons,
+            policy_pack=self.pack_hash,
+            message_id=self.message_id,
+            **extra,
+        )
 
 
 def _schema_error(exc: ValidationError, prefix: str) -> SchemaViolation:
@@ -197,27 +213,82 @@ async def _existing_answer(
     return Accepted(message_id, row.status, _aware(row.accepted_at), envelope, duplicate=True)
 
 
+def load_body(node: NodeContext, body: bytes) -> Any:
+    """The parsed JSON of a submission. Raises PayloadTooLarge, MalformedJSON."""
+    if len(body) > node.max_payload_bytes * 4 // 3 + 65_536:
+        raise PayloadTooLarge(f"request body over the limit of {node.max_payload_bytes} bytes")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedJSON(f"request body is not valid JSON: {exc}") from exc
+
+
 async def submit(
-    session: AsyncSession, *, node: NodeContext, caller: Caller, body: bytes
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    caller: Caller,
+    body: bytes,
+    policy: NodePolicy | None = None,
 ) -> Accepted | Refused:
     """Accept a self-signed envelope, or a draft (``{"draft": {...}}``) that the node signs with
-    the caller's participant's custodial key. Flushes; the caller commits.
+    the caller's participant's custodial key, deciding it against ``policy`` (the shipped
+    packs when None). Flushes; the caller commits.
 
     Raises PayloadTooLarge, MalformedJSON, SchemaViolation, BadBase64, BadSignature,
     UnknownKey, RevokedKey, ExpiredKey, KeyNotSenders, SenderMismatch, UnknownRecipient,
     ClockWindow, ReplayConflict. A policy denial is returned as ``Refused`` (its audit leaf is
     flushed) so the caller can commit the leaf before answering 403.
     """
-    if len(body) > node.max_payload_bytes * 4 // 3 + 65_536:
-        raise PayloadTooLarge(f"request body over the limit of {node.max_payload_bytes} bytes")
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedJSON(f"request body is not valid JSON: {exc}") from exc
+    data = load_body(node, body)
     now = utcnow()
-    envelope, payload, kid_used = await _verified_submission(
+    envelope, payload, kid_used = await verified_submission(
         session, node=node, caller=caller, data=data, now=now
     )
+    if payload.forwarded_from is not None:
+        raise SchemaViolation(
+            f"a forward goes to POST /v1/messages/{payload.forwarded_from}/forward, which "
+            "decides it against the terms of the original",
+            field="payload.forwarded_from",
+        )
+    return await accept(
+        session,
+        node=node,
+        caller=caller,
+        envelope=envelope,
+        payload=payload,
+        kid_used=kid_used,
+        now=now,
+        policy=policy,
+    )
+
+
+async def accept(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    caller: Caller,
+    envelope: dsse.UnsafeEnvelope,
+    payload: MessagePayload,
+    kid_used: str,
+    now: dt.datetime,
+    policy: NodePolicy | None = None,
+    held: Terms | None = None,
+    known: Mapping[str, Any] | None = None,
+    audit_kind: AuditKind | None = None,
+    audit_fields: Mapping[str, Any] | None = None,
+) -> Accepted | Refused:
+    """Decide and store a message whose sender signature ``verified_submission`` checked: the
+    one path by which anything is accepted (submissions, forwards, consent messages).
+
+    ``held`` is the terms of the material a forward forwards; ``known`` sets context fields
+    the payload does not give (see ``broker.messages.policy.decide``). ``audit_kind`` and
+    ``audit_fields`` let a caller that records an event carried by the message (a case
+    transition) make the one leaf of the acceptance that event's leaf; ``audit_fields`` are
+    added to the refusal leaf too. Raises SenderMismatch,
+    ReplayConflict, ClockWindow, SchemaViolation, UnknownRecipient; returns ``Refused`` on a
+    policy denial (its audit leaf flushed).
+    """
     if payload.sender != caller.participant_id:
         raise SenderMismatch(
             f"the sender {payload.sender} is not your participant {caller.participant_id}",
@@ -241,7 +312,9 @@ async def submit(
         raise UnknownRecipient(
             f"no participant {payload.recipient} is registered", field="payload.recipient"
         )
-    decision = decide(payload, parties[payload.sender], parties[payload.recipient])
+    decision = decide(
+        payload, parties[payload.sender], parties[payload.recipient], policy=policy, **(known or {})
+    )
     base_fields: dict[str, Any] = {
         "message_type": payload.type,
         "sender": payload.sender,
@@ -249,6 +322,7 @@ async def submit(
         "legal_basis": payload.legal_basis,
         "purpose": payload.purpose,
         "case_id": str(payload.case_id) if payload.case_id else None,
+        "forwarded_from": str(payload.forwarded_from) if payload.forwarded_from else None,
         "envelope_sha256": envelope.digest,
         "policy_pack": decision.pack_hash,
         "policy_rules": [r.rule_id for r in decision.reasons],
@@ -262,11 +336,13 @@ async def submit(
             participant_id=payload.sender,
             message_id=message_id,
             **base_fields,
+            **(audit_fields or {}),
         )
         return Refused(
             message_id,
             [{"rule": r.rule_id, "text": r.text, "citation": r.citation} for r in decision.reasons],
             decision.pack_hash,
+            [{"kind": o.kind, "value": o.value, "rule": o.rule_id} for o in decision.obligations],
         )
     countersigned = dsse.add_signature(envelope, node.signer)
     envelope_dict = countersigned.to_dict()
@@ -307,6 +383,15 @@ async def submit(
         if existing is None:
             raise
         return existing
+    terms = terms_for(payload, decision, held)
+    if terms != default_terms(
+        message_id=message_id,
+        sender=payload.sender,
+        recipient=payload.recipient,
+        purpose=payload.purpose,
+        handling_code=payload.handling.code if payload.handling else None,
+    ):
+        await session.execute(insert(MessageTerms), [terms_row(message_id, terms)])
     await session.execute(
         insert(OutboxEntry),
         [{"message_id": message_id, "recipient_id": payload.recipient, "created_at": now}],
@@ -315,7 +400,7 @@ async def submit(
         insert(AuditEvent),
         [
             audit_row(
-                kind=AuditKind.MESSAGE_ACCEPTED,
+                kind=audit_kind or AuditKind.MESSAGE_ACCEPTED,
                 node=node.node_id,
                 actor=caller.actor(),
                 participant_id=payload.sender,
@@ -324,13 +409,14 @@ async def submit(
                 payload_size=len(envelope.payload),
                 handling=row["handling_code"],
                 **base_fields,
+                **(audit_fields or {}),
             )
         ],
     )
     return Accepted(message_id, MessageStatus.ACCEPTED.value, now, envelope_dict)
 
 
-async def _verified_submission(
+async def verified_submission(
     session: AsyncSession, *, node: NodeContext, caller: Caller, data: Any, now: dt.datetime
 ) -> tuple[dsse.UnsafeEnvelope, MessagePayload, str]:
     """The envelope, its parsed payload and the signing key id, once the sender's signature
@@ -396,6 +482,46 @@ async def _sign_draft(
         )
     signer = crypto.Signer(open_custodial_key(node, key))
     return dsse.sign_envelope(raw, signer), payload
+
+
+def terms_row(message_id: str, terms: Terms) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "root_message_id": terms.root_message_id,
+        "forwarded_from": terms.forwarded_from,
+        "provider_id": terms.provider_id,
+        "original_purpose": terms.original_purpose,
+        "permitted_recipients": sorted(terms.permitted_recipients),
+        "permitted_purposes": sorted(terms.permitted_purposes),
+        "handling_code": terms.handling_code,
+        "handling_restriction": terms.handling_restriction,
+        "restrictions": list(terms.restrictions),
+    }
+
+
+async def terms_of(session: AsyncSession, message: Message) -> Terms:
+    """The terms of onward use of an accepted message: its stored row, else the defaults its
+    ``messages`` row implies."""
+    row = await session.get(MessageTerms, message.id)
+    if row is None:
+        return default_terms(
+            message_id=message.id,
+            sender=message.sender_id,
+            recipient=message.recipient_id,
+            purpose=message.purpose,
+            handling_code=message.handling_code,
+        )
+    return Terms(
+        root_message_id=row.root_message_id,
+        provider_id=row.provider_id,
+        original_purpose=row.original_purpose,
+        permitted_recipients=frozenset(row.permitted_recipients),
+        permitted_purposes=frozenset(row.permitted_purposes),
+        handling_code=row.handling_code,
+        handling_restriction=row.handling_restriction,
+        restrictions=tuple(row.restrictions),
+        forwarded_from=row.forwarded_from,
+    )
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -594,10 +720,14 @@ def digest_hex(data: bytes) -> str:
 __all__ = [
     "Accepted",
     "Refused",
+    "accept",
     "get_message_for",
     "list_inbox",
     "list_sent",
+    "load_body",
     "read_content",
     "record_receipt",
     "submit",
+    "terms_of",
+    "verified_submission",
 ]

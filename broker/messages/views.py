@@ -5,10 +5,10 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Query, Request, Response, status
 
-from broker.core.errors import PolicyDenied, SchemaViolation
+from broker.core.errors import SchemaViolation
 from broker.delivery.service import attempts_of
 from broker.http import Handler, NodeDep, SessionDep, SettingsDep
-from broker.messages import service
+from broker.messages import forwarding, service
 from broker.messages.models import Message
 from broker.messages.schemas import (
     ContentRead,
@@ -19,6 +19,7 @@ from broker.messages.schemas import (
     SentPage,
     SubmitAccepted,
 )
+from broker.policy.views import PolicyDep
 
 router = APIRouter(prefix="/v1", tags=["messages"])
 
@@ -55,19 +56,20 @@ def message_read(m: Message, attempts: list[dict[str, Any]] | None = None) -> Me
     responses={200: {"model": SubmitAccepted, "description": "the same envelope, seen before"}},
 )
 async def submit_message(
-    request: Request, session: SessionDep, node: NodeDep, caller: Handler
+    request: Request, session: SessionDep, node: NodeDep, caller: Handler, policy: PolicyDep
 ) -> Response:
     """Submit a self-signed DSSE envelope, or ``{"draft": {...}}`` for the node to sign with
     your participant's custodial key."""
-    outcome = await service.submit(session, node=node, caller=caller, body=await request.body())
+    outcome = await service.submit(
+        session, node=node, caller=caller, body=await request.body(), policy=policy
+    )
     await session.commit()
+    return _submitted(outcome)
+
+
+def _submitted(outcome: service.Accepted | service.Refused) -> Response:
     if isinstance(outcome, service.Refused):
-        raise PolicyDenied(
-            "; ".join(f"{r['rule']}: {r['text']}" for r in outcome.reasons),
-            reasons=outcome.reasons,
-            policy_pack=outcome.pack_hash,
-            message_id=outcome.message_id,
-        )
+        raise outcome.error()
     return Response(
         orjson.dumps(outcome.to_dict(), option=orjson.OPT_UTC_Z),
         status_code=200 if outcome.duplicate else 202,
@@ -152,3 +154,35 @@ async def inbox(
     rows = await service.list_inbox(session, caller=caller, after=after, limit=size)
     items = [InboxItem(cursor=str(seq), message=message_read(m)) for seq, m in rows]
     return InboxPage(items=items, next_cursor=items[-1].cursor if items else cursor)
+
+
+@router.post(
+    "/messages/{message_id}/forward",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SubmitAccepted,
+    responses={200: {"model": SubmitAccepted, "description": "the same envelope, seen before"}},
+)
+async def forward_message(
+    message_id: str,
+    request: Request,
+    session: SessionDep,
+    node: NodeDep,
+    caller: Handler,
+    policy: PolicyDep,
+) -> Response:
+    """Forward the material of a message you received: ``{"draft": {...}}`` (what you leave
+    out is taken from the original; its restrictions are added) for the node to sign with your
+    custodial key, or a self-signed envelope whose payload has ``forwarded_from``. Decided
+    against the original's terms (purpose, handling code, named recipients, restrictions) and
+    the consents its provider granted; a denial lists every failing rule and the consents
+    that would lift it."""
+    outcome = await forwarding.forward(
+        session,
+        node=node,
+        caller=caller,
+        message_id=message_id,
+        body=await request.body(),
+        policy=policy,
+    )
+    await session.commit()
+    return _submitted(outcome)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from broker.accounts import models as _accounts  # noqa: F401 - register tables
+from broker.consents import models as _consents  # noqa: F401
 from broker.core.db import Base, make_sync_engine
 from broker.core.settings import Settings
 from broker.delivery import models as _delivery  # noqa: F401

@@ -37,6 +37,10 @@ class AuditKind(enum.StrEnum):
     KEY_REVOKED = "key:revoked"
     ACCOUNT_CREATED = "account:created"
     ACCOUNT_UPDATED = "account:updated"
+    POLICY_LOADED = "policy:loaded"
+    CONSENT_REQUESTED = "consent:requested"
+    CONSENT_GRANTED = "consent:granted"
+    CONSENT_REFUSED = "consent:refused"
 
 
 def canonical_json(value: dict[str, Any]) -> bytes:

@@ -17,6 +17,7 @@ HANDLERS = {"it.officer", "it.supervisor", "de.system"}
 EVERYONE = set(ROLES)
 ADMIN = {"it.admin"}
 MID = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a10"
+CID = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a11"
 
 # (method, path, roles that may call it); a 404/409/422 behind the gate is fine.
 MATRIX = [
@@ -36,6 +37,14 @@ MATRIX = [
     ("GET", f"/v1/messages/{MID}/content", HANDLERS),
     ("POST", f"/v1/messages/{MID}/receipt", HANDLERS),
     ("GET", "/v1/inbox", HANDLERS),
+    ("POST", f"/v1/messages/{MID}/forward", HANDLERS),
+    ("POST", f"/v1/messages/{MID}/consent-requests", HANDLERS),
+    ("GET", "/v1/consents", HANDLERS),
+    ("GET", f"/v1/consents/{CID}", HANDLERS),
+    ("POST", f"/v1/consents/{CID}/grant", HANDLERS),
+    ("POST", f"/v1/consents/{CID}/refuse", HANDLERS),
+    ("GET", "/v1/policy", EVERYONE),
+    ("POST", "/v1/policy/explain", ADMIN),
     ("GET", "/v1/delivery/dead-letters", ADMIN),
     ("POST", f"/v1/delivery/dead-letters/{MID}/requeue", ADMIN),
     ("GET", "/v1/participants/de.bka/adapter", ADMIN),
@@ -66,6 +75,7 @@ def _template(path: str) -> str:
     names = {
         "de.bka": "{participant_id}",
         MID: "{message_id}",
+        CID: "{consent_id}",
         "abc": "{kid}",
         "nobody": "{account_id}",
     }

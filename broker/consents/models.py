@@ -1,0 +1,72 @@
+"""Onward use of received material: the terms each accepted message carries, and consents.
+
+Invariants:
+- ``message_terms`` holds a row only for a message whose terms differ from the defaults the
+  ``messages`` row already implies (provider = sender, permitted recipients = the recipient,
+  permitted purposes = the declared purpose, the message's handling code, no restrictions).
+  Both the writer and the reader derive the defaults with ``broker.messages.policy.
+  default_terms``, so a missing row never means "no terms".
+- A consent names exactly one provider, one onward recipient and one purpose, for the
+  material of one original (``root_message_id``): granting it widens exactly that.
+- A consent's request and its answer are signed ``fiu.consent`` messages
+  (``request_message_id``, ``answer_message_id``); a consent moves only from ``requested``
+  to ``granted`` or ``refused``, once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from broker.core.db import Base, UTCDateTime
+
+
+class MessageTerms(Base):
+    """What onward use of a message's material needs, when it differs from the defaults."""
+
+    __tablename__ = "message_terms"
+
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), primary_key=True)
+    # The first message of the material: consents are given for it, whoever forwards it.
+    root_message_id: Mapped[str] = mapped_column(String(36), index=True)
+    forwarded_from: Mapped[str | None] = mapped_column(ForeignKey("messages.id"), index=True)
+    provider_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
+    original_purpose: Mapped[str | None] = mapped_column(String(200))
+    permitted_recipients: Mapped[list[str]] = mapped_column(JSON)
+    permitted_purposes: Mapped[list[str]] = mapped_column(JSON)
+    handling_code: Mapped[str | None] = mapped_column(String(2))
+    handling_restriction: Mapped[str | None] = mapped_column(Text)
+    restrictions: Mapped[list[str]] = mapped_column(JSON)
+
+
+class ConsentStatus(enum.StrEnum):
+    REQUESTED = "requested"
+    GRANTED = "granted"
+    REFUSED = "refused"
+
+
+class Consent(Base):
+    """A provider's answer (or pending answer) to one request for onward use."""
+
+    __tablename__ = "consents"
+    __table_args__ = (Index("ix_consents_root_status", "root_message_id", "status"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), index=True)
+    root_message_id: Mapped[str] = mapped_column(String(36))
+    provider_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), index=True)
+    requester_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), index=True)
+    recipient_id: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[str | None] = mapped_column(Text)
+    grounds: Mapped[list[str]] = mapped_column(JSON)
+    request_message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"))
+    answer_message_id: Mapped[str | None] = mapped_column(ForeignKey("messages.id"))
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    requested_by: Mapped[str] = mapped_column(String(36))
+    answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    answered_by: Mapped[str | None] = mapped_column(String(36))

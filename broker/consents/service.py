@@ -1,0 +1,299 @@
+"""Consent for onward use: requested by the holder of received material, answered by the
+participant that provided it (FIU.md: CONSENT_REQUESTED -> CONSENT_GRANTED | CONSENT_REFUSED).
+
+Invariants:
+- A request and an answer are each a signed ``fiu.consent`` message (the node signs with the
+  acting participant's custodial key), routed to the other party and decided by the policy
+  engine like any message, with ``case_event`` ``request_consent``, ``grant_consent`` or
+  ``refuse_consent`` (so a refusal without reasons, or on fiscal or secrecy grounds, is
+  denied with the rule that forbids it). A denied message changes no consent.
+- The consent row, its message and its audit leaf (``consent:requested``, ``consent:granted``
+  or ``consent:refused``; ids, parties, purpose and grounds, never the reasons' text) commit
+  together.
+- Only the holder (the recipient of the message) asks; only the provider answers, once.
+- A granted consent counts for the material of its ``root_message_id`` only, and widens
+  exactly the recipient and purpose it names (``policies.model.Context.consent_recorded``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from broker.consents.models import Consent, ConsentStatus
+from broker.consents.schemas import ConsentAnswer, ConsentCreate
+from broker.core.context import Caller, NodeContext
+from broker.core.db import utcnow
+from broker.core.errors import Conflict, Forbidden, InvalidState, NotFound
+from broker.core.ids import uuid7
+from broker.messages import service as messages
+from broker.messages.models import Message, MessageStatus
+from broker.oversight.service import AuditKind, record_event
+from broker.policy.service import NodePolicy
+from policies import model as policy_model
+
+CONSENT_TYPE = "fiu.consent"
+"""The message type of consent requests and answers (``policies.vocabulary.MESSAGE_TYPES``)."""
+
+
+async def granted_consents(
+    session: AsyncSession, *, root_message_id: str
+) -> tuple[policy_model.Consent, ...]:
+    """The consents granted for the material of ``root_message_id``, as the engine reads them."""
+    rows = (
+        await session.execute(
+            select(Consent.provider_id, Consent.recipient_id, Consent.purpose)
+            .where(
+                Consent.root_message_id == root_message_id,
+                Consent.status == ConsentStatus.GRANTED.value,
+            )
+            .order_by(Consent.id)
+        )
+    ).all()
+    return tuple(policy_model.Consent(r.provider_id, r.recipient_id, r.purpose) for r in rows)
+
+
+async def _held(session: AsyncSession, *, caller: Caller, message_id: str) -> Message:
+    message = await messages.get_message_for(session, caller=caller, message_id=message_id)
+    if message.recipient_id != caller.participant_id:
+        raise Forbidden("only the recipient of a message asks for consent to use it onward")
+    if message.status == MessageStatus.ACCEPTED:
+        raise InvalidState("the message is not yet delivered to your inbox")
+    return message
+
+
+async def _send(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    caller: Caller,
+    draft: dict[str, Any],
+    known: dict[str, Any],
+    policy: NodePolicy | None,
+) -> messages.Accepted | messages.Refused:
+    now = utcnow()
+    envelope, payload, kid_used = await messages.verified_submission(
+        session, node=node, caller=caller, data={"draft": draft}, now=now
+    )
+    return await messages.accept(
+        session,
+        node=node,
+        caller=caller,
+        envelope=envelope,
+        payload=payload,
+        kid_used=kid_used,
+        now=now,
+        policy=policy,
+        known={"case_type": "fiu", **known},
+    )
+
+
+def _reasons_given(reasons: str | None) -> frozenset[str]:
+    return frozenset({"reasons"}) if reasons and reasons.strip() else frozenset()
+
+
+async def request_consent(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    caller: Caller,
+    message_id: str,
+    create: ConsentCreate,
+    policy: NodePolicy | None = None,
+) -> Consent | messages.Refused:
+    """Ask the provider of the material of ``message_id`` to let ``create.recipient`` use it
+    for ``create.purpose``: a ``fiu.consent`` message to the provider. Flushes.
+
+    Raises NotFound, Forbidden (not the recipient), InvalidState (not delivered), Conflict
+    (the caller provided the material, or the same request is pending), and the draft errors
+    of ``messages.submit``. A policy denial is returned as ``Refused``.
+    """
+    message = await _held(session, caller=caller, message_id=message_id)
+    held = await messages.terms_of(session, message)
+    if held.provider_id == caller.participant_id:
+        raise Conflict("you provided this material: its onward use needs no consent of yours")
+    pending = await session.scalar(
+        select(Consent.id).where(
+            Consent.root_message_id == held.root_message_id,
+            Consent.requester_id == caller.participant_id,
+            Consent.recipient_id == create.recipient,
+            Consent.purpose == create.purpose,
+            Consent.status == ConsentStatus.REQUESTED.value,
+        )
+    )
+    if pending is not None:
+        raise Conflict(f"the same consent request is pending: {pending}", consent_id=pending)
+    consent_id = str(uuid7())
+    draft = {
+        "type": CONSENT_TYPE,
+        "recipient": held.provider_id,
+        "in_reply_to": held.root_message_id,
+        "legal_basis": create.legal_basis or message.legal_basis,
+        "purpose": create.purpose,
+        "transfer_basis": create.transfer_basis,
+        "body": {
+            "consent": "request",
+            "consent_id": consent_id,
+            "root_message_id": held.root_message_id,
+            "recipient": create.recipient,
+            "purpose": create.purpose,
+            "reasons": create.reasons,
+        },
+    }
+    outcome = await _send(
+        session,
+        node=node,
+        caller=caller,
+        draft={k: v for k, v in draft.items() if v is not None},
+        known={"case_event": "request_consent", "case_fields": _reasons_given(create.reasons)},
+        policy=policy,
+    )
+    if isinstance(outcome, messages.Refused):
+        return outcome
+    now = utcnow()
+    consent = Consent(
+        id=consent_id,
+        message_id=message.id,
+        root_message_id=held.root_message_id,
+        provider_id=held.provider_id,
+        requester_id=caller.participant_id,
+        recipient_id=create.recipient,
+        purpose=create.purpose,
+        status=ConsentStatus.REQUESTED.value,
+        reasons=None,
+        grounds=[],
+        request_message_id=outcome.message_id,
+        answer_message_id=None,
+        requested_at=now,
+        requested_by=caller.account_id,
+    )
+    session.add(consent)
+    await session.flush()
+    await record_event(
+        session,
+        kind=AuditKind.CONSENT_REQUESTED,
+        node=node.node_id,
+        actor=caller.actor(),
+        participant_id=caller.participant_id,
+        message_id=held.root_message_id,
+        consent_id=consent_id,
+        provider=held.provider_id,
+        requester=caller.participant_id,
+        recipient=create.recipient,
+        purpose=create.purpose,
+        request_message_id=outcome.message_id,
+    )
+    return consent
+
+
+async def get_consent(session: AsyncSession, *, caller: Caller, consent_id: str) -> Consent:
+    """The consent, if the caller's participant asked for it or is asked. Raises NotFound."""
+    consent = await session.get(Consent, consent_id)
+    if consent is None or caller.participant_id not in (
+        consent.provider_id,
+        consent.requester_id,
+    ):
+        raise NotFound(f"no consent {consent_id}")
+    return consent
+
+
+async def list_consents(
+    session: AsyncSession, *, caller: Caller, status: str | None, limit: int
+) -> list[Consent]:
+    """Consents the caller's participant asked for or is asked for, newest first."""
+    me = caller.participant_id
+    stmt = select(Consent).where(or_(Consent.provider_id == me, Consent.requester_id == me))
+    if status is not None:
+        stmt = stmt.where(Consent.status == status)
+    stmt = stmt.order_by(Consent.id.desc()).limit(limit)
+    return list((await session.scalars(stmt)).all())
+
+
+async def answer_consent(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    caller: Caller,
+    consent_id: str,
+    grant: bool,
+    answer: ConsentAnswer,
+    policy: NodePolicy | None = None,
+) -> Consent | messages.Refused:
+    """Grant or refuse a pending consent: a ``fiu.consent`` message to the requester. Flushes.
+
+    Raises NotFound, Forbidden (not the provider), InvalidState (already answered), and the
+    draft errors of ``messages.submit``. A policy denial (for example a refusal without
+    reasons) is returned as ``Refused`` and leaves the consent pending.
+    """
+    consent = await session.scalar(
+        select(Consent).where(Consent.id == consent_id).with_for_update()
+    )
+    if consent is None or caller.participant_id not in (
+        consent.provider_id,
+        consent.requester_id,
+    ):
+        raise NotFound(f"no consent {consent_id}")
+    if caller.participant_id != consent.provider_id:
+        raise Forbidden("only the participant that provided the material answers")
+    if consent.status != ConsentStatus.REQUESTED.value:
+        raise InvalidState(f"the consent is already {consent.status}")
+    request = await session.get(Message, consent.request_message_id)
+    assert request is not None  # a foreign key
+    verdict = ConsentStatus.GRANTED if grant else ConsentStatus.REFUSED
+    draft = {
+        "type": CONSENT_TYPE,
+        "recipient": consent.requester_id,
+        "in_reply_to": consent.request_message_id,
+        "legal_basis": answer.legal_basis or request.legal_basis,
+        "purpose": consent.purpose,
+        "transfer_basis": answer.transfer_basis,
+        "body": {
+            "consent": verdict.value,
+            "consent_id": consent.id,
+            "root_message_id": consent.root_message_id,
+            "recipient": consent.recipient_id,
+            "purpose": consent.purpose,
+            "reasons": answer.reasons,
+            "grounds": answer.grounds,
+        },
+    }
+    outcome = await _send(
+        session,
+        node=node,
+        caller=caller,
+        draft={k: v for k, v in draft.items() if v is not None},
+        known={
+            "case_event": "grant_consent" if grant else "refuse_consent",
+            "case_fields": _reasons_given(answer.reasons),
+            "grounds": frozenset(answer.grounds),
+        },
+        policy=policy,
+    )
+    if isinstance(outcome, messages.Refused):
+        return outcome
+    consent.status = verdict.value
+    consent.reasons = answer.reasons
+    consent.grounds = list(answer.grounds)
+    consent.answer_message_id = outcome.message_id
+    consent.answered_at = utcnow()
+    consent.answered_by = caller.account_id
+    await session.flush()
+    await record_event(
+        session,
+        kind=AuditKind.CONSENT_GRANTED if grant else AuditKind.CONSENT_REFUSED,
+        node=node.node_id,
+        actor=caller.actor(),
+        participant_id=caller.participant_id,
+        message_id=consent.root_message_id,
+        consent_id=consent.id,
+        provider=consent.provider_id,
+        requester=consent.requester_id,
+        recipient=consent.recipient_id,
+        purpose=consent.purpose,
+        grounds=list(answer.grounds) or None,
+        request_message_id=consent.request_message_id,
+        answer_message_id=outcome.message_id,
+    )
+    return consent

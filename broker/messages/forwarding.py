@@ -1,0 +1,163 @@
+"""Onward transmission: the holder of received material forwards it to another participant.
+
+A forward is a NEW envelope, signed by the forwarding participant (by the node with its
+custodial key for a draft, or by the participant itself), whose payload names the original in
+``forwarded_from``. It is decided like any message, with ``Context.forwarding`` filled from
+the stored terms of the original and ``Context.consents`` from the consents granted for that
+material, and stored by the same path as a submission (``service.accept``).
+
+Invariants:
+- Only the recipient of a delivered message forwards it; its sender gets 403 (a provider
+  sends its own material as a new message), anyone else 404.
+- A forward carries every restriction that binds the original (``payload.restrictions``):
+  the node adds them to a draft; a self-signed envelope without them is refused (422).
+- A draft keeps the original's handling (code and restriction text) and, for what it leaves
+  out, its type, legal basis, purpose, categories, data subjects, evaluation, language,
+  attachments and body; the node copies them without the caller reading them again.
+- A denial stores nothing but the ``message:refused`` leaf and lists every failing rule with
+  its citation, and the consents that would lift it (``require_consent`` obligations).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from broker.consents.service import granted_consents
+from broker.core.context import Caller, NodeContext
+from broker.core.db import utcnow
+from broker.core.errors import Forbidden, InvalidState, SchemaViolation
+from broker.envelopes.schemas import MessagePayload
+from broker.messages import service
+from broker.messages.models import Message, MessageStatus
+from broker.messages.policy import Terms
+from broker.participants.models import Participant
+from broker.policy.service import NodePolicy
+
+# What a forward draft takes from the original when it leaves it out.
+INHERITED = (
+    "type",
+    "legal_basis",
+    "purpose",
+    "data_categories",
+    "data_subjects",
+    "handling",
+    "evaluation",
+    "statement_kind",
+    "language",
+    "attachments",
+    "body",
+)
+
+
+async def held_message(session: AsyncSession, *, caller: Caller, message_id: str) -> Message:
+    """The delivered message ``message_id`` if the caller's participant received it.
+
+    Raises NotFound (not the caller's), Forbidden (the caller sent it), InvalidState (not
+    yet delivered).
+    """
+    message = await service.get_message_for(session, caller=caller, message_id=message_id)
+    if message.recipient_id != caller.participant_id:
+        raise Forbidden(
+            "only the recipient of a message uses it onward; as its sender, send your "
+            "material as a new message"
+        )
+    if message.status == MessageStatus.ACCEPTED:
+        raise InvalidState("the message is not yet delivered to your inbox")
+    return message
+
+
+def complete_draft(
+    draft: dict[str, Any], *, original: dict[str, Any], held: Terms, message_id: str
+) -> dict[str, Any]:
+    """The forward draft with what it leaves out taken from the original payload, its
+    ``forwarded_from`` set, and every restriction of the original added.
+
+    Raises SchemaViolation: the draft names another message in ``forwarded_from``.
+    """
+    given = draft.get("forwarded_from")
+    if given is not None and given != message_id:
+        raise SchemaViolation(
+            f"forwarded_from must be the message forwarded, {message_id}",
+            field="draft.forwarded_from",
+        )
+    completed = {key: original[key] for key in INHERITED if key in original and key not in draft}
+    completed.update(draft)
+    completed["forwarded_from"] = message_id
+    extra = draft.get("restrictions", [])
+    if isinstance(extra, list):
+        completed["restrictions"] = list(dict.fromkeys([*held.travelling, *extra]))
+    return completed
+
+
+def check_forward(payload: MessagePayload, *, message_id: str, held: Terms) -> None:
+    """Raises SchemaViolation: the payload forwards another message, or drops a restriction."""
+    if str(payload.forwarded_from) != message_id:
+        raise SchemaViolation(
+            f"forwarded_from must be the message forwarded, {message_id}",
+            field="payload.forwarded_from",
+        )
+    missing = [r for r in held.travelling if r not in payload.restrictions]
+    if missing:
+        raise SchemaViolation(
+            f"a forward carries every restriction of the original; missing: {missing[0]!r}",
+            field="payload.restrictions",
+            missing=missing,
+        )
+
+
+def _payload_of(node: NodeContext, message: Message) -> dict[str, Any]:
+    envelope = service.open_envelope(node, message)
+    payload: dict[str, Any] = orjson.loads(base64.b64decode(envelope["payload"]))
+    return payload
+
+
+async def forward(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    caller: Caller,
+    message_id: str,
+    body: bytes,
+    policy: NodePolicy | None = None,
+) -> service.Accepted | service.Refused:
+    """Forward the material of ``message_id``: ``body`` is ``{"draft": {...}}`` (the node signs
+    with the caller's custodial key) or a DSSE envelope whose payload has ``forwarded_from``.
+    Flushes; the caller commits.
+
+    Raises NotFound, Forbidden, InvalidState (see ``held_message``), SchemaViolation, and the
+    envelope errors of ``service.submit``. A policy denial is returned as ``Refused``.
+    """
+    original = await held_message(session, caller=caller, message_id=message_id)
+    data = service.load_body(node, body)
+    held = await service.terms_of(session, original)
+    if isinstance(data, dict) and isinstance(data.get("draft"), dict):
+        completed = complete_draft(
+            data["draft"], original=_payload_of(node, original), held=held, message_id=message_id
+        )
+        data = {**data, "draft": completed}
+    now = utcnow()
+    envelope, payload, kid_used = await service.verified_submission(
+        session, node=node, caller=caller, data=data, now=now
+    )
+    check_forward(payload, message_id=message_id, held=held)
+    provider_kind = (
+        await session.execute(select(Participant.kind).where(Participant.id == held.provider_id))
+    ).scalar_one()
+    consents = await granted_consents(session, root_message_id=held.root_message_id)
+    return await service.accept(
+        session,
+        node=node,
+        caller=caller,
+        envelope=envelope,
+        payload=payload,
+        kid_used=kid_used,
+        now=now,
+        policy=policy,
+        held=held,
+        known={"forwarding": held.forwarding(provider_kind), "consents": consents},
+    )
