@@ -40,16 +40,15 @@ class DataSubject(BaseModel):
     category: Literal["suspect", "convicted", "victim", "witness", "contact", "other"]
 
 
-class MessagePayload(BaseModel):
+class _MessageFields(BaseModel):
+    """The fields a sender declares, shared by a signed payload and a custodial draft."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: uuid.UUID
     type: str = Field(pattern=MESSAGE_TYPE_PATTERN, max_length=64)
-    sender: ParticipantId
     recipient: ParticipantId
     case_id: uuid.UUID | None = None
     in_reply_to: uuid.UUID | None = None
-    created_at: AwareDatetime
     expires_at: AwareDatetime | None = None
     legal_basis: str | None = Field(default=None, max_length=200)
     purpose: str | None = Field(default=None, max_length=200)
@@ -79,6 +78,14 @@ class MessagePayload(BaseModel):
         default_factory=list, max_length=50
     )
 
+
+class MessagePayload(_MessageFields):
+    """A complete payload: the declared fields plus the id, sender and time the sender signs."""
+
+    id: uuid.UUID
+    sender: ParticipantId
+    created_at: AwareDatetime
+
     @field_validator("id")
     @classmethod
     def _uuid7(cls, value: uuid.UUID) -> uuid.UUID:
@@ -90,38 +97,6 @@ class MessagePayload(BaseModel):
         return self.created_at.astimezone(dt.UTC)
 
 
-class DraftPayload(BaseModel):
+class DraftPayload(_MessageFields):
     """What a custodial sender submits for the node to complete and sign: a payload without
     id, sender or created_at (the node sets them)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type: str = Field(pattern=MESSAGE_TYPE_PATTERN, max_length=64)
-    recipient: ParticipantId
-    case_id: uuid.UUID | None = None
-    in_reply_to: uuid.UUID | None = None
-    expires_at: AwareDatetime | None = None
-    legal_basis: str | None = Field(default=None, max_length=200)
-    purpose: str | None = Field(default=None, max_length=200)
-    data_categories: list[Annotated[str, Field(max_length=64)]] = Field(
-        default_factory=list, max_length=32
-    )
-    data_subjects: list[DataSubject] = Field(default_factory=list, max_length=200)
-    handling: Handling | None = None
-    evaluation: str | None = Field(default=None, pattern=r"^[ABCX][1-4]$")
-    language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
-    statement_kind: Literal["fact", "assessment"] | None = None
-    transfer_basis: Literal["adequacy", "appropriate_safeguards", "derogation"] | None = None
-    urgent: bool = False
-    confidential: bool = False
-    channel: str | None = Field(default=None, max_length=64)
-    attachments: list[Attachment] = Field(default_factory=list, max_length=100)
-    body: dict[str, Any] = Field(default_factory=dict)
-    forwarded_from: uuid.UUID | None = None
-    permitted_recipients: list[ParticipantId] = Field(default_factory=list, max_length=50)
-    permitted_purposes: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
-        default_factory=list, max_length=20
-    )
-    restrictions: list[Annotated[str, Field(min_length=1, max_length=2000)]] = Field(
-        default_factory=list, max_length=50
-    )
