@@ -1,0 +1,209 @@
+"""docs/workflows.md, generated from the transition tables so the docs never drift.
+
+    .venv/bin/python -m broker.cases.docs > docs/workflows.md     # regenerate
+    .venv/bin/python -m broker.cases.docs --check docs/workflows.md  # exit 1 if stale
+
+A unit test runs the check, so a change to a table that is not reflected in the docs fails.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from broker.cases.clocks import load_clocks
+from broker.cases.diagram import mermaid
+from broker.cases.tables import WORKFLOWS
+from broker.cases.workflow import START, Transition, Workflow
+from policies.conditions import Node
+from policies.engine import default_policy
+
+INTRO = """\
+# Case workflows
+
+*Generated from `broker/cases/tables.py` by `python -m broker.cases.docs`; do not edit by
+hand.* A case is one workflow instance between a **requesting** and a **requested**
+participant. Its state changes only through events, and each event is a signed envelope
+(`mla.event`, or the FIU message type named below) of the participant that fires it (the
+node signs with the custodial key of a person's participant), decided by the policy engine
+with the case's context, routed to the other side, appended to the case's history and
+audited with exactly one leaf, in one transaction. The tables below are the only place the
+workflows are written down: the API's `allowed_events`, `GET /v1/workflows`, the diagrams
+(`GET /v1/cases/{id}/diagram`) and this page are derived from them.
+
+How to read the tables:
+
+- **side**: `requesting` (the participant that opened the case), `requested` (its
+  counterpart) or `node` (the node's own timers). **roles**: the account roles that may fire
+  the event (`officer`, `supervisor`, `system` for agency systems).
+- **required**: the body fields the event must carry (the JSON schema of each body is in
+  `GET /v1/workflows/{name}`). **guards**: checks the workflow makes that the policy engine
+  cannot (they answer 422, 403 or 409 naming the guard and its citation).
+- **policy**: the rules of the shipped packs (`policies/packs/`) that name the event (or the
+  message type carrying it) in their condition; the general rules (baseline: legal basis and
+  purpose; P6 confidentiality; P9 conditions; P14 data subjects; P16 transfers; P17
+  retention) apply to every event as to every message. A denial answers 403 with every
+  failing rule and its citation, and stores nothing but the `message:refused` leaf.
+- Before the sharing event (`transmit`, `submit`) the requesting participant drafts and vets
+  alone: those events are signed and audited but addressed to the participant itself, and the
+  requested side never sees them. From the sharing event on, both sides hold the same history.
+- Side events (state unchanged) are listed with "—" as target.
+- Notices of the node (`reminder`, `escalation`, `postponement_review`,
+  `confirmation_escalation`, `progress_reply`) take a place in the history, signed by the
+  node, and never change the state.
+"""
+
+
+def _leaves(node: Node) -> Iterator[Node]:
+    if node.kind == "leaf":
+        yield node
+    for child in node.children:
+        yield from _leaves(child)
+
+
+def _conjuncts(node: Node) -> Iterator[Node]:
+    if node.kind == "all":
+        for child in node.children:
+            yield from _conjuncts(child)
+    else:
+        yield node
+
+
+def _names(operand: object) -> frozenset[str]:
+    if isinstance(operand, str):
+        return frozenset({operand})
+    if isinstance(operand, frozenset):
+        return frozenset(str(v) for v in operand)
+    return frozenset()
+
+
+def policy_rules(wf: Workflow, t: Transition) -> list[str]:
+    """The shipped rules that name this event, or the specific message type that carries it,
+    in their condition: derived from the packs, never listed by hand."""
+    types = {wf.message_type(t, ct) for ct in wf.case_types} - {"mla.event", "fiu.event"}
+    found = []
+    for rule in default_policy().rules:
+        if any(
+            leaf.attr == "case_type"
+            and leaf.op in ("eq", "in")
+            and not (_names(leaf.operand) & wf.case_types)
+            for leaf in _conjuncts(rule.when)
+        ):
+            continue  # a rule of another kind of case (extradition, FIU, MLA)
+        for leaf in _leaves(rule.when):
+            values = _names(leaf.operand) if leaf.op in ("eq", "in") else frozenset()
+            if (leaf.attr == "case_event" and t.event in values) or (
+                leaf.attr == "message_type" and values & types
+            ):
+                found.append(rule.id)
+                break
+    return found
+
+
+def _cell(values: Sequence[str]) -> str:
+    return ", ".join(values) if values else "—"
+
+
+def _row(wf: Workflow, t: Transition) -> str:
+    sources = _cell([("start" if s == START else s) for s in t.sources])
+    if len(t.sources) > 4:
+        sources = f"any of {len(t.sources)} states: {sources}"
+    required = sorted(t.body.model_json_schema().get("required", []))
+    guards = _cell([f"`{g.id}` ({g.citation})" for g in t.guards])
+    side = "node" if t.side.value == "system" else t.side.value
+    types = _cell(sorted({wf.message_type(t, ct) for ct in wf.case_types}))
+    return (
+        f"| `{t.event}` | {sources} | {t.target or '—'} | {side} | {_cell(sorted(t.roles))} "
+        f"| {_cell(required)} | {guards} | {_cell(policy_rules(wf, t))} | {types} "
+        f"| {t.citation} |"
+    )
+
+
+def render_workflow(wf: Workflow) -> str:
+    lines = [
+        f"## {wf.title} (`{wf.name}`)",
+        "",
+        f"Source: {wf.citation}. States: {', '.join(wf.states)}; final: "
+        f"{', '.join(sorted(wf.finals))}.",
+    ]
+    if wf.parents:
+        lines.append(
+            f"A thread under a {', '.join(sorted(wf.parents))} case, opened by its first "
+            "event; the participant that opens it is its requesting side."
+        )
+    lines += ["", "```mermaid", mermaid(wf).rstrip(), "```", ""]
+    lines.append(
+        "| event | from | to | side | roles | required | guards | policy | message type "
+        "| citation |"
+    )
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
+    lines += [_row(wf, t) for t in wf.transitions]
+    lines.append("")
+    for t in wf.transitions:
+        lines.append(f"- `{t.event}`: {t.summary}")
+    return "\n".join(lines) + "\n"
+
+
+def render_clocks() -> str:
+    lines = [
+        "## Clocks",
+        "",
+        "There is no universal MLA deadline (18(24)): the requesting side may set one with its "
+        "reason (`deadline`, `deadline_reason`; P10 refuses a deadline without a reason), and "
+        "the node applies the reference clocks configured for the workflow and legal basis "
+        "(`PALERMO_CASE_CLOCKS_FILE` replaces the built-in ones below). A clock pauses while "
+        "the requested side waits for additional information (18(16)). The scheduler "
+        "(`palermo.cases.tick`, every `PALERMO_CASE_TICK_SECONDS`) raises a reminder before "
+        "each deadline and an escalation when it passes, reviews postponements on their "
+        "review date (18(25)), escalates an urgent request made orally or through INTERPOL "
+        "every `PALERMO_URGENT_CONFIRMATION_HOURS` until its written confirmation (P3), "
+        "acknowledges a transmitted request once the requested side signed its receipt, and "
+        "erases the content of ended cases after `PALERMO_CASE_RETENTION_DAYS` "
+        "(`expire_retention`; the history and the audit log remain). A progress query "
+        "(18(24)) is answered at once from the case state.",
+        "",
+        "| clock | applies to | milestone | starts on | stops on | duration | reminder | "
+        "citation |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for clock in load_clocks(None):
+        bases = (
+            "any legal basis" if clock.legal_bases is None else ", ".join(sorted(clock.legal_bases))
+        )
+        for m in clock.milestones:
+            span = (
+                f"{m.business_days} business days"
+                if m.business_days
+                else f"{m.days} days" + (f" {m.hours} h" if m.hours else "")
+            )
+            lines.append(
+                f"| {clock.title} | {', '.join(sorted(clock.workflows))} ({bases}) | {m.title} "
+                f"| {_cell(sorted(m.starts_on))} | {_cell(sorted(m.stops_on))} | {span} "
+                f"| {m.remind_before_hours:g} h before | {m.citation} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def render() -> str:
+    parts = [INTRO]
+    parts += [render_workflow(wf) for wf in WORKFLOWS.values()]
+    parts.append(render_clocks())
+    return "\n".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    text = render()
+    if args[:1] == ["--check"]:
+        path = Path(args[1] if len(args) > 1 else "docs/workflows.md")
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            sys.stderr.write(f"{path} is stale: python -m broker.cases.docs > {path}\n")
+            return 1
+        return 0
+    sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
