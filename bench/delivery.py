@@ -1,0 +1,706 @@
+"""Delivery throughput and latency: accepted to delivered, into the inbox and across two
+peer nodes, through the real relay, Celery workers and adapters.
+
+    .venv/bin/python -m bench.delivery [--messages 20000] [--rate 750] [--seconds 20]
+        [--workers 1] [--concurrency 2] [--batch 250] [--relay-interval 0.2]
+        [--peer-messages 2000] [--peer-rate 30] [--broker redis://127.0.0.1:6379/14]
+        [--skip-peer]
+        [--pg-url postgresql://postgres@127.0.0.1:5432]
+
+Phases:
+1. node A: a fresh PostgreSQL database, migrated and seeded; one message accepted through
+   the real ingress (``submit``) as a template;
+2. inbox drain: ``--messages`` accepted messages put in the outbox at once (rows cloned from
+   the template by SQL: the producer is not what is measured), then the worker(s) and beat
+   start; delivered/s from the first to the last ``delivered_at``;
+3. inbox at a steady rate: the same producer inserts ``--rate`` messages per second for
+   ``--seconds`` while the workers run; latency = ``delivered_at - accepted_at`` per message;
+4. the DB ceiling: ``claim_due`` + ``complete_inbox`` in batches in this process, no Celery;
+5. two peer nodes: node B (its own database, API, worker, beat); ``--peer-messages`` real
+   envelopes submitted on A for a participant hosted by B (through ``submit``, so each is a
+   genuine signed message), then A's worker forwards them (``peer`` adapter, one signed HTTP
+   request each) and B delivers them to the inbox; delivered/s from the first to the last
+   delivery on B; then ``--peer-rate`` messages per second accepted on A for ``--seconds``,
+   with the latency from acceptance on A to ``delivered_at`` on B (one machine, one clock);
+6. cleanup: processes stopped, databases dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import datetime as dt
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from broker.accounts import service as accounts
+from broker.accounts.models import AccountKind
+from broker.client import KeyFile, new_payload, sign
+from broker.core import migrate
+from broker.core.context import Caller
+from broker.core.crypto import Signer
+from broker.core.db import Database
+from broker.core.ids import uuid7
+from broker.core.settings import Settings
+from broker.delivery.service import claim_due, complete_inbox
+from broker.messages.service import Accepted, submit
+from broker.participants import service as participants
+from broker.worker import node_context
+
+SENDER, RECIPIENT, REMOTE = "de.bka", "it.central-authority", "nl.fiu"
+PARTICIPANTS = [
+    (SENDER, "police", "Bundeskriminalamt"),
+    (RECIPIENT, "central_authority", "Italy central authority"),
+    (REMOTE, "fiu", "FIU the Netherlands"),
+]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Options:
+    messages: int
+    rate: float
+    seconds: float
+    workers: int
+    concurrency: int
+    batch: int
+    relay_interval: float
+    peer_messages: int
+    peer_rate: float
+    broker: str
+    pg_url: str
+    skip_peer: bool
+
+
+def parse_args(argv: list[str] | None = None) -> Options:
+    p = argparse.ArgumentParser(prog="python -m bench.delivery", description=__doc__.split("\n")[0])
+    p.add_argument("--messages", type=int, default=20_000, help="inbox drain size")
+    p.add_argument("--rate", type=float, default=750.0, help="steady inbox load, messages/s")
+    p.add_argument("--seconds", type=float, default=20.0, help="steady phase length")
+    p.add_argument("--workers", type=int, default=1, help="Celery worker processes")
+    p.add_argument("--concurrency", type=int, default=2, help="prefork children per worker")
+    p.add_argument("--batch", type=int, default=250, help="PALERMO_DELIVERY_BATCH_SIZE")
+    p.add_argument("--relay-interval", type=float, default=0.2)
+    p.add_argument("--peer-messages", type=int, default=2_000)
+    p.add_argument("--peer-rate", type=float, default=30.0, help="steady peer load, messages/s")
+    p.add_argument("--broker", default="redis://127.0.0.1:6379/14")
+    p.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432")
+    p.add_argument("--skip-peer", action="store_true")
+    a = p.parse_args(argv)
+    return Options(
+        messages=a.messages,
+        rate=a.rate,
+        seconds=a.seconds,
+        workers=a.workers,
+        concurrency=a.concurrency,
+        batch=a.batch,
+        relay_interval=a.relay_interval,
+        peer_messages=a.peer_messages,
+        peer_rate=a.peer_rate,
+        broker=a.broker,
+        pg_url=a.pg_url.rstrip("/"),
+        skip_peer=a.skip_peer,
+    )
+
+
+# --- nodes -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def admin(pg_url: str, sql: str) -> None:
+    with psycopg.connect(f"{pg_url}/postgres", autocommit=True) as conn:
+        conn.execute(sql.encode())
+
+
+@dataclass
+class Node:
+    name: str
+    settings: Settings
+    env: dict[str, str]
+    dbname: str
+    queue: str
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    key: KeyFile | None = None
+
+    @property
+    def db_url(self) -> str:
+        return self.settings.resolved_database_url
+
+    @property
+    def node_key(self) -> str:
+        return base64.b64encode(Signer(self.settings.node_signing_seed).public_key).decode()
+
+    def start(self, *kinds: str) -> None:
+        exe = [sys.executable, "-m", "broker.cli"]
+        log = (self.settings.data_dir / f"{self.name}.log").open("ab")
+        commands = {
+            "api": [*exe, "serve", "--port", self.settings.public_url.rsplit(":", 1)[1]],
+            "beat": [*exe, "beat", "--loglevel", "WARNING"],
+        }
+        for kind in kinds:
+            if kind == "worker":
+                for _ in range(int(self.env["BENCH_WORKERS"])):
+                    cmd = [*exe, "worker", "--pool", "prefork", "--loglevel", "WARNING"]
+                    cmd += ["--concurrency", self.env["BENCH_CONCURRENCY"]]
+                    self.procs.append(
+                        subprocess.Popen(
+                            cmd, env=self.env, stdout=log, stderr=log, start_new_session=True
+                        )
+                    )
+            else:
+                self.procs.append(
+                    subprocess.Popen(
+                        commands[kind],
+                        env=self.env,
+                        stdout=log,
+                        stderr=log,
+                        start_new_session=True,
+                    )
+                )
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        self.procs.clear()
+
+    def pids(self) -> set[int]:
+        return {pid for proc in self.procs for pid in process_tree(proc.pid)}
+
+
+def make_node(name: str, opts: Options, root: Path) -> Node:
+    dbname = f"palermo_bench_{name}_{uuid.uuid4().hex[:8]}"
+    admin(opts.pg_url, f'CREATE DATABASE "{dbname}"')
+    data = root / name
+    data.mkdir()
+    port = free_port()
+    secret = {
+        "master_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "node_signing_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "token_secret": base64.b64encode(secrets.token_bytes(48)).decode(),
+    }
+    queue = f"bench-{name}-{uuid.uuid4().hex[:6]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PALERMO_")}
+    env.update(
+        PALERMO_ENV="development",
+        PALERMO_DATA_DIR=str(data),
+        PALERMO_DATABASE_URL=f"{opts.pg_url}/{dbname}",
+        PALERMO_CELERY_BROKER_URL=opts.broker,
+        PALERMO_NODE_ID=f"{name}.bench",
+        PALERMO_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        PALERMO_MASTER_KEY=secret["master_key"],
+        PALERMO_NODE_SIGNING_KEY=secret["node_signing_key"],
+        PALERMO_TOKEN_SECRET=secret["token_secret"],
+        PALERMO_LOG_LEVEL="WARNING",
+        PALERMO_RELAY_INTERVAL_SECONDS=str(opts.relay_interval),
+        PALERMO_DELIVERY_BATCH_SIZE=str(opts.batch),
+        PALERMO_CHECKPOINT_INTERVAL_SECONDS="5",
+        BENCH_WORKERS=str(opts.workers),
+        BENCH_CONCURRENCY=str(opts.concurrency),
+    )
+    settings = Settings(
+        env="development",
+        data_dir=data,
+        database_url=f"{opts.pg_url}/{dbname}",
+        node_id=f"{name}.bench",
+        public_url=f"http://127.0.0.1:{port}",
+        master_key=secret["master_key"],
+        node_signing_key=secret["node_signing_key"],
+        token_secret=secret["token_secret"],
+        delivery_batch_size=opts.batch,
+    )
+    migrate.upgrade(settings.resolved_database_url)
+    import redis
+
+    redis.Redis.from_url(opts.broker).flushdb()  # no task left from an earlier run
+    # The beat schedule goes to the default queue; workers and beat share it per node, so
+    # each node gets its own broker database.
+    return Node(name, settings, env, dbname, queue)
+
+
+async def seed(node: Node, key_seed: bytes | None) -> KeyFile:
+    """The participants, their keys (the sender's self-held signing key: the same seed on
+    both nodes, as a registry mirrors a remote participant's public keys) and an account."""
+    db = Database(node.db_url, pool_size=1)
+    ctx = node_context(node.settings)
+    actor: dict[str, str | None] = {"participant": None, "account": "bench"}
+    try:
+        async with db.session() as s:
+            for pid, kind, name in PARTICIPANTS:
+                await participants.register_participant(
+                    s, node=ctx, participant_id=pid, kind=kind, display_name=name, actor=actor
+                )
+                for purpose in ("signing", "encryption"):
+                    await participants.add_key(
+                        s,
+                        node=ctx,
+                        participant_id=pid,
+                        purpose=purpose,
+                        public_key=None,
+                        generate=True,
+                        actor=actor,
+                    )
+            seed_bytes = key_seed or secrets.token_bytes(32)
+            signer = Signer(seed_bytes)
+            await participants.add_key(
+                s,
+                node=ctx,
+                participant_id=SENDER,
+                purpose="signing",
+                public_key=signer.public_key,
+                generate=False,
+                actor=actor,
+            )
+            await accounts.create_account(
+                s,
+                node=ctx,
+                participant_id=SENDER,
+                kind=AccountKind.SYSTEM,
+                login="bench",
+                display_name="bench",
+                secret=None,
+                roles=frozenset({"system"}),
+                actor=actor,
+            )
+            await s.commit()
+    finally:
+        await db.dispose()
+    return KeyFile(SENDER, signer.key_id, seed_bytes)
+
+
+def payload_for(key: KeyFile, recipient: str) -> dict[str, Any]:
+    return new_payload(
+        sender=SENDER,
+        recipient=recipient,
+        type="intel.message",
+        body={"text": "x" * 1024},
+        legal_basis="UNTOC art. 27",
+        purpose="bench",
+        data_categories=["bench"],
+        handling={"code": "H0"},
+        evaluation="B2",
+        statement_kind="assessment",
+    )
+
+
+async def submit_many(node: Node, key: KeyFile, recipient: str, count: int) -> list[str]:
+    """Messages accepted through the real ingress service, in this process."""
+    db = Database(node.db_url, pool_size=4)
+    ctx = node_context(node.settings)
+    caller = Caller(
+        account_id="bench", participant_id=SENDER, roles=frozenset({"system"}), kind="system"
+    )
+    ids: list[str] = []
+    import orjson
+
+    try:
+
+        async def one() -> None:
+            async with db.session() as s:
+                body = orjson.dumps(sign(key, payload_for(key, recipient)))
+                outcome = await submit(s, node=ctx, caller=caller, body=body)
+                await s.commit()
+                assert isinstance(outcome, Accepted), outcome
+                ids.append(outcome.message_id)
+
+        for start in range(0, count, 4):
+            await asyncio.gather(*(one() for _ in range(min(4, count - start))))
+    finally:
+        await db.dispose()
+    return ids
+
+
+async def submit_paced(
+    node: Node, key: KeyFile, recipient: str, rate: float, seconds: float
+) -> list[str]:
+    """Messages accepted through the real ingress service at ``rate`` per second."""
+    import orjson
+
+    db = Database(node.db_url, pool_size=2)
+    ctx = node_context(node.settings)
+    caller = Caller(
+        account_id="bench", participant_id=SENDER, roles=frozenset({"system"}), kind="system"
+    )
+    ids: list[str] = []
+    start = time.monotonic()
+    try:
+        while (now := time.monotonic() - start) < seconds:
+            if len(ids) < int(rate * now):
+                async with db.session() as s:
+                    body = orjson.dumps(sign(key, payload_for(key, recipient)))
+                    outcome = await submit(s, node=ctx, caller=caller, body=body)
+                    await s.commit()
+                assert isinstance(outcome, Accepted), outcome
+                ids.append(outcome.message_id)
+            else:
+                await asyncio.sleep(0.005)
+    finally:
+        await db.dispose()
+    return ids
+
+
+# --- the synthetic producer ----------------------------------------------------------------
+
+CLONE = """
+WITH new AS (
+    SELECT unnest(%(ids)s::text[]) AS id
+), m AS (
+    INSERT INTO messages (id, type, sender_id, recipient_id, case_id, in_reply_to, created_at,
+        accepted_at, status, submitted_by, legal_basis, purpose, handling_code, payload_size,
+        envelope_sha256, sender_kid, policy_hash, policy_rules, ciphertext, key_for_node,
+        key_for_sender, key_for_recipient, sender_enc_kid, recipient_enc_kid)
+    SELECT new.id, t.type, t.sender_id, t.recipient_id, NULL, NULL, now(), clock_timestamp(),
+        'accepted', t.submitted_by, t.legal_basis, t.purpose, t.handling_code, t.payload_size,
+        t.envelope_sha256, t.sender_kid, t.policy_hash, t.policy_rules, t.ciphertext,
+        t.key_for_node, t.key_for_sender, t.key_for_recipient, t.sender_enc_kid,
+        t.recipient_enc_kid
+    FROM new, messages t WHERE t.id = %(template)s
+    RETURNING id, recipient_id, accepted_at
+)
+INSERT INTO outbox (message_id, recipient_id, created_at)
+SELECT id, recipient_id, accepted_at FROM m
+"""
+
+
+def clone(db_url: str, template: str, count: int) -> None:
+    """``count`` accepted messages (message and outbox rows, as acceptance commits them),
+    cloned from the template in one transaction."""
+    ids = [str(uuid7()) for _ in range(count)]
+    with psycopg.connect(db_url) as conn:
+        conn.execute(CLONE.encode(), {"ids": ids, "template": template})
+
+
+def produce(db_url: str, template: str, rate: float, seconds: float) -> int:
+    """Insert at ``rate`` per second for ``seconds`` (a transaction every 20 ms)."""
+    tick, made, start = 0.02, 0, time.monotonic()
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        while (now := time.monotonic() - start) < seconds:
+            due = int(rate * now) - made
+            if due > 0:
+                ids = [str(uuid7()) for _ in range(due)]
+                conn.execute(CLONE.encode(), {"ids": ids, "template": template})
+                made += due
+            time.sleep(tick)
+    return made
+
+
+# --- measuring ---------------------------------------------------------------------------
+
+
+def read_processes() -> dict[int, tuple[int, int, str]]:
+    """pid -> (parent pid, CPU ticks, command name)."""
+    out: dict[int, tuple[int, int, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        out[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]), comm)
+    return out
+
+
+def process_tree(root: int) -> set[int]:
+    procs = read_processes()
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, (ppid, _, _) in procs.items():
+            if ppid == parent and pid not in tree:
+                tree.add(pid)
+                frontier.append(pid)
+    return tree
+
+
+def cpu_seconds(pids: set[int]) -> tuple[float, float]:
+    """(CPU seconds of ``pids``, CPU seconds of all postgres processes)."""
+    procs = read_processes()
+    ours = sum(t for pid, (_, t, _) in procs.items() if pid in pids)
+    pg = sum(t for _, (_, t, comm) in procs.items() if comm == "postgres")
+    return ours / CLK_TCK, pg / CLK_TCK
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, int(-(-q * len(ordered) // 100)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def delivered_times(db_url: str, since: dt.datetime | None = None) -> list[tuple[float, float]]:
+    """(accepted_at, delivered_at) as epoch seconds of delivered messages."""
+    sql = (
+        "SELECT extract(epoch FROM accepted_at), extract(epoch FROM delivered_at) "
+        "FROM messages WHERE delivered_at IS NOT NULL"
+    )
+    params: tuple[Any, ...] = ()
+    if since is not None:
+        sql += " AND accepted_at >= %s"
+        params = (since,)
+    with psycopg.connect(db_url) as conn:
+        return [(float(a), float(d)) for a, d in conn.execute(sql.encode(), params).fetchall()]
+
+
+def count(db_url: str, sql: str) -> int:
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(sql.encode()).fetchone()
+    return int(row[0]) if row else 0
+
+
+def wait_for(db_url: str, sql: str, target: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if count(db_url, sql) >= target:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def report(title: str, pairs: list[tuple[float, float]], cpu: str = "") -> None:
+    if not pairs:
+        print(f"{title}: nothing delivered")
+        return
+    latencies = [(d - a) * 1000 for a, d in pairs]
+    span = max(d for _, d in pairs) - min(d for _, d in pairs)
+    rate = len(pairs) / span if span > 0 else float("inf")
+    print(
+        f"{title}: {len(pairs)} delivered, {rate:,.0f} messages/s (first to last delivery); "
+        f"latency p50 {percentile(latencies, 50):,.0f} ms, "
+        f"p99 {percentile(latencies, 99):,.0f} ms, max {max(latencies):,.0f} ms"
+    )
+    if cpu:
+        print(f"  {cpu}")
+
+
+# --- phases ------------------------------------------------------------------------------
+
+
+def inbox_phases(opts: Options, a: Node, template: str) -> None:
+    total = "SELECT count(*) FROM inbox_entries"
+    since = dt.datetime.now(dt.UTC)
+    before = count(a.db_url, total)
+    clone(a.db_url, template, opts.messages)
+    print(f"\n== inbox drain: {opts.messages} accepted messages waiting, then the workers start")
+    cpu0 = cpu_seconds(set())
+    a.start("worker", "beat")
+    t0 = time.monotonic()
+    ok = wait_for(a.db_url, total, before + opts.messages, timeout=600)
+    wall = time.monotonic() - t0
+    cpu1 = cpu_seconds(a.pids())
+    pairs = delivered_times(a.db_url, since)
+    print(f"drained: {ok}, {wall:.1f} s from process start to the last row")
+    report(
+        "inbox drain",
+        pairs,
+        f"CPU: worker+beat {cpu1[0]:.1f} s, postgres {cpu1[1] - cpu0[1]:.1f} s, "
+        f"in {wall:.1f} s wall ({os.cpu_count()} cores)",
+    )
+
+    print(f"\n== inbox at a steady {opts.rate:g} messages/s for {opts.seconds:g} s")
+    since = dt.datetime.now(dt.UTC)
+    before = count(a.db_url, total)
+    made = produce(a.db_url, template, opts.rate, opts.seconds)
+    wait_for(a.db_url, total, before + made, timeout=120)
+    print(f"produced {made} ({made / opts.seconds:,.0f}/s)")
+    report("inbox steady", delivered_times(a.db_url, since))
+    a.stop()
+
+
+async def db_ceiling(a: Node, template: str, messages: int, batch: int) -> None:
+    clone(a.db_url, template, messages)
+    db = Database(a.db_url, pool_size=2)
+    done, claim_s, complete_s = 0, 0.0, 0.0
+    t0 = time.perf_counter()
+    try:
+        while True:
+            c0 = time.perf_counter()
+            async with db.session() as s:
+                ids = await claim_due(s, limit=batch, lease_seconds=60)
+                await s.commit()
+            c1 = time.perf_counter()
+            if not ids:
+                break
+            async with db.session() as s:
+                done += len(await complete_inbox(s, node_id="bench", outbox_ids=ids))
+                await s.commit()
+            claim_s += c1 - c0
+            complete_s += time.perf_counter() - c1
+    finally:
+        await db.dispose()
+    wall = time.perf_counter() - t0
+    print(
+        f"\n== DB ceiling (one process, no Celery, batches of {batch}): {done} in {wall:.2f} s "
+        f"= {done / wall:,.0f}/s; per message: claim {1e6 * claim_s / done:.0f} µs, "
+        f"inbox transaction {1e6 * complete_s / done:.0f} µs"
+    )
+
+
+def peer_phase(opts: Options, a: Node, b: Node, key: KeyFile) -> None:
+    print(f"\n== two peer nodes: {opts.peer_messages} messages from A to {REMOTE} hosted by B")
+    for here, there, remote in ((a, b, REMOTE), (b, a, SENDER)):
+        config = {"url": there.settings.public_url, "node_key": there.node_key}
+
+        async def configure(
+            node: Node = here, pid: str = remote, cfg: dict[str, str] = config
+        ) -> None:
+            from broker.delivery.service import configure_adapter
+
+            db = Database(node.db_url, pool_size=1)
+            try:
+                async with db.session() as s:
+                    await configure_adapter(
+                        s,
+                        node_id="bench",
+                        participant_id=pid,
+                        adapter="peer",
+                        config=cfg,
+                        actor=None,
+                    )
+                    await s.commit()
+            finally:
+                await db.dispose()
+
+        asyncio.run(configure())
+    started = time.perf_counter()
+    ids = asyncio.run(submit_many(a, key, REMOTE, opts.peer_messages))
+    print(f"accepted on A through submit: {len(ids)} in {time.perf_counter() - started:.1f} s")
+    b.start("api", "worker", "beat")
+    wait_api(b)
+    cpu0 = cpu_seconds(set())
+    a.start("worker", "beat")
+    t0 = time.monotonic()
+    ok = wait_for(b.db_url, "SELECT count(*) FROM inbox_entries", len(ids), timeout=900)
+    wall = time.monotonic() - t0
+    cpu1 = cpu_seconds(a.pids() | b.pids())
+    with psycopg.connect(a.db_url) as conn:
+        accepted_on_a: dict[str, Any] = dict(
+            conn.execute(b"SELECT id, extract(epoch FROM accepted_at) FROM messages").fetchall()
+        )
+    with psycopg.connect(b.db_url) as conn:
+        rows = conn.execute(
+            b"SELECT id, extract(epoch FROM delivered_at) FROM messages "
+            b"WHERE delivered_at IS NOT NULL"
+        ).fetchall()
+    pairs = [(float(accepted_on_a[m]), float(d)) for m, d in rows if m in accepted_on_a]
+    print(f"all in B's inbox: {ok}, {wall:.1f} s from A's worker start")
+    # The drain rate is what matters here; latency includes the time waiting in A's outbox.
+    report(
+        "A -> B drain",
+        pairs,
+        f"CPU: both nodes' processes {cpu1[0]:.1f} s, postgres {cpu1[1] - cpu0[1]:.1f} s, "
+        f"in {wall:.1f} s wall",
+    )
+    rate = opts.peer_rate
+    print(f"\n== two peer nodes at a steady {rate:g} messages/s for {opts.seconds:g} s")
+    since = time.time()
+    steady = asyncio.run(submit_paced(a, key, REMOTE, rate, opts.seconds))
+    wait_for(b.db_url, "SELECT count(*) FROM inbox_entries", len(ids) + len(steady), 120)
+    with psycopg.connect(a.db_url) as conn:
+        accepted_on_a = dict(
+            conn.execute(b"SELECT id, extract(epoch FROM accepted_at) FROM messages").fetchall()
+        )
+    with psycopg.connect(b.db_url) as conn:
+        rows = conn.execute(
+            b"SELECT id, extract(epoch FROM delivered_at) FROM messages "
+            b"WHERE delivered_at IS NOT NULL"
+        ).fetchall()
+    report(
+        "A -> B steady",
+        [
+            (float(accepted_on_a[m]), float(d))
+            for m, d in rows
+            if m in accepted_on_a and float(accepted_on_a[m]) >= since
+        ],
+    )
+
+
+def wait_api(node: Node) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(node.settings.public_url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"node {node.name}'s API did not start")
+
+
+@contextlib.contextmanager
+def nodes(opts: Options) -> Iterator[tuple[Path, list[Node]]]:
+    made: list[Node] = []
+    with tempfile.TemporaryDirectory(prefix="palermo-bench-delivery-") as root:
+        try:
+            yield Path(root), made
+        finally:
+            for node in made:
+                node.stop()
+                admin(opts.pg_url, f'DROP DATABASE IF EXISTS "{node.dbname}" WITH (FORCE)')
+
+
+def run(opts: Options) -> int:
+    print(f"bench.delivery {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores")
+    print(f"options: {opts}")
+    with nodes(opts) as (root, made):
+        a = make_node("a", opts, root)
+        made.append(a)
+        key = asyncio.run(seed(a, None))
+        [template] = asyncio.run(submit_many(a, key, RECIPIENT, 1))
+        with psycopg.connect(a.db_url, autocommit=True) as conn:
+            conn.execute(b"DELETE FROM outbox")
+        asyncio.run(db_ceiling(a, template, min(opts.messages, 10_000), opts.batch))
+        inbox_phases(opts, a, template)
+        if opts.skip_peer:
+            return 0
+        b_opts = Options(**{**opts.__dict__, "broker": _other_broker(opts.broker)})
+        b = make_node("b", b_opts, root)
+        made.append(b)
+        asyncio.run(seed(b, key.seed))
+        peer_phase(opts, a, b, key)
+    return 0
+
+
+def _other_broker(url: str) -> str:
+    """Node B's own Redis database (beat sends to the default queue)."""
+    base, _, number = url.rpartition("/")
+    return f"{base}/{(int(number) + 1) % 16}" if number.isdigit() else url
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
