@@ -346,10 +346,7 @@ def test_anonymous_matching_reveals_only_hit_and_opens_a_draft(
     with sync_engine.connect() as conn:
         leaves = b"".join(bytes(x) for (x,) in conn.execute(text("SELECT leaf FROM audit_events")))
         tables = ("fiu_match_queries", "fiu_match_answers", "cases")
-        dumped = "".join(
-            str(conn.execute(text(f"SELECT * FROM {t}")).all())
-            for t in tables
-        )
+        dumped = "".join(str(conn.execute(text(f"SELECT * FROM {t}")).all()) for t in tables)
     for subject in SUBJECTS:
         assert subject.encode() not in leaves
         assert subject not in dumped
