@@ -374,3 +374,44 @@ def test_the_worker_does_not_start_on_a_bad_adapter_configuration(
     )
     assert done.returncode == 2, done.stdout + done.stderr
     assert "participant nl.fiu: url is required" in done.stderr
+
+
+def test_palermo_deadletter_list_and_requeue(
+    api: Api,
+    sync_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from broker.cli import main as palermo
+
+    agency = Agency(node_keys=_node_keys(api), receipt_key=api.world.keys["nl.fiu"], mode="refuse")
+    with agency_server(agency):
+        _set_webhook(api, agency.url)
+        ids = _send(api, 2, recipient="nl.fiu")
+        assert deliver_once(api.settings).dead_lettered == 2
+    s = api.settings
+    assert s.master_key is not None
+    assert s.node_signing_key is not None
+    assert s.token_secret is not None
+    for name, value in {
+        "PALERMO_DATA_DIR": str(s.data_dir),
+        "PALERMO_DATABASE_URL": s.resolved_database_url,
+        "PALERMO_MASTER_KEY": s.master_key.get_secret_value(),
+        "PALERMO_NODE_SIGNING_KEY": s.node_signing_key.get_secret_value(),
+        "PALERMO_TOKEN_SECRET": s.token_secret.get_secret_value(),
+        "PALERMO_ENV": "test",
+    }.items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    assert palermo(["deadletter", "list", "--recipient", "nl.fiu"]) == 0
+    out = capsys.readouterr().out
+    assert all(i in out for i in ids)
+    assert "HTTP 422: the endpoint refused the message" in out
+    assert "2 dead-lettered message(s)" in out
+    assert palermo(["deadletter", "requeue"]) == 2  # neither ids nor --all
+    assert palermo(["deadletter", "requeue", ids[0]]) == 0
+    assert f"requeued {ids[0]}" in capsys.readouterr().out
+    assert palermo(["deadletter", "requeue", "--all", "--recipient", "nl.fiu"]) == 0
+    assert "1 message(s) requeued" in capsys.readouterr().out
+    assert count_rows(sync_engine, "outbox", "dead_lettered_at IS NULL") == 2
+    assert count_rows(sync_engine, "audit_events", "kind = 'message:requeued'") == 2
