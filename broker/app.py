@@ -33,6 +33,7 @@ from broker.core.settings import Settings
 from broker.delivery.service import check_adapters
 from broker.delivery.views import router as delivery_router
 from broker.messages.views import router as messages_router
+from broker.oversight.views import router as audit_router
 from broker.participants.views import router as participants_router
 from broker.policy.service import node_policy, record_policy_loaded
 from broker.policy.views import router as policy_router
@@ -202,6 +203,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(consents_router)
     app.include_router(policy_router)
     app.include_router(delivery_router)
+    app.include_router(audit_router)
 
     _install_ops_routes(app, settings)
     return app

@@ -45,8 +45,13 @@ def make_celery(settings: Settings) -> Celery:
                 "schedule": settings.relay_interval_seconds,
                 "options": {"expires": max(settings.relay_interval_seconds * 5, 5.0)},
             },
+            "sequence-audit-log": {
+                "task": "palermo.oversight.sequence",
+                "schedule": settings.checkpoint_interval_seconds,
+                "options": {"expires": max(settings.checkpoint_interval_seconds * 5, 5.0)},
+            },
         },
-        include=["broker.delivery.tasks"],
+        include=["broker.delivery.tasks", "broker.oversight.tasks"],
     )
     if settings.filedrop_import_dir is not None:
         app.conf.beat_schedule["import-filedrop"] = {

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     filedrop_import_interval_seconds: float = Field(default=30.0, gt=0)
     db_pool_size: int = Field(default=10, ge=1)
 
+    # Audit log: the sequencer runs every checkpoint_interval_seconds (the checkpoint lag)
+    # and sequences at most sequencer_batch_size leaves per checkpoint.
+    checkpoint_interval_seconds: float = Field(default=1.0, gt=0)
+    sequencer_batch_size: int = Field(default=5000, ge=1, le=20_000)
+    audit_page_size: int = Field(default=1000, ge=1, le=10_000)
+
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -1,8 +1,26 @@
+"""Audit tables: leaves, the sequenced log, its subtree hashes, checkpoints and cosignatures.
+
+Every table here except ``audit_unsequenced`` is insert-only: migrations 0001 and 0002 make
+the database refuse UPDATE, DELETE and TRUNCATE (triggers enabled ALWAYS on PostgreSQL, abort
+triggers on SQLite), and the ``palermo_app`` role holds INSERT and SELECT only on them.
+``audit_unsequenced`` is the sequencer's work queue: a trigger on ``audit_events`` fills it in
+the event's own transaction, and the sequencer deletes what it has sequenced.
+"""
+
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Integer, LargeBinary, String
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broker.core.db import Base, UTCDateTime
@@ -26,3 +44,74 @@ class AuditEvent(Base):
     participant_id: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     leaf: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AuditUnsequenced(Base):
+    """An audit event not yet in the log (the sequencer's queue; rows are deleted)."""
+
+    __tablename__ = "audit_unsequenced"
+
+    event_ref: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+
+
+class AuditLogEntry(Base):
+    """Position ``idx`` of the Merkle log holds the leaf of event ``event_ref``."""
+
+    __tablename__ = "audit_log"
+
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    event_ref: Mapped[int] = mapped_column(ForeignKey("audit_events.id"), unique=True)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    sequenced_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class AuditNode(Base):
+    """Hash of the perfect subtree of ``2**level`` leaves starting at leaf ``idx * 2**level``.
+
+    Written once, when its last leaf is sequenced (see `audit.merkle`); level 0 is the leaf
+    hash. Roots and proofs read O(log n) of these rows.
+    """
+
+    __tablename__ = "audit_nodes"
+
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditEntryParty(Base):
+    """Participant ``participant_id`` may see log entry ``idx`` (see `entry_parties`)."""
+
+    __tablename__ = "audit_entry_parties"
+
+    participant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+
+
+class AuditCheckpoint(Base):
+    """A C2SP tlog-checkpoint the node signed after sequencing a batch."""
+
+    __tablename__ = "audit_checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class AuditCosignature(Base):
+    """A witness's verified c2sp.org/tlog-cosignature line on one checkpoint."""
+
+    __tablename__ = "audit_cosignatures"
+    __table_args__ = (UniqueConstraint("checkpoint_size", "witness_name", "witness_key_id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    checkpoint_size: Mapped[int] = mapped_column(ForeignKey("audit_checkpoints.size"), index=True)
+    witness_name: Mapped[str] = mapped_column(String(255))
+    witness_key_id: Mapped[int] = mapped_column(BigInteger)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    line: Mapped[str] = mapped_column(Text)
+    witness_url: Mapped[str] = mapped_column(String(2000))
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -1,4 +1,5 @@
-"""Recording audit events: one leaf per event, in the caller's transaction.
+"""Recording audit events (one leaf per event, in the caller's transaction) and reading the
+sequenced log (checkpoints, entries, proofs, exports).
 
 A leaf is canonical JSON (sorted keys, no whitespace) of metadata and digests: the event kind,
 time, actor, participants, ids, legal basis, policy pack hash and rule ids, justification for
@@ -11,15 +12,36 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import insert
+from sqlalchemy import Select, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from audit import (
+    Checkpoint,
+    HashReader,
+    consistency_proof,
+    consistency_proof_line,
+    entry_line,
+    header_line,
+    inclusion_proof,
+    root_hash,
+)
 from broker.core.db import utcnow
+from broker.core.errors import InvalidState, NotFound, SchemaViolation
 from broker.core.ids import uuid7
-from broker.oversight.models import AuditEvent
+from broker.oversight.models import (
+    AuditCheckpoint,
+    AuditCosignature,
+    AuditEntryParty,
+    AuditEvent,
+    AuditLogEntry,
+)
+from broker.oversight.nodes import with_stored_nodes
 
 
 class AuditKind(enum.StrEnum):
@@ -41,6 +63,13 @@ class AuditKind(enum.StrEnum):
     CONSENT_REQUESTED = "consent:requested"
     CONSENT_GRANTED = "consent:granted"
     CONSENT_REFUSED = "consent:refused"
+    CASE_OPENED = "case:opened"
+    CASE_TRANSITION = "case:transition"
+    CASE_NOTICE = "case:notice"
+    EVIDENCE_STORED = "evidence:stored"
+    CONTENT_ERASED = "content:erased"
+    MATCH_QUERIED = "match:queried"
+    MATCH_ANSWERED = "match:answered"
 
 
 def canonical_json(value: dict[str, Any]) -> bytes:
@@ -118,3 +147,353 @@ async def record_event(
     )
     await session.execute(insert(AuditEvent), [row])
     return str(row["event_id"])
+
+
+# Reading the log ---------------------------------------------------------------------------
+#
+# Everything below reads only what a signed checkpoint covers: entries, proofs and exports
+# never show a tree the node has not published. ``viewer`` is the participant whose view is
+# asked for (only the entries `broker.oversight.sequencer.entry_parties` gives it), or None
+# for oversight, which sees every entry.
+
+EXPORT_CHUNK = 2000
+"""Entries read per query while exporting (memory is bounded by this, not by the log)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    index: int
+    event_id: str
+    kind: str
+    message_id: str | None
+    created_at: dt.datetime
+    sequenced_at: dt.datetime
+    leaf: bytes
+    leaf_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedCheckpoint:
+    """A stored checkpoint and the witness cosignatures collected for it."""
+
+    row: AuditCheckpoint
+    cosignatures: tuple[AuditCosignature, ...]
+
+    @property
+    def size(self) -> int:
+        return int(self.row.size)
+
+    @property
+    def root_hash(self) -> bytes:
+        return bytes(self.row.root_hash)
+
+    @property
+    def note(self) -> str:
+        """The signed note with the cosignature lines after the node's signature."""
+        return self.row.note + "".join(c.line for c in self.cosignatures)
+
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(self.row.note.partition("\n")[0], self.size, self.root_hash)
+
+
+async def latest_checkpoint(session: AsyncSession) -> AuditCheckpoint | None:
+    return await session.scalar(
+        select(AuditCheckpoint).order_by(AuditCheckpoint.size.desc()).limit(1)
+    )
+
+
+async def _with_cosignatures(
+    session: AsyncSession, row: AuditCheckpoint | None
+) -> PublishedCheckpoint | None:
+    if row is None:
+        return None
+    cosignatures = (
+        await session.scalars(
+            select(AuditCosignature)
+            .where(AuditCosignature.checkpoint_size == row.size)
+            .order_by(AuditCosignature.witness_name, AuditCosignature.witness_key_id)
+        )
+    ).all()
+    return PublishedCheckpoint(row, tuple(cosignatures))
+
+
+async def published_checkpoint(
+    session: AsyncSession, *, size: int | None = None, witnessed: bool = False
+) -> PublishedCheckpoint:
+    """The latest checkpoint (or the one of ``size``; or the latest with a cosignature).
+
+    Raises:
+        NotFound: no such checkpoint (none yet: the sequencer has not run).
+    """
+    stmt = select(AuditCheckpoint).order_by(AuditCheckpoint.size.desc()).limit(1)
+    if size is not None:
+        stmt = stmt.where(AuditCheckpoint.size == size)
+    if witnessed:
+        stmt = stmt.where(
+            select(AuditCosignature.id)
+            .where(AuditCosignature.checkpoint_size == AuditCheckpoint.size)
+            .exists()
+        )
+    found = await _with_cosignatures(session, await session.scalar(stmt))
+    if found is None:
+        if size is not None:
+            raise NotFound(f"no checkpoint of size {size} was published", field="size")
+        what = "witnessed checkpoint" if witnessed else "checkpoint"
+        raise NotFound(f"no {what} has been published yet")
+    return found
+
+
+async def checkpoint_note_at(session: AsyncSession, size: int) -> str | None:
+    """The signed note (with cosignatures) of the checkpoint of exactly ``size``, if any."""
+    found = await _with_cosignatures(session, await session.get(AuditCheckpoint, size))
+    return None if found is None else found.note
+
+
+_EntrySelect = Select[int, str, str, str | None, dt.datetime, dt.datetime, bytes, bytes]
+
+
+def _entry_query(viewer: str | None) -> _EntrySelect:
+    stmt = select(
+        AuditLogEntry.idx,
+        AuditEvent.event_id,
+        AuditEvent.kind,
+        AuditEvent.message_id,
+        AuditEvent.created_at,
+        AuditLogEntry.sequenced_at,
+        AuditEvent.leaf,
+        AuditLogEntry.leaf_hash,
+    ).join(AuditEvent, AuditEvent.id == AuditLogEntry.event_ref)
+    if viewer is not None:
+        stmt = stmt.join(
+            AuditEntryParty,
+            (AuditEntryParty.idx == AuditLogEntry.idx) & (AuditEntryParty.participant_id == viewer),
+        )
+    return stmt.order_by(AuditLogEntry.idx)
+
+
+def _entry(row: Any) -> Entry:
+    return Entry(
+        index=int(row[0]),
+        event_id=row[1],
+        kind=row[2],
+        message_id=row[3],
+        created_at=row[4],
+        sequenced_at=row[5],
+        leaf=bytes(row[6]),
+        leaf_hash=bytes(row[7]),
+    )
+
+
+async def list_entries(
+    session: AsyncSession, *, viewer: str | None, start: int, end: int | None, page_size: int
+) -> tuple[int, int, list[Entry]]:
+    """Entries with ``start <= index < end`` that ``viewer`` may see; returns (tree size,
+    end, entries). ``end`` defaults to a full page or the end of the published log.
+
+    Raises:
+        NotFound: no checkpoint is published yet.
+        SchemaViolation: the range is empty, reversed, wider than a page or beyond the log.
+    """
+    size = (await published_checkpoint(session)).size
+    stop = min(start + page_size, size) if end is None else end
+    if start > size:
+        raise SchemaViolation(f"start {start} is beyond the log's {size} entries", field="start")
+    if stop < start:
+        raise SchemaViolation(f"end {stop} is before start {start}", field="end")
+    if stop > size:
+        raise SchemaViolation(
+            f"end {stop} is beyond the {size} entries of the latest checkpoint", field="end"
+        )
+    if stop - start > page_size:
+        raise SchemaViolation(
+            f"at most {page_size} entries per page: ask for end <= {start + page_size}",
+            field="end",
+        )
+    rows = await session.execute(
+        _entry_query(viewer).where(AuditLogEntry.idx >= start, AuditLogEntry.idx < stop)
+    )
+    return size, stop, [_entry(row) for row in rows.all()]
+
+
+async def _unpublished_event_of(
+    session: AsyncSession, *, viewer: str | None, event_id: str | None, message_id: str | None
+) -> bool:
+    """Whether the viewer's own event with this id (or for this message) awaits a checkpoint."""
+    stmt = select(AuditEvent.id).limit(1)
+    if event_id is not None:
+        stmt = stmt.where(AuditEvent.event_id == event_id)
+    else:
+        stmt = stmt.where(AuditEvent.message_id == message_id)
+    if viewer is not None:
+        stmt = stmt.where(AuditEvent.participant_id == viewer)
+    return await session.scalar(stmt) is not None
+
+
+async def inclusion_proofs(
+    session: AsyncSession,
+    *,
+    viewer: str | None,
+    index: int | None = None,
+    event_id: str | None = None,
+    message_id: str | None = None,
+    tree_size: int | None = None,
+    limit: int,
+) -> tuple[int, bytes, list[tuple[Entry, list[bytes]]]]:
+    """Inclusion proofs of the entries chosen by exactly one of ``index``, ``event_id`` or
+    ``message_id`` (every entry about the message the viewer may see, at most ``limit``), in
+    the tree of ``tree_size`` (default: the latest checkpoint). Returns (tree size, its root,
+    [(entry, proof)]).
+
+    Raises:
+        SchemaViolation: not exactly one selector, or a tree size outside the published log.
+        NotFound: nothing the viewer may see matches (or no checkpoint is published yet).
+        InvalidState: the viewer's event exists but is not yet in a published checkpoint.
+    """
+    chosen = [
+        name
+        for name, v in {"index": index, "event_id": event_id, "message_id": message_id}.items()
+        if v is not None
+    ]
+    if len(chosen) != 1:
+        raise SchemaViolation(
+            "give exactly one of index, event_id or message_id", field=",".join(chosen) or "index"
+        )
+    published = (await published_checkpoint(session)).size
+    size = published if tree_size is None else tree_size
+    if not 0 < size <= published:
+        raise SchemaViolation(
+            f"tree_size must be in 1..{published} (the latest checkpoint's size)",
+            field="tree_size",
+        )
+    stmt = _entry_query(viewer).where(AuditLogEntry.idx < size).limit(limit)
+    if index is not None:
+        if index >= size:
+            raise SchemaViolation(f"index {index} is not in the tree of size {size}", field="index")
+        stmt = stmt.where(AuditLogEntry.idx == index)
+    elif event_id is not None:
+        stmt = stmt.where(AuditEvent.event_id == event_id)
+    else:
+        stmt = stmt.where(AuditEvent.message_id == message_id)
+    entries = [_entry(row) for row in (await session.execute(stmt)).all()]
+    if not entries:
+        if index is None and await _unpublished_event_of(
+            session, viewer=viewer, event_id=event_id, message_id=message_id
+        ):
+            raise InvalidState(
+                "that event is recorded but not yet in a published checkpoint of this size; "
+                "ask again after the next checkpoint"
+            )
+        raise NotFound(f"no audit entry you may see matches {chosen[0]}", field=chosen[0])
+
+    def compute(reader: HashReader) -> tuple[bytes, list[list[bytes]]]:
+        return root_hash(reader, size), [inclusion_proof(reader, e.index, size) for e in entries]
+
+    root, proofs = await with_stored_nodes(session, compute)
+    return size, root, list(zip(entries, proofs, strict=True))
+
+
+async def consistency(
+    session: AsyncSession, *, old: int, new: int | None
+) -> tuple[int, bytes, bytes, list[bytes]]:
+    """RFC 9162 consistency proof from the tree of ``old`` entries to that of ``new`` (default:
+    the latest checkpoint). Returns (new, old root, new root, proof).
+
+    Raises:
+        SchemaViolation: not ``1 <= old <= new <= `` the latest checkpoint's size.
+        NotFound: no checkpoint is published yet.
+    """
+    published = (await published_checkpoint(session)).size
+    size = published if new is None else new
+    if size > published:
+        raise SchemaViolation(
+            f"new {size} is beyond the {published} entries of the latest checkpoint", field="new"
+        )
+    if not 1 <= old <= size:
+        raise SchemaViolation(
+            f"old must be in 1..{size}: there is no consistency proof from the empty tree",
+            field="old",
+        )
+
+    def compute(reader: HashReader) -> tuple[bytes, bytes, list[bytes]]:
+        return (
+            root_hash(reader, old),
+            root_hash(reader, size),
+            consistency_proof(reader, old, size),
+        )
+
+    old_root, new_root, proof = await with_stored_nodes(session, compute)
+    return size, old_root, new_root, proof
+
+
+@dataclass(frozen=True, slots=True)
+class ExportPlan:
+    """What an export holds, settled before the first byte is sent."""
+
+    note: str
+    checkpoint: Checkpoint
+    proof_lines: tuple[bytes, ...]
+
+    @property
+    def size(self) -> int:
+        return self.checkpoint.size
+
+
+async def plan_export(
+    session: AsyncSession, *, size: int | None, consistency_from: Sequence[int]
+) -> ExportPlan:
+    """The checkpoint an export covers (the latest, or the published one of ``size``) and the
+    consistency proof lines from each size in ``consistency_from``.
+
+    Raises:
+        NotFound: no such checkpoint.
+        SchemaViolation: a consistency size outside 1..size.
+    """
+    published = await published_checkpoint(session, size=size)
+    n = published.size
+    for old in consistency_from:
+        if not 1 <= old <= n:
+            raise SchemaViolation(
+                f"consistency_from {old} must be in 1..{n}", field="consistency_from"
+            )
+
+    def compute(reader: HashReader) -> list[bytes]:
+        return [
+            consistency_proof_line(old, root_hash(reader, old), consistency_proof(reader, old, n))
+            for old in consistency_from
+        ]
+
+    lines = await with_stored_nodes(session, compute) if consistency_from else []
+    return ExportPlan(published.note, published.checkpoint(), tuple(lines))
+
+
+async def export_bundle(
+    sessions: Callable[[], AbstractAsyncContextManager[AsyncSession]],
+    plan: ExportPlan,
+    *,
+    chunk: int = EXPORT_CHUNK,
+) -> AsyncIterator[bytes]:
+    """The ``palermo-audit-bundle/v1`` bytes of ``plan`` (see ``audit/BUNDLE.md``), one chunk
+    of entries at a time, each read in its own short transaction from ``sessions()``.
+
+    Entries are written as stored, with their stored indices: a gap or a changed leaf is the
+    verifier's to find, not the exporter's to hide.
+    """
+    yield header_line(plan.note, plan.checkpoint)
+    after = 0
+    while after < plan.size:
+        async with sessions() as session:
+            rows = (
+                await session.execute(
+                    select(AuditLogEntry.idx, AuditEvent.leaf)
+                    .join(AuditEvent, AuditEvent.id == AuditLogEntry.event_ref)
+                    .where(AuditLogEntry.idx >= after, AuditLogEntry.idx < plan.size)
+                    .order_by(AuditLogEntry.idx)
+                    .limit(chunk)
+                )
+            ).all()
+        if not rows:
+            break
+        yield b"".join(entry_line(int(idx), bytes(leaf)) for idx, leaf in rows)
+        after = int(rows[-1][0]) + 1
+    for line in plan.proof_lines:
+        yield line

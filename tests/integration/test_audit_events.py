@@ -9,40 +9,104 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from broker.core.settings import Settings
 from tests.conftest import Api, count_rows
+from tests.integration.audit_helpers import sequence
 from tests.integration.messaging_helpers import envelope, relay
 
+# Every audit table, and a column to "update" in it (an UPDATE that changes nothing is
+# refused all the same).
+APPEND_ONLY = {
+    "audit_events": "kind",
+    "audit_log": "leaf_hash",
+    "audit_nodes": "hash",
+    "audit_entry_parties": "participant_id",
+    "audit_checkpoints": "note",
+    "audit_cosignatures": "line",
+}
 
-@pytest.mark.parametrize(
-    "statement",
-    [
-        "UPDATE audit_events SET kind = 'message:accepted'",
-        "DELETE FROM audit_events",
-    ],
-)
-def test_audit_rows_refuse_update_and_delete(sync_engine: Engine, statement: str) -> None:
-    before = count_rows(sync_engine, "audit_events")
+
+@pytest.fixture
+def filled(settings: Settings, sync_engine: Engine) -> Engine:
+    """A database with a row in every audit table: sequenced, with one cosignature."""
+    sequence(settings)
+    with sync_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO audit_cosignatures (checkpoint_size, witness_name, witness_key_id, "
+                "timestamp, line, witness_url, received_at) SELECT size, 'w', 1, 0, 'x', 'u', "
+                "created_at FROM audit_checkpoints"
+            )
+        )
+    return sync_engine
+
+
+@pytest.mark.parametrize("operation", ["UPDATE", "DELETE"])
+@pytest.mark.parametrize("table", sorted(APPEND_ONLY))
+def test_audit_rows_refuse_update_and_delete(filled: Engine, table: str, operation: str) -> None:
+    before = count_rows(filled, table)
     assert before > 0
-    with pytest.raises(DBAPIError, match="append-only"), sync_engine.begin() as conn:
+    column = APPEND_ONLY[table]
+    statement = (
+        f"UPDATE {table} SET {column} = {column}"
+        if operation == "UPDATE"
+        else f"DELETE FROM {table}"
+    )
+    with pytest.raises(DBAPIError, match="append-only"), filled.begin() as conn:
         conn.execute(text(statement))
-    assert count_rows(sync_engine, "audit_events") == before
+    assert count_rows(filled, table) == before
 
 
-def test_audit_table_refuses_truncate_on_postgresql(sync_engine: Engine) -> None:
-    if sync_engine.dialect.name != "postgresql":
+@pytest.mark.parametrize("table", sorted(APPEND_ONLY))
+def test_audit_tables_refuse_truncate_on_postgresql(filled: Engine, table: str) -> None:
+    if filled.dialect.name != "postgresql":
         pytest.skip("SQLite has no TRUNCATE statement; DELETE is refused above")
-    with pytest.raises(DBAPIError, match="append-only"), sync_engine.begin() as conn:
-        conn.execute(text("TRUNCATE audit_events"))
-    with sync_engine.connect() as conn:
+    # CASCADE, so that it is the trigger that refuses, not a foreign key.
+    with pytest.raises(DBAPIError, match="append-only"), filled.begin() as conn:
+        conn.execute(text(f"TRUNCATE {table} CASCADE"))
+    with filled.connect() as conn:
         enabled = conn.execute(
             text(
                 "SELECT tgname, tgenabled FROM pg_trigger "
-                "WHERE tgrelid = 'audit_events'::regclass AND NOT tgisinternal"
-            )
+                "WHERE tgrelid = CAST(:t AS regclass) AND NOT tgisinternal"
+            ),
+            {"t": table},
         ).all()
     # 'A': enabled ALWAYS, so session_replication_role = replica does not skip them.
     assert {row[1] for row in enabled} == {"A"}
-    assert len(enabled) == 2
+    names = {row[0] for row in enabled}
+    assert {f"{table}_no_update", f"{table}_no_truncate"} <= names
+    assert names - {f"{table}_no_update", f"{table}_no_truncate"} == (
+        {"audit_events_enqueue"} if table == "audit_events" else set()
+    )
+
+
+def test_every_leaf_is_queued_for_the_sequencer_in_its_own_transaction(
+    sync_engine: Engine,
+) -> None:
+    events = count_rows(sync_engine, "audit_events")
+    assert events > 0
+    assert count_rows(sync_engine, "audit_unsequenced") == events
+    insert_one = text(
+        "INSERT INTO audit_events (event_id, kind, created_at, leaf) "
+        "VALUES (:e, 'k', CURRENT_TIMESTAMP, :leaf)"
+    )
+    with sync_engine.connect() as conn:
+        conn.begin()
+        conn.execute(insert_one, {"e": "rolled-back", "leaf": b"{}"})
+        conn.rollback()
+        conn.begin()
+        conn.execute(insert_one, {"e": "committed", "leaf": b"{}"})
+        conn.commit()
+    assert count_rows(sync_engine, "audit_unsequenced") == events + 1
+    with sync_engine.connect() as conn:
+        queued = conn.execute(
+            text(
+                "SELECT e.event_id FROM audit_unsequenced q JOIN audit_events e "
+                "ON e.id = q.event_ref ORDER BY q.event_ref DESC LIMIT 1"
+            )
+        ).scalar_one()
+    assert queued == "committed"
 
 
 def test_leaves_hold_metadata_and_digests_never_content(api: Api, sync_engine: Engine) -> None:
