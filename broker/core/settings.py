@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     checkpoint_interval_seconds: float = Field(default=1.0, gt=0)
     sequencer_batch_size: int = Field(default=5000, ge=1, le=20_000)
     audit_page_size: int = Field(default=1000, ge=1, le=10_000)
+    # Witnesses (c2sp.org/tlog-witness): comma-separated URLs and, in the same order, their
+    # cosignature verifier keys (<name>+<hex key id>+<base64>); a cosignature is kept only if
+    # it verifies under the key configured for the witness that returned it.
+    witness_urls: str = ""
+    witness_keys: str = ""
+    witness_timeout_seconds: float = Field(default=5.0, gt=0)
 
     log_level: str = "INFO"
     log_json: bool = True
@@ -108,6 +114,21 @@ class Settings(BaseSettings):
     @property
     def resolved_issuer(self) -> str:
         return self.token_issuer or self.public_url
+
+    @property
+    def witnesses(self) -> list[tuple[str, str]]:
+        """(URL, cosignature verifier key) of each configured witness.
+
+        Raises ConfigurationError when the two lists differ in length.
+        """
+        urls = [u.strip() for u in self.witness_urls.split(",") if u.strip()]
+        keys = [k.strip() for k in self.witness_keys.split(",") if k.strip()]
+        if len(urls) != len(keys):
+            raise ConfigurationError(
+                f"PALERMO_WITNESS_URLS lists {len(urls)} witnesses and PALERMO_WITNESS_KEYS "
+                f"{len(keys)} keys: give one verifier key per witness URL, in the same order"
+            )
+        return list(zip(urls, keys, strict=True))
 
     def _secret_bytes(self, name: str, length: int | None) -> bytes:
         value: SecretStr | None = getattr(self, name)

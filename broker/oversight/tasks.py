@@ -1,15 +1,19 @@
-"""Celery entry point of the audit log: the sequencer.
+"""Celery entry points of the audit log: the sequencer, and cosignature collection.
 
 Beat runs `sequence` every PALERMO_CHECKPOINT_INTERVAL_SECONDS (the checkpoint lag, 1 s by
 default). It sequences batches until the queue is empty, one transaction and one signed
-checkpoint per batch.
+checkpoint per batch; when witnesses are configured it then sends `cosign`, after its own
+transactions committed.
 """
 
 from __future__ import annotations
 
+import httpx
+
 from broker.core.context import NodeContext
 from broker.core.db import Database
 from broker.core.logging import get_logger
+from broker.oversight.cosigning import collect_cosignatures, configured_witnesses
 from broker.oversight.sequencer import Batch, log_signer, sequence_batch
 from broker.worker import runtime, settings, task
 
@@ -57,4 +61,24 @@ def sequence() -> int:
     added, last = runtime.run(run)
     if added and last is not None:
         log.info("audit log sequenced", added=added, size=last.size)
+    if settings.witness_urls.strip():
+        cosign.delay()
     return added
+
+
+@task(name="palermo.oversight.cosign", max_retries=0)
+def cosign() -> int:
+    async def run(db: Database, node: NodeContext) -> int:
+        verifier = log_signer(settings.node_id, settings.node_signing_seed).verifier()
+        async with httpx.AsyncClient(timeout=settings.witness_timeout_seconds) as client:
+            return await collect_cosignatures(
+                db,
+                witnesses=configured_witnesses(settings),
+                log_verifier=verifier,
+                client=client,
+            )
+
+    stored = runtime.run(run)
+    if stored:
+        log.info("witness cosignatures stored", count=stored)
+    return stored
