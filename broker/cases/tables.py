@@ -294,11 +294,12 @@ MLA = Workflow(
         ),
         Transition(
             "record_assurance",
-            MLA_SHARED_OPEN,
+            MLA_OPEN,
             None,
             REQ,
-            "The requesting State gives an assurance (for example that the death penalty will "
-            "not be sought); execution involving a flagged State needs it.",
+            "An assurance is put on record (for example that the death penalty will not be "
+            "sought): a transfer to a flagged State, or execution for one, needs it; before "
+            "transmission it is the one the requesting State obtained in advance.",
             "UNTOC art. 16(14); P22",
             body=b.RecordAssurance,
         ),

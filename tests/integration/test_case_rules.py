@@ -21,6 +21,7 @@ from tests.integration.test_case_helpers import (
     mla_request,
     open_case,
     problem,
+    register_partner,
     to_assessment,
     to_execution,
     to_transmitted,
@@ -389,3 +390,44 @@ def test_written_confirmation_only_follows_an_oral_request(api: Api) -> None:
     done = fire(api, oral["id"], "written_confirmation", DRAFTER, {"reference": "note 12/2026"})
     assert "written_confirmation" in done["case"]["records"]
     problem(api, oral["id"], "written_confirmation", DRAFTER, status=409)
+
+
+# --- 18(19): use for another proceeding needs the requested State's consent ---------------
+
+
+def test_use_for_another_proceeding_is_asked_and_granted(api: Api) -> None:
+    case = to_execution(api)
+    file_id = upload(api, case["id"], HANDLER, b"records")
+    fire(api, case["id"], "complete", HANDLER, {"evidence": [file_id]})
+    body = {"recipient": "it.court-milano", "purpose": "trial RG 999/2026"}
+    thread = open_case(api, DRAFTER, workflow="consent", parent_id=case["id"], body=body)
+    assert thread["timeline"][0]["event"] == "use_extension_request"
+    assert thread["requested"] == "us.central-authority"
+    problem(api, thread["id"], "grant_consent", DRAFTER, {}, status=403)
+    fire(api, thread["id"], "grant_consent", DECIDER, {"conditions": ["not for tax matters"]})
+    consents = get_case(api, case["id"])["terms"]["consents"]
+    assert [(c["recipient"], c["purpose"]) for c in consents] == [
+        ("it.court-milano", "trial RG 999/2026")
+    ]
+    notice = fire(api, case["id"], "exculpatory_notice", DRAFTER, {})
+    assert "exculpatory_notice" in notice["case"]["records"]
+
+
+# --- P22: a flagged State needs an assurance on record -------------------------------------
+
+
+def test_a_flagged_state_needs_an_assurance_before_transfer(api: Api) -> None:
+    register_partner(api, "xa.central-authority", "central_authority", {"xa.officer": "officer"})
+    request = mla_request(legal_basis="untoc")
+    case = open_case(api, counterpart="xa.central-authority", request=request)
+    fire(api, case["id"], "submit_for_vetting", DRAFTER)
+    assert rules(problem(api, case["id"], "transmit", VETTER, status=403)) == ["P22.transfer"]
+    fire(
+        api,
+        case["id"],
+        "record_assurance",
+        DRAFTER,
+        {"assurance": "Note verbale 12/2026: the death penalty will not be sought."},
+    )
+    assert fire(api, case["id"], "transmit", VETTER)["case"]["state"] == "TRANSMITTED"
+    fire(api, case["id"], "acknowledge", "xa.officer")
