@@ -35,6 +35,7 @@ from broker.delivery.service import (
     PushOutcome,
     RetryPolicy,
     complete_inbox,
+    extend_lease,
     load_pending,
     record_push_outcomes,
 )
@@ -92,6 +93,12 @@ async def deliver_batch(
 ) -> BatchReport:
     """Deliver the rows among ``outbox_ids`` that are still in the outbox."""
     pull, push, messages = await _read_batch(db, pool, outbox_ids)
+    if push:
+        # The longest these calls may take, all timing out, with a margin.
+        window = -(-len(push) // concurrency) * adapter_timeout + 30.0
+        async with db.session() as session:
+            await extend_lease(session, [p.outbox_id for p, _, _ in push], window)
+            await session.commit()
     inbox_count = 0
     if pull:
         async with db.session() as session:

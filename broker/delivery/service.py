@@ -115,6 +115,19 @@ async def claim_due(
     return sorted(claimed.scalars().all())
 
 
+async def extend_lease(session: AsyncSession, outbox_ids: Sequence[int], seconds: float) -> None:
+    """Hold rows for ``seconds`` more: a deliver task about to call slow push adapters keeps
+    the relay from handing its rows out again while it works (which would be safe, as rows
+    are recorded once, but wasteful)."""
+    if outbox_ids:
+        await session.execute(
+            update(OutboxEntry)
+            .where(OutboxEntry.id.in_(list(outbox_ids)), OutboxEntry.dead_lettered_at.is_(None))
+            .values(leased_until=utcnow() + dt.timedelta(seconds=seconds))
+            .execution_options(synchronize_session=False)
+        )
+
+
 async def load_pending(session: AsyncSession, outbox_ids: Sequence[int]) -> list[Pending]:
     """The rows among ``outbox_ids`` still to deliver, with their recipients' adapters."""
     if not outbox_ids:

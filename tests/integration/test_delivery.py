@@ -21,7 +21,12 @@ from sqlalchemy import Engine, text
 from broker.app import create_app
 from broker.core.db import Database
 from broker.core.settings import ConfigurationError, Settings
-from broker.delivery.service import RetryPolicy, claim_due, requeue_dead_letters
+from broker.delivery.service import (
+    RetryPolicy,
+    claim_due,
+    extend_lease,
+    requeue_dead_letters,
+)
 from tests.conftest import Api, count_rows
 from tests.integration.messaging_helpers import envelope
 from tests.integration.test_delivery_helpers import Agency, agency_server, deliver_once
@@ -145,6 +150,29 @@ def test_an_expired_lease_is_claimed_again(api: Api) -> None:
     assert len(first) == 2
     assert during == []
     assert after == first
+
+
+def test_a_task_calling_slow_adapters_extends_its_lease(api: Api) -> None:
+    _send(api, 1)
+
+    async def go() -> tuple[list[int], list[int]]:
+        db = Database(api.settings.resolved_database_url, pool_size=1)
+        try:
+            async with db.session() as s:
+                claimed = await claim_due(s, limit=10, lease_seconds=0.2)
+                await extend_lease(s, claimed, 60)
+                await s.commit()
+            await asyncio.sleep(0.3)
+            async with db.session() as s:
+                again = await claim_due(s, limit=10, lease_seconds=60)
+                await s.commit()
+            return claimed, again
+        finally:
+            await db.dispose()
+
+    claimed, again = asyncio.run(go())
+    assert len(claimed) == 1
+    assert again == []  # still held: the first lease alone would have expired
 
 
 # --- webhook: a real endpoint that checks the node's signature -----------------------------
