@@ -55,10 +55,6 @@ MATRIX = [
     ("GET", "/v1/participants/de.bka/adapter", ADMIN),
     ("PUT", "/v1/participants/de.bka/adapter", ADMIN),
     ("POST", "/v1/federation/envelopes", set()),
-    ("GET", "/v1/delivery/dead-letters", ADMIN),
-    ("POST", f"/v1/delivery/dead-letters/{MID}/requeue", ADMIN),
-    ("GET", "/v1/participants/de.bka/adapter", ADMIN),
-    ("PUT", "/v1/participants/de.bka/adapter", ADMIN),
 ]
 PUBLIC = {("POST", "/v1/auth/token"), ("GET", "/v1/node")}
 
