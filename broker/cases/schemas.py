@@ -37,6 +37,12 @@ class EventCreate(BaseModel):
     envelope: dict[str, Any] | None = None
 
 
+class EventDraft(BaseModel):
+    payload: dict[str, Any] = Field(
+        description="the payload to sign, without id, sender and created_at"
+    )
+
+
 class EventRead(BaseModel):
     id: str
     seq: int

@@ -704,10 +704,8 @@ async def _fire(
     t, side, body, request = planned.transition, planned.side, planned.body, planned.request
     if new_case:
         case.purpose = getattr(body, "purpose", None) or case.purpose
-    recipient = case.requested_id if side is Side.REQUESTING else case.requesting_id
-    if not (p.shared or t.event == wf.sharing_event or new_case):
-        recipient = caller.participant_id
     seq = p.seq + 1
+    recipient = _recipient(loaded, t, side, caller, new_case)
     draft = _draft(loaded, t, _event_data(body, request), body, request, recipient, seq)
     signed = planned.signed
     if signed is None:
@@ -791,6 +789,48 @@ async def _fire(
     reschedule(loaded, config, now)
     await session.flush()
     return Fired(case, ev, outcome.envelope, reply)
+
+
+def _recipient(loaded: Loaded, t: Transition, side: Side, caller: Caller, new_case: bool) -> str:
+    """The other side once the case is shared (or by the event that shares it); before, the
+    caller's own participant: drafting and vetting stay inside it."""
+    case = loaded.case
+    if not (loaded.projection.shared or t.event == loaded.workflow.sharing_event or new_case):
+        return caller.participant_id
+    return case.requested_id if side is Side.REQUESTING else case.requesting_id
+
+
+async def prepare_event(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    caller: Caller,
+    case_id: str,
+    event: str | None,
+    body: Any,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """The payload a self-signing client signs to fire ``event`` with ``body`` now, without
+    ``id``, ``sender`` and ``created_at`` (the client adds them). Nothing is stored. Raises
+    what ``fire_event`` raises before signing."""
+    case = await case_for(session, caller=caller, case_id=case_id)
+    loaded = await load(session, case)
+    planned = await _plan(
+        session,
+        node=node,
+        caller=caller,
+        loaded=loaded,
+        event=event,
+        data=body,
+        envelope=None,
+        new_case=False,
+    )
+    assert isinstance(planned, _Plan)
+    _check_guards(loaded, planned, caller, now)
+    t, request = planned.transition, planned.request
+    recipient = _recipient(loaded, t, planned.side, caller, False)
+    data = _event_data(planned.body, request)
+    return _draft(loaded, t, data, planned.body, request, recipient, loaded.projection.seq + 1)
 
 
 def _apply_effects(

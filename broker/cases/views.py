@@ -22,6 +22,7 @@ from broker.cases.schemas import (
     DeadlineRead,
     DiagramRead,
     EventCreate,
+    EventDraft,
     EventRead,
     EvidenceList,
     EvidenceRead,
@@ -361,6 +362,33 @@ async def get_request(
     )
     await session.commit()
     return RequestRead(case_id=case.id, workflow=case.workflow, request=request)
+
+
+@router.post("/cases/{case_id}/events/draft", response_model=EventDraft)
+async def draft_event(
+    case_id: str,
+    body: EventCreate,
+    session: SessionDep,
+    node: NodeDep,
+    caller: Handler,
+    clock: ClockDep,
+) -> EventDraft:
+    """For a client that signs its own envelopes: the payload to sign to fire ``event`` with
+    ``body`` now (add ``id``, a UUIDv7, ``sender`` and ``created_at``, sign, and post it as
+    ``{"envelope": ...}`` to ``/events``). The same checks as firing apply; nothing is
+    stored."""
+    if body.envelope is not None:
+        raise SchemaViolation("a draft is asked with an event and its body", field="envelope")
+    payload = await service.prepare_event(
+        session,
+        node=node,
+        caller=caller,
+        case_id=case_id,
+        event=body.event,
+        body=body.body,
+        now=clock(),
+    )
+    return EventDraft(payload=payload)
 
 
 @router.post(
