@@ -21,12 +21,12 @@ from broker.core.settings import Settings
 from broker.core.tokens import TokenError, decode_token
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_node(request: Request) -> NodeContext:
+async def get_node(request: Request) -> NodeContext:
     node: NodeContext = request.app.state.node
     return node
 

@@ -25,9 +25,10 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, insert, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from broker.consents.models import MessageTerms
 from broker.core import crypto
@@ -67,6 +68,7 @@ from broker.policy.service import NodePolicy
 _P = Participant.__table__.c
 _K = ParticipantKey.__table__.c
 _M = Message.__table__.c
+_MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,40 +157,43 @@ async def _signing_key(session: AsyncSession, kid: str) -> Any:
 
 
 async def _party_facts(session: AsyncSession, ids: tuple[str, str]) -> dict[str, PartyFacts]:
+    """Both parties and their current encryption keys, in one round trip."""
     now = utcnow()
-    rows = (
-        await session.execute(
-            select(_P.id, _P.kind, _P.jurisdiction, _P.status).where(_P.id.in_(ids))
+    stmt = (
+        select(
+            _P.id,
+            _P.kind,
+            _P.jurisdiction,
+            _P.status,
+            _K.kid,
+            _K.public_key,
+            _K.not_before,
+            _K.not_after,
+            _K.revoked_at,
         )
-    ).all()
-    facts = {r.id: PartyFacts(r.id, r.kind, r.jurisdiction, r.status == "active") for r in rows}
-    keys = (
-        await session.execute(
-            select(
-                _K.kid,
-                _K.participant_id,
-                _K.public_key,
-                _K.not_before,
-                _K.not_after,
-                _K.revoked_at,
-            ).where(_K.participant_id.in_(ids), _K.purpose == KeyPurpose.ENCRYPTION)
+        .select_from(
+            Participant.__table__.outerjoin(
+                ParticipantKey.__table__,
+                (_K.participant_id == _P.id) & (_K.purpose == KeyPurpose.ENCRYPTION),
+            )
         )
-    ).all()
+        .where(_P.id.in_(ids))
+    )
+    facts: dict[str, PartyFacts] = {}
     best: dict[str, Any] = {}
-    for k in keys:
+    for r in (await session.execute(stmt)).all():
+        facts.setdefault(r.id, PartyFacts(r.id, r.kind, r.jurisdiction, r.status == "active"))
+        if r.kid is None:
+            continue
         valid = (
-            (k.revoked_at is None or _aware(k.revoked_at) > now)
-            and _aware(k.not_before) <= now
-            and (k.not_after is None or _aware(k.not_after) > now)
+            (r.revoked_at is None or _aware(r.revoked_at) > now)
+            and _aware(r.not_before) <= now
+            and (r.not_after is None or _aware(r.not_after) > now)
         )
-        if valid and (
-            k.participant_id not in best
-            or _aware(k.not_before) > _aware(best[k.participant_id].not_before)
-        ):
-            best[k.participant_id] = k
+        if valid and (r.id not in best or _aware(r.not_before) > _aware(best[r.id].not_before)):
+            best[r.id] = r
     for pid, k in best.items():
-        if pid in facts:
-            facts[pid] = facts[pid].with_encryption_key(k.kid, bytes(k.public_key))
+        facts[pid] = facts[pid].with_encryption_key(k.kid, bytes(k.public_key))
     return facts
 
 
@@ -211,6 +216,22 @@ async def _existing_answer(
     key = crypto.secretbox_decrypt(node.master_key, row.key_for_node)
     envelope = orjson.loads(crypto.secretbox_decrypt(key, row.ciphertext))
     return Accepted(message_id, row.status, _aware(row.accepted_at), envelope, duplicate=True)
+
+
+async def _insert_message_once(connection: AsyncConnection, row: dict[str, Any]) -> bool:
+    """INSERT ... ON CONFLICT (id) DO NOTHING; True when this insert stored the message."""
+    if connection.dialect.name == "postgresql":
+        result = await connection.execute(_PG_INSERT_MESSAGE, row)
+        return result.first() is not None
+    await connection.execute(_SQLITE_INSERT_MESSAGE, row)
+    return bool((await connection.execute(_SQLITE_CHANGES)).scalar_one())
+
+
+_PG_INSERT_MESSAGE = (
+    pg_insert(_MESSAGES).on_conflict_do_nothing(index_elements=["id"]).returning(_M.id)
+)
+_SQLITE_INSERT_MESSAGE = sqlite_insert(_MESSAGES).on_conflict_do_nothing(index_elements=["id"])
+_SQLITE_CHANGES = text("SELECT changes()")
 
 
 def load_body(node: NodeContext, body: bytes) -> Any:
@@ -295,11 +316,13 @@ async def accept(
             field="payload.sender",
         )
     message_id = str(payload.id)
-    existing = await _existing_answer(session, node, message_id, envelope.digest)
-    if existing is not None:
-        return existing
+    # The first answer to an envelope seen before is looked up only where this submission
+    # would otherwise fail (clock, recipient, policy) or its insert conflicts, so the common
+    # path spends no round trip on it.
     skew = dt.timedelta(seconds=node.clock_skew_seconds)
     if abs(payload.created_utc() - now) > skew:
+        if existing := await _existing_answer(session, node, message_id, envelope.digest):
+            return existing
         raise ClockWindow(
             f"created_at {payload.created_at.isoformat()} is more than "
             f"{node.clock_skew_seconds} s from the node's clock {now.isoformat()}",
@@ -309,6 +332,8 @@ async def accept(
         raise SchemaViolation("expires_at is in the past", field="payload.expires_at")
     parties = await _party_facts(session, (payload.sender, payload.recipient))
     if payload.recipient not in parties:
+        if existing := await _existing_answer(session, node, message_id, envelope.digest):
+            return existing
         raise UnknownRecipient(
             f"no participant {payload.recipient} is registered", field="payload.recipient"
         )
@@ -328,6 +353,8 @@ async def accept(
         "policy_rules": [r.rule_id for r in decision.reasons],
     }
     if not decision.permitted:
+        if existing := await _existing_answer(session, node, message_id, envelope.digest):
+            return existing
         await record_event(
             session,
             kind=AuditKind.MESSAGE_REFUSED,
@@ -374,14 +401,13 @@ async def accept(
         "sender_enc_kid": sender_facts.encryption_kid,
         "recipient_enc_kid": recipient_facts.encryption_kid,
     }
-    try:
-        async with session.begin_nested():
-            await session.execute(insert(Message), [row])
-    except IntegrityError:
-        # A concurrent submission of the same id committed first: answer as it did.
+    connection = await session.connection()
+    if not await _insert_message_once(connection, row):
+        # This id is taken: the same envelope again (answer as the first time), a concurrent
+        # submission of it that committed first, or other content (a replay conflict).
         existing = await _existing_answer(session, node, message_id, envelope.digest)
-        if existing is None:
-            raise
+        if existing is None:  # pragma: no cover - the conflicting row was there a moment ago
+            raise ReplayConflict(f"message id {message_id} is taken", field="payload.id")
         return existing
     terms = terms_for(payload, decision, held)
     if terms != default_terms(

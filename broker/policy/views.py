@@ -14,7 +14,7 @@ from policies.contexts import ContextError
 router = APIRouter(prefix="/v1", tags=["policy"])
 
 
-def get_policy(request: Request) -> NodePolicy:
+async def get_policy(request: Request) -> NodePolicy:
     policy: NodePolicy = request.app.state.policy
     return policy
 
