@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broker.accounts.views import router as accounts_router
+from broker.cases.views import router as cases_router
 from broker.consents.views import router as consents_router
 from broker.core.crypto import Signer
 from broker.core.db import Database
@@ -32,6 +33,7 @@ from broker.core.logging import bind_contextvars, clear_contextvars, configure_l
 from broker.core.settings import Settings
 from broker.delivery.service import check_adapters
 from broker.delivery.views import router as delivery_router
+from broker.fiu.views import router as fiu_router
 from broker.messages.views import router as messages_router
 from broker.oversight.views import router as audit_router
 from broker.participants.views import router as participants_router
@@ -204,6 +206,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(policy_router)
     app.include_router(delivery_router)
     app.include_router(audit_router)
+    app.include_router(cases_router)
+    app.include_router(fiu_router)
 
     _install_ops_routes(app, settings)
     return app

@@ -50,8 +50,13 @@ def make_celery(settings: Settings) -> Celery:
                 "schedule": settings.checkpoint_interval_seconds,
                 "options": {"expires": max(settings.checkpoint_interval_seconds * 5, 5.0)},
             },
+            "case-clocks": {
+                "task": "palermo.cases.tick",
+                "schedule": settings.case_tick_seconds,
+                "options": {"expires": max(settings.case_tick_seconds * 2, 5.0)},
+            },
         },
-        include=["broker.delivery.tasks", "broker.oversight.tasks"],
+        include=["broker.delivery.tasks", "broker.oversight.tasks", "broker.cases.tasks"],
     )
     if settings.filedrop_import_dir is not None:
         app.conf.beat_schedule["import-filedrop"] = {

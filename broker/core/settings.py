@@ -90,6 +90,19 @@ class Settings(BaseSettings):
     witness_keys: str = ""
     witness_timeout_seconds: float = Field(default=5.0, gt=0)
 
+    # Cases (docs/workflows.md): a YAML file of reference clocks replacing the built-in ones
+    # (EU EIO, Egmont), retention of ended cases before their content is crypto-shredded,
+    # how often an urgent request awaiting written confirmation is escalated, the scheduler's
+    # interval, the evidence file size limit and directory (default: <data_dir>/evidence),
+    # and the most keyed filters one anonymous matching query may carry.
+    case_clocks_file: Path | None = None
+    case_retention_days: int = Field(default=1826, ge=1)
+    urgent_confirmation_hours: float = Field(default=24.0, gt=0)
+    case_tick_seconds: float = Field(default=60.0, gt=0)
+    evidence_max_bytes: int = Field(default=2 * 1024**3, ge=1)
+    evidence_dir: Path | None = None
+    fiu_match_max_filters: int = Field(default=1000, ge=1, le=100_000)
+
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -18,6 +18,9 @@ EVERYONE = set(ROLES)
 ADMIN = {"it.admin"}
 MID = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a10"
 CID = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a11"
+CASE = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a12"
+FILE = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a13"
+MATCH = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a14"
 
 # (method, path, roles that may call it); a 404/409/422 behind the gate is fine.
 MATRIX = [
@@ -55,6 +58,23 @@ MATRIX = [
     ("GET", "/v1/participants/de.bka/adapter", ADMIN),
     ("PUT", "/v1/participants/de.bka/adapter", ADMIN),
     ("POST", "/v1/federation/envelopes", set()),
+    ("GET", "/v1/workflows", EVERYONE),
+    ("GET", "/v1/workflows/mla.request", EVERYONE),
+    ("POST", "/v1/cases", HANDLERS),
+    ("GET", "/v1/cases", HANDLERS),
+    ("GET", f"/v1/cases/{CASE}", HANDLERS),
+    ("GET", f"/v1/cases/{CASE}/diagram", HANDLERS),
+    ("GET", f"/v1/cases/{CASE}/request", HANDLERS),
+    ("POST", f"/v1/cases/{CASE}/events", HANDLERS),
+    ("POST", f"/v1/cases/{CASE}/events/draft", HANDLERS),
+    ("POST", f"/v1/cases/{CASE}/evidence", HANDLERS),
+    ("GET", f"/v1/cases/{CASE}/evidence", HANDLERS),
+    ("GET", f"/v1/cases/{CASE}/evidence/{FILE}", HANDLERS),
+    ("POST", "/v1/fiu/matches", HANDLERS),
+    ("GET", "/v1/fiu/matches", HANDLERS),
+    ("GET", f"/v1/fiu/matches/{MATCH}", HANDLERS),
+    ("POST", f"/v1/fiu/matches/{MATCH}/answer", HANDLERS),
+    ("GET", "/v1/oversight/statistics", {"oversight"}),
 ]
 PUBLIC = {("POST", "/v1/auth/token"), ("GET", "/v1/node")}
 
@@ -79,6 +99,10 @@ def _template(path: str) -> str:
         CID: "{consent_id}",
         "abc": "{kid}",
         "nobody": "{account_id}",
+        CASE: "{case_id}",
+        FILE: "{file_id}",
+        MATCH: "{match_id}",
+        "mla.request": "{name}",
     }
     out = [names.get(p, p) for p in parts]
     return "/".join(out)
