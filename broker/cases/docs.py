@@ -32,6 +32,7 @@ audited with exactly one leaf, in one transaction. The tables below are the only
 workflows are written down: the API's `allowed_events`, `GET /v1/workflows`, the diagrams
 (`GET /v1/cases/{id}/diagram`) and this page are derived from them.
 
+{api}
 How to read the tables:
 
 - **side**: `requesting` (the participant that opened the case), `requested` (its
@@ -99,6 +100,62 @@ def policy_rules(wf: Workflow, t: Transition) -> list[str]:
                 found.append(rule.id)
                 break
     return found
+
+
+API = (
+    (
+        "`GET /v1/workflows`, `GET /v1/workflows/{name}`",
+        "the tables as JSON (any authenticated caller): states, events, sides, roles, body "
+        "schemas, guards, diagrams",
+    ),
+    (
+        "`POST /v1/cases`",
+        "open a draft request with a counterpart, or a consent or feedback thread under a "
+        "case (by firing its opening event)",
+    ),
+    (
+        "`GET /v1/cases`",
+        "your cases, newest first; filters `state`, `counterpart`, `overdue`, `urgent`, "
+        "`workflow`, `parent_id`",
+    ),
+    (
+        "`GET /v1/cases/{id}`",
+        "state, timeline, deadlines with reasons, allowed next events, threads, evidence, "
+        "restrictions",
+    ),
+    (
+        "`POST /v1/cases/{id}/events`",
+        'fire an event: `{"event", "body"}` (the node signs) or `{"envelope"}` (self-signed)',
+    ),
+    ("`POST /v1/cases/{id}/events/draft`", "the payload a self-signing client signs"),
+    ("`GET /v1/cases/{id}/diagram`", "the Mermaid diagram, the current state highlighted"),
+    ("`GET /v1/cases/{id}/request?justification=`", "the request (a logged consultation)"),
+    (
+        "`POST /v1/cases/{id}/evidence?name=`, `GET .../evidence`, "
+        "`GET .../evidence/{file}?justification=`",
+        "stream an evidence file in or out (hashed, encrypted at rest in chunks; a download "
+        "is a logged consultation)",
+    ),
+    (
+        "`POST /v1/fiu/matches`, `GET /v1/fiu/matches[/{id}]`, `POST /v1/fiu/matches/{id}/answer`",
+        "anonymous matching with keyed filters; a hit opens a draft FIU request",
+    ),
+    (
+        "`GET /v1/oversight/statistics`",
+        "oversight only: counts, turnaround, refusals by ground, postponements, overdue, consents",
+    ),
+)
+
+
+def render_api() -> str:
+    lines = [
+        "The API (every route needs a case-handling role unless said otherwise):",
+        "",
+        "| call | what |",
+        "|---|---|",
+    ]
+    lines += [f"| {call} | {what} |" for call, what in API]
+    return "\n".join(lines) + "\n"
 
 
 def _cell(values: Sequence[str]) -> str:
@@ -185,10 +242,40 @@ def render_clocks() -> str:
     return "\n".join(lines) + "\n"
 
 
+DECISIONS = """\
+## Decisions
+
+- **One leaf per event.** The acceptance leaf of an event's envelope is the event's leaf:
+  kind `case:transition` (or `consent:requested`, `consent:granted`, `consent:refused`),
+  holding the message fields (sender, recipient, digest, policy pack and rules) and the case
+  fields (case, workflow, event, sequence number, both states, side). Its later delivery and
+  receipt have their own leaves, as for any message.
+- **Drafting stays home.** Events before the sharing event are envelopes from the requesting
+  participant to itself (the central authority's supervisors find the request to vet in
+  their inbox); the requested side's history starts with `transmit` or `submit`.
+- **Four eyes** is the `transmit` guard: only a supervisor of the central authority, and not
+  an account that opened or submitted the request, transmits it. This is how the workflow
+  carries out P1's `require_approval` obligation.
+- **Confidential cases** (18(20)) are seen only by people with a case-handling role of the two
+  participants; agency system accounts do not see them.
+- **Consent and feedback are threads**: small cases under the case whose material they
+  concern, with their own table, signed events and leaves. A granted consent is listed in
+  the parent case's `terms.consents` and returned by
+  `broker.cases.service.consents_on_record` for onward-use decisions.
+- **Evidence** is stored on disk under `PALERMO_EVIDENCE_DIR` (default `<data dir>/evidence`),
+  one file per upload, in sealed chunks bound to the file and their position; the key is
+  wrapped by the master key in `evidence_files`. Nodes with several API processes share that
+  directory. Retention expiry destroys the keys and deletes the files.
+- **Time**: case events and deadlines use the node's case clock (`app.state.clock`, the wall
+  clock unless a test replaces it); envelope `created_at` is checked against the wall clock.
+"""
+
+
 def render() -> str:
-    parts = [INTRO]
+    parts = [INTRO.replace("{api}", render_api())]
     parts += [render_workflow(wf) for wf in WORKFLOWS.values()]
     parts.append(render_clocks())
+    parts.append(DECISIONS)
     return "\n".join(parts)
 
 

@@ -342,6 +342,11 @@ def test_anonymous_matching_reveals_only_hit_and_opens_a_draft(
     draft = get_case(api, mine["draft_case_id"], "nl.officer")
     assert (draft["workflow"], draft["state"], draft["counterpart"]) == ("fiu.request", "DRAFT", IT)
     assert draft["origin"] == f"match:{match['id']}"
+    # The asking FIU completes the draft and submits it as a formal request.
+    p = problem(api, draft["id"], "submit", "nl.officer", status=403)
+    assert [r["rule"] for r in p["reasons"]] == ["FIU.request-fields"]
+    sent = fire(api, draft["id"], "submit", "nl.officer", {"request": fiu_request()})
+    assert sent["case"]["state"] == "SUBMITTED"
     # The broker never held a subject, and the audit log holds no filter either.
     with sync_engine.connect() as conn:
         leaves = b"".join(bytes(x) for (x,) in conn.execute(text("SELECT leaf FROM audit_events")))
