@@ -31,7 +31,11 @@ def test_a_draft_is_the_requesting_sides_alone(api: Api, sync_engine: Engine) ->
     assert case["counterpart"] == REQUESTED
     assert case["side"] == "requesting"
     assert case["timeline"] == []
-    assert [e["event"] for e in case["allowed_events"]] == ["submit_for_vetting", "withdraw"]
+    assert [e["event"] for e in case["allowed_events"]] == [
+        "submit_for_vetting",
+        "withdraw",
+        "record_assurance",
+    ]
     assert "persons_concerned" in case["fields"]
     # The request's text is stored only encrypted.
     with sync_engine.connect() as conn:
