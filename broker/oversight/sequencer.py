@@ -125,6 +125,27 @@ async def _lock(session: AsyncSession, *, wait: bool) -> bool:
     return bool(await session.scalar(select(func.pg_try_advisory_xact_lock(LOCK_KEY))))
 
 
+_MODELS = {model.__tablename__: model for model in (AuditLogEntry, AuditNode, AuditEntryParty)}
+
+
+async def _insert_rows(session: AsyncSession, table: str, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows in the session's transaction: COPY on PostgreSQL (an executemany of
+    thousands of rows costs more than hashing them), one executemany on SQLite."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        await session.execute(insert(_MODELS[table]), rows)
+        return
+    columns = list(rows[0])
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection  # psycopg.AsyncConnection, inside this transaction
+    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    async with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            await copy.write_row([row[column] for column in columns])
+
+
 async def _message_parties(
     session: AsyncSession, message_ids: Sequence[str]
 ) -> dict[str, tuple[str, ...]]:
@@ -239,11 +260,15 @@ async def sequence_batch(
         )
 
     if entries:
-        await session.execute(insert(AuditLogEntry), entries)
-        await session.execute(insert(AuditNode), nodes)
-        if parties:
-            await session.execute(insert(AuditEntryParty), parties)
+        await _insert_rows(session, AuditLogEntry.__tablename__, entries)
+        await _insert_rows(session, AuditNode.__tablename__, nodes)
+        await _insert_rows(session, AuditEntryParty.__tablename__, parties)
         refs = [entry["event_ref"] for entry in entries]
+        if session.get_bind().dialect.name == "postgresql":  # one array parameter
+            await session.execute(
+                text("DELETE FROM audit_unsequenced WHERE event_ref = ANY(:refs)"), {"refs": refs}
+            )
+            refs = []
         for start in range(0, len(refs), _LOOKUP_CHUNK):
             await session.execute(
                 delete(AuditUnsequenced).where(
