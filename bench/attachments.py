@@ -43,10 +43,10 @@ import httpx
 from broker.accounts import service as accounts
 from broker.accounts.models import AccountKind
 from broker.core import migrate
+from broker.core.context import node_context
 from broker.core.db import Database
 from broker.core.settings import Settings, write_secret_files
 from broker.participants import service as participants
-from broker.worker import node_context
 
 PASSWORD = "bench password, not a secret"
 PARTICIPANTS = [

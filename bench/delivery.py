@@ -53,7 +53,7 @@ from broker.accounts import service as accounts
 from broker.accounts.models import AccountKind
 from broker.client import KeyFile, new_payload, sign
 from broker.core import migrate
-from broker.core.context import Caller
+from broker.core.context import Caller, node_context
 from broker.core.crypto import Signer
 from broker.core.db import Database
 from broker.core.ids import uuid7
@@ -61,7 +61,6 @@ from broker.core.settings import Settings
 from broker.delivery.service import claim_due, complete_inbox
 from broker.messages.service import Accepted, submit
 from broker.participants import service as participants
-from broker.worker import node_context
 
 SENDER, RECIPIENT, REMOTE = "de.bka", "it.central-authority", "nl.fiu"
 PARTICIPANTS = [

@@ -49,10 +49,10 @@ from broker.accounts import service as accounts
 from broker.accounts.models import AccountKind
 from broker.client import KeyFile, new_payload, sign
 from broker.core import migrate
+from broker.core.context import node_context
 from broker.core.db import Database
 from broker.core.settings import Settings, write_secret_files
 from broker.participants import service as participants
-from broker.worker import node_context
 
 SENDER = "de.bka"
 RECIPIENT = "it.central-authority"

@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from broker.accounts.views import router as accounts_router
 from broker.cases.views import router as cases_router
 from broker.consents.views import router as consents_router
+from broker.core.context import node_context
 from broker.core.crypto import Signer
 from broker.core.db import Database
 from broker.core.errors import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX, PalermoError
@@ -39,7 +40,6 @@ from broker.oversight.views import router as audit_router
 from broker.participants.views import router as participants_router
 from broker.policy.service import node_policy, record_policy_loaded
 from broker.policy.views import router as policy_router
-from broker.worker import broker_reachable, node_context
 
 log = get_logger("palermo.api")
 
@@ -93,6 +93,14 @@ class RequestContextMiddleware:
                 status=status_holder[0],
                 duration_ms=round(elapsed * 1000, 2),
             )
+
+
+def broker_reachable(s: Settings, timeout: float = 2.0) -> None:
+    """Raises (any kombu or OS error) unless the message broker accepts a connection."""
+    from kombu.connection import Connection
+
+    with Connection(s.resolved_broker_url, connect_timeout=timeout) as conn:  # type: ignore[no-untyped-call]
+        conn.ensure_connection(max_retries=1, timeout=timeout)
 
 
 class Health(BaseModel):

@@ -15,8 +15,7 @@ from typing import Any, ParamSpec, TypeVar
 from celery import Celery
 from celery.signals import worker_process_shutdown
 
-from broker.core.context import NodeContext
-from broker.core.crypto import Signer
+from broker.core.context import NodeContext, node_context
 from broker.core.db import Database
 from broker.core.logging import configure_logging
 from broker.core.settings import Settings
@@ -105,24 +104,6 @@ def _close(**_: Any) -> None:
 
 
 worker_process_shutdown.connect(_close)
-
-
-def broker_reachable(s: Settings, timeout: float = 2.0) -> None:
-    """Raises (any kombu or OS error) unless the message broker accepts a connection."""
-    from kombu.connection import Connection
-
-    with Connection(s.resolved_broker_url, connect_timeout=timeout) as conn:  # type: ignore[no-untyped-call]
-        conn.ensure_connection(max_retries=1, timeout=timeout)
-
-
-def node_context(s: Settings) -> NodeContext:
-    return NodeContext(
-        node_id=s.node_id,
-        signer=Signer(s.node_signing_seed),
-        master_key=s.master_key_bytes,
-        clock_skew_seconds=s.clock_skew_seconds,
-        max_payload_bytes=s.max_payload_bytes,
-    )
 
 
 def task(

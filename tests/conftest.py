@@ -35,11 +35,11 @@ from broker.accounts.models import AccountKind
 from broker.app import create_app
 from broker.client import KeyFile
 from broker.core import migrate
+from broker.core.context import node_context
 from broker.core.db import Database, make_sync_engine
 from broker.core.settings import Settings
 from broker.core.tokens import issue_token
 from broker.participants import service as participants
-from broker.worker import node_context
 
 PG_URL = os.environ.get("PALERMO_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432")
 TEST_DB = os.environ.get("PALERMO_TEST_DB", "sqlite")

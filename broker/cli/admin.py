@@ -19,14 +19,13 @@ from broker.accounts import service as accounts
 from broker.accounts.models import AccountKind
 from broker.client import KeyFile
 from broker.core import migrate
-from broker.core.context import NodeContext
+from broker.core.context import NodeContext, node_context
 from broker.core.db import Database
 from broker.core.errors import PalermoError
 from broker.core.settings import ConfigurationError, Settings, write_secret_files
 from broker.participants import service as participants
 from broker.participants.models import ParticipantKind
 from broker.policy.service import node_policy, record_policy_loaded
-from broker.worker import node_context
 
 T = TypeVar("T")
 

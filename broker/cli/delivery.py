@@ -12,12 +12,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.cli.admin import CommandError, cli_actor, run_in_session
-from broker.core.context import NodeContext
+from broker.core.context import NodeContext, node_context
 from broker.core.db import Database
 from broker.core.settings import Settings
 from broker.delivery import service
 from broker.delivery.federation import ImportReport, import_drop
-from broker.worker import node_context
 
 
 def cmd_deadletter_list(args: argparse.Namespace) -> int:

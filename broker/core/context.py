@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from broker.core.crypto import Signer
+from broker.core.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,3 +33,14 @@ class Caller:
 
     def has_any(self, *roles: str) -> bool:
         return not self.roles.isdisjoint(roles)
+
+
+def node_context(s: Settings) -> NodeContext:
+    """The node context of a process, from its settings. Raises ConfigurationError."""
+    return NodeContext(
+        node_id=s.node_id,
+        signer=Signer(s.node_signing_seed),
+        master_key=s.master_key_bytes,
+        clock_skew_seconds=s.clock_skew_seconds,
+        max_payload_bytes=s.max_payload_bytes,
+    )

@@ -18,13 +18,13 @@ from psycopg import sql
 
 from audit import Ed25519Verifier, verify_bundle
 from broker.core import migrate
+from broker.core.context import node_context
 from broker.core.db import Database
 from broker.core.settings import Settings
 from broker.oversight import service
 from broker.oversight.sequencer import log_signer
 from broker.oversight.tasks import sequence_all
 from broker.participants import service as participants
-from broker.worker import node_context
 from tests.conftest import PG_URL, make_settings, need_service
 
 APP_ROLE = "palermo_app"

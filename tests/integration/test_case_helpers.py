@@ -11,8 +11,8 @@ from typing import Any
 from broker.cases.clocks import parse_clocks
 from broker.cases.config import CaseConfig
 from broker.cases.scheduler import run_clocks
+from broker.core.context import node_context
 from broker.core.db import Database
-from broker.worker import node_context
 from tests.conftest import ACCOUNTS, PASSWORD, Api
 
 # Italy asks the United States (both central authorities of the test world).

@@ -97,9 +97,9 @@ def test_the_same_batch_twice_delivers_and_audits_once(api: Api, sync_engine: En
     assert len(outbox_ids) == 3
     assert asyncio.run(claim()) == []  # leased: the relay does not hand them out again
 
+    from broker.core.context import node_context
     from broker.delivery.pipeline import AdapterPool, deliver_batch
     from broker.delivery.tasks import node_identity, retry_policy
-    from broker.worker import node_context
 
     async def deliver() -> int:
         db = Database(api.settings.resolved_database_url, pool_size=2)

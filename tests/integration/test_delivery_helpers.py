@@ -14,13 +14,13 @@ from typing import Any
 
 from adapters import httpsig
 from broker.client import KeyFile
+from broker.core.context import node_context
 from broker.core.db import Database
 from broker.core.settings import Settings
 from broker.delivery.pipeline import AdapterPool, BatchReport, deliver_batch
 from broker.delivery.tasks import claim_batches, node_identity, retry_policy
 from broker.envelopes import dsse
 from broker.messages.service import receipt_payload
-from broker.worker import node_context
 
 
 def deliver_once(settings: Settings) -> BatchReport:

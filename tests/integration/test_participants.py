@@ -12,9 +12,9 @@ from sqlalchemy import Engine
 
 from broker.client import KeyFile
 from broker.core import crypto
+from broker.core.context import node_context
 from broker.core.db import Database
 from broker.participants import service as participants
-from broker.worker import node_context
 from tests.conftest import Api, count_rows
 from tests.integration.messaging_helpers import envelope
 
