@@ -3,12 +3,13 @@
 Beat runs `sequence` every PALERMO_CHECKPOINT_INTERVAL_SECONDS (the checkpoint lag, 1 s by
 default). It sequences batches until the queue is empty, one transaction and one signed
 checkpoint per batch; when witnesses are configured it then sends `cosign`, after its own
-transactions committed.
+transactions committed, on the queue it came from.
 """
 
 from __future__ import annotations
 
 import httpx
+from celery import current_task
 
 from broker.core.context import NodeContext
 from broker.core.db import Database
@@ -62,7 +63,10 @@ def sequence() -> int:
     if added and last is not None:
         log.info("audit log sequenced", added=added, size=last.size)
     if settings.witness_urls.strip():
-        cosign.delay()
+        # On the queue this run came from, so that a deployment routing audit work to its
+        # own queue gets the cosign task there too.
+        delivery = getattr(current_task.request, "delivery_info", None) or {}
+        cosign.apply_async(queue=delivery.get("routing_key"))
     return added
 
 

@@ -39,7 +39,8 @@ from broker.core.settings import Settings
 from broker.oversight.cosigning import collect_cosignatures, configured_witnesses
 from broker.oversight.sequencer import log_signer
 from broker.oversight.witness import SIZE_CONTENT_TYPE, Witness, create_witness_app
-from tests.conftest import Api, count_rows
+from broker.worker import make_celery
+from tests.conftest import Api, count_rows, need_service
 from tests.integration.audit_helpers import (
     disable_append_only,
     export,
@@ -387,3 +388,51 @@ def test_a_witness_refuses_to_cosign_a_rewritten_history(
     # The log grows: the witness still refuses, as no proof leads from what it cosigned.
     run_scenario(api, messages=1)
     assert collect(api.settings, witness_process) == 0
+
+
+@pytest.mark.worker
+def test_a_worker_sequences_and_collects_cosignatures(
+    api: Api, witness_process: RunningWitness, sync_engine: Engine, tmp_path: Path
+) -> None:
+    """The Celery tasks as beat runs them: a real worker process over Redis sequences the
+    log, then (witnesses being configured) sends itself the cosign task."""
+    need_service("redis", "127.0.0.1", 6379)
+    settings = api.settings
+    assert settings.master_key is not None
+    assert settings.node_signing_key is not None
+    assert settings.token_secret is not None
+    broker = f"redis://127.0.0.1:6379/{os.getpid() % 15 + 1}"
+    queue = f"palermo-audit-test-{os.getpid()}-{time.monotonic_ns()}"
+    env = {
+        **os.environ,
+        "PALERMO_DATA_DIR": str(settings.data_dir),
+        "PALERMO_DATABASE_URL": settings.resolved_database_url,
+        "PALERMO_CELERY_BROKER_URL": broker,
+        "PALERMO_CELERY_RESULT_BACKEND": f"db+sqlite:///{tmp_path / 'results.db'}",
+        "PALERMO_MASTER_KEY": settings.master_key.get_secret_value(),
+        "PALERMO_NODE_SIGNING_KEY": settings.node_signing_key.get_secret_value(),
+        "PALERMO_TOKEN_SECRET": settings.token_secret.get_secret_value(),
+        "PALERMO_NODE_ID": settings.node_id,
+        "PALERMO_ENV": "test",
+        "PALERMO_WITNESS_URLS": witness_process.url,
+        "PALERMO_WITNESS_KEYS": witness_process.vkey,
+    }
+    log_file = tmp_path / "worker.log"
+    command = [sys.executable, "-m", "broker.cli", "worker", "--pool", "solo", "--queues", queue]
+    with log_file.open("wb") as sink:
+        proc = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        app = make_celery(settings.model_copy(update={"celery_broker_url": broker}))
+        app.send_task("palermo.oversight.sequence", queue=queue)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and count_rows(sync_engine, "audit_cosignatures") == 0:
+            assert proc.poll() is None, log_file.read_text()[-3000:]
+            time.sleep(0.2)
+        assert count_rows(sync_engine, "audit_cosignatures") == 1, log_file.read_text()[-3000:]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert count_rows(sync_engine, "audit_unsequenced") == 0
+    body = api.get("/v1/audit/checkpoint", as_="oversight").json()
+    assert body["size"] == count_rows(sync_engine, "audit_events")
+    assert [c["witness"] for c in body["cosignatures"]] == ["witness.garante.example"]
