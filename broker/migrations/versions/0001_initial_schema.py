@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from broker.migrations.append_only import append_only
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -22,27 +24,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 APPEND_ONLY_TABLES = ("audit_events",)
-
-
-def _append_only(table: str) -> None:
-    bind = op.get_bind()
-    if bind.dialect.name == "postgresql":
-        op.execute(
-            f"""
-            CREATE TRIGGER {table}_no_update BEFORE UPDATE OR DELETE ON {table}
-                FOR EACH ROW EXECUTE FUNCTION palermo_refuse_change();
-            CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
-                FOR EACH STATEMENT EXECUTE FUNCTION palermo_refuse_change();
-            ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_no_update;
-            ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_no_truncate;
-            """
-        )
-    else:
-        for operation in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER {table}_no_{operation.lower()} BEFORE {operation} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {operation} refused'); END"
-            )
 
 
 def upgrade() -> None:
@@ -238,7 +219,7 @@ def upgrade() -> None:
             """
         )
     for table in APPEND_ONLY_TABLES:
-        _append_only(table)
+        append_only(table)
 
 
 def downgrade() -> None:

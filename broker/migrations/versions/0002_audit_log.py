@@ -33,6 +33,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from broker.migrations.append_only import append_only
+
 revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
@@ -51,26 +53,6 @@ AUDIT_TABLES = ("audit_events", *APPEND_ONLY_TABLES)
 
 def _big_id() -> sa.types.TypeEngine[int]:
     return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-
-
-def _append_only(table: str) -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(
-            f"""
-            CREATE TRIGGER {table}_no_update BEFORE UPDATE OR DELETE ON {table}
-                FOR EACH ROW EXECUTE FUNCTION palermo_refuse_change();
-            CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
-                FOR EACH STATEMENT EXECUTE FUNCTION palermo_refuse_change();
-            ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_no_update;
-            ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_no_truncate;
-            """
-        )
-    else:
-        for operation in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER {table}_no_{operation.lower()} BEFORE {operation} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {operation} refused'); END"
-            )
 
 
 def _enqueue_trigger() -> None:
@@ -146,7 +128,7 @@ def _app_role() -> None:
             REVOKE UPDATE, TRUNCATE, REFERENCES, TRIGGER ON audit_unsequenced FROM {APP_ROLE};
             REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON alembic_version FROM {APP_ROLE};
         END $$;
-        """  # noqa: S608 - only constants of this module are interpolated
+        """
     )
 
 
@@ -219,7 +201,7 @@ def upgrade() -> None:
 
     _enqueue_trigger()
     for table in APPEND_ONLY_TABLES:
-        _append_only(table)
+        append_only(table)
     if op.get_bind().dialect.name == "postgresql":
         _app_role()
 
