@@ -64,7 +64,7 @@ async def get_caller(request: Request, session: SessionDep, settings: SettingsDe
     caller = Caller(
         account_id=account.id,
         participant_id=account.participant_id,
-        roles=frozenset(account.roles),
+        roles=account.roles,
         kind=account.kind,
     )
     bind_contextvars(participant=caller.participant_id, account=caller.account_id)

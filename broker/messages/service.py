@@ -26,14 +26,13 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 from sqlalchemy import Table, insert, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.consents.models import MessageTerms
 from broker.core import crypto
 from broker.core.context import Caller, NodeContext
-from broker.core.db import utcnow
+from broker.core.db import HotStatement, UTCDateTime, utcnow
 from broker.core.errors import (
     BadSignature,
     ClockWindow,
@@ -146,55 +145,90 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-async def _signing_key(session: AsyncSession, kid: str) -> Any:
-    stmt = select(
-        _K.participant_id, _K.purpose, _K.public_key, _K.not_before, _K.not_after, _K.revoked_at
-    ).where(_K.kid == kid)
-    row = (await session.execute(stmt)).first()
-    if row is None:
+@dataclass(frozen=True, slots=True)
+class _SigningKey:
+    participant_id: str
+    purpose: str
+    public_key: bytes
+    not_before: dt.datetime
+    not_after: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+
+_FACTS = HotStatement(
+    # 'k': the signing key a submission names; 'p': each party, once per encryption key.
+    """
+    SELECT 'k' AS part, participant_id AS id, purpose AS kind, NULL AS jurisdiction,
+           NULL AS status, kid, public_key, not_before, not_after, revoked_at
+    FROM participant_keys WHERE kid = :kid
+    UNION ALL
+    SELECT 'p', p.id, p.kind, p.jurisdiction, p.status,
+           k.kid, k.public_key, k.not_before, k.not_after, k.revoked_at
+    FROM participants p
+    LEFT JOIN participant_keys k ON k.participant_id = p.id AND k.purpose = 'encryption'
+    WHERE p.id IN (:sender, :recipient)
+    """,
+    columns={
+        "not_before": UTCDateTime(),
+        "not_after": UTCDateTime(),
+        "revoked_at": UTCDateTime(),
+    },
+)
+
+
+async def _facts(
+    session: AsyncSession, *, kid: str | None, sender: str | None, recipient: str | None
+) -> tuple[_SigningKey | None, dict[str, PartyFacts]]:
+    """The signing key ``kid`` (when given) and both parties with their current encryption
+    keys, in one statement: the only read of the ingress path."""
+    now = utcnow()
+    key: _SigningKey | None = None
+    facts: dict[str, PartyFacts] = {}
+    best: dict[str, tuple[str, bytes, dt.datetime]] = {}
+    rows = await _FACTS.rows(session, {"kid": kid, "sender": sender, "recipient": recipient})
+    for part, pid, kind, jurisdiction, status, k_id, public, not_before, na, revoked in rows:
+        if part == "k":
+            key = _SigningKey(
+                pid, kind, bytes(public), _aware(not_before), na and _aware(na), revoked
+            )
+            continue
+        facts.setdefault(pid, PartyFacts(pid, kind, jurisdiction, status == "active"))
+        if k_id is None:
+            continue
+        nb = _aware(not_before)
+        valid = (
+            (revoked is None or _aware(revoked) > now)
+            and nb <= now
+            and (na is None or _aware(na) > now)
+        )
+        if valid and (pid not in best or nb > best[pid][2]):
+            best[pid] = (k_id, bytes(public), nb)
+    for pid, (k_id, public, _) in best.items():
+        facts[pid] = facts[pid].with_encryption_key(k_id, public)
+    return key, facts
+
+
+async def _signing_key(session: AsyncSession, kid: str) -> _SigningKey:
+    key, _ = await _facts(session, kid=kid, sender=None, recipient=None)
+    if key is None:
         raise UnknownKey(f"no registered key has id {kid}", field="signatures[0].keyid")
-    return row
+    return key
 
 
 async def _party_facts(session: AsyncSession, ids: tuple[str, str]) -> dict[str, PartyFacts]:
     """Both parties and their current encryption keys, in one round trip."""
-    now = utcnow()
-    stmt = (
-        select(
-            _P.id,
-            _P.kind,
-            _P.jurisdiction,
-            _P.status,
-            _K.kid,
-            _K.public_key,
-            _K.not_before,
-            _K.not_after,
-            _K.revoked_at,
-        )
-        .select_from(
-            Participant.__table__.outerjoin(
-                ParticipantKey.__table__,
-                (_K.participant_id == _P.id) & (_K.purpose == KeyPurpose.ENCRYPTION),
-            )
-        )
-        .where(_P.id.in_(ids))
-    )
-    facts: dict[str, PartyFacts] = {}
-    best: dict[str, Any] = {}
-    for r in (await session.execute(stmt)).all():
-        facts.setdefault(r.id, PartyFacts(r.id, r.kind, r.jurisdiction, r.status == "active"))
-        if r.kid is None:
-            continue
-        valid = (
-            (r.revoked_at is None or _aware(r.revoked_at) > now)
-            and _aware(r.not_before) <= now
-            and (r.not_after is None or _aware(r.not_after) > now)
-        )
-        if valid and (r.id not in best or _aware(r.not_before) > _aware(best[r.id].not_before)):
-            best[r.id] = r
-    for pid, k in best.items():
-        facts[pid] = facts[pid].with_encryption_key(k.kid, bytes(k.public_key))
-    return facts
+    return (await _facts(session, kid=None, sender=ids[0], recipient=ids[1]))[1]
+
+
+def _peek_recipient(payload: bytes) -> str | None:
+    """The recipient an unverified payload names, only to read its facts in the same
+    statement as the signing key; nothing is decided on it before the signature verifies."""
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    recipient = data.get("recipient") if isinstance(data, dict) else None
+    return recipient if isinstance(recipient, str) else None
 
 
 async def _existing_answer(
@@ -218,20 +252,61 @@ async def _existing_answer(
     return Accepted(message_id, row.status, _aware(row.accepted_at), envelope, duplicate=True)
 
 
-async def _insert_message_once(connection: AsyncConnection, row: dict[str, Any]) -> bool:
-    """INSERT ... ON CONFLICT (id) DO NOTHING; True when this insert stored the message."""
-    if connection.dialect.name == "postgresql":
-        result = await connection.execute(_PG_INSERT_MESSAGE, row)
-        return result.first() is not None
-    await connection.execute(_SQLITE_INSERT_MESSAGE, row)
-    return bool((await connection.execute(_SQLITE_CHANGES)).scalar_one())
-
-
-_PG_INSERT_MESSAGE = (
-    pg_insert(_MESSAGES).on_conflict_do_nothing(index_elements=["id"]).returning(_M.id)
+_PG_STORE = HotStatement(
+    # The message, its outbox row and its audit leaf in one statement (one round trip); the
+    # last two only when the message row was stored, so a taken id stores nothing.
+    """
+    WITH m AS (
+        INSERT INTO messages (
+            id, type, sender_id, recipient_id, case_id, in_reply_to, created_at, accepted_at,
+            status, submitted_by, legal_basis, purpose, handling_code, payload_size,
+            envelope_sha256, sender_kid, policy_hash, policy_rules, ciphertext, key_for_node,
+            key_for_sender, key_for_recipient, sender_enc_kid, recipient_enc_kid
+        ) VALUES (
+            :id, :type, :sender_id, :recipient_id, :case_id, :in_reply_to, :created_at,
+            :accepted_at, :status, :submitted_by, :legal_basis, :purpose, :handling_code,
+            :payload_size, :envelope_sha256, :sender_kid, :policy_hash,
+            CAST(:policy_rules AS json), :ciphertext, :key_for_node, :key_for_sender,
+            :key_for_recipient, :sender_enc_kid, :recipient_enc_kid
+        )
+        ON CONFLICT (id) DO NOTHING RETURNING id
+    ), o AS (
+        INSERT INTO outbox (message_id, recipient_id, created_at)
+        SELECT id, :recipient_id, :accepted_at FROM m
+    ), a AS (
+        INSERT INTO audit_events (event_id, kind, message_id, participant_id, created_at, leaf)
+        SELECT :event_id, :kind, id, :participant_id, :event_created_at, :leaf FROM m
+    )
+    SELECT id FROM m
+    """
 )
 _SQLITE_INSERT_MESSAGE = sqlite_insert(_MESSAGES).on_conflict_do_nothing(index_elements=["id"])
 _SQLITE_CHANGES = text("SELECT changes()")
+
+
+async def _store(
+    session: AsyncSession, row: dict[str, Any], outbox: dict[str, Any], audit: dict[str, Any]
+) -> bool:
+    """Insert the message, and its outbox row and audit leaf, unless its id is taken.
+    True when this call stored them."""
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        values = {
+            **row,
+            "policy_rules": orjson.dumps(row["policy_rules"]).decode(),
+            "event_id": audit["event_id"],
+            "kind": audit["kind"],
+            "participant_id": audit["participant_id"],
+            "event_created_at": audit["created_at"],
+            "leaf": audit["leaf"],
+        }
+        return bool(await _PG_STORE.rows(session, values))
+    await connection.execute(_SQLITE_INSERT_MESSAGE, row)
+    if not (await connection.execute(_SQLITE_CHANGES)).scalar_one():
+        return False
+    await connection.execute(insert(OutboxEntry), [outbox])
+    await connection.execute(insert(AuditEvent), [audit])
+    return True
 
 
 def load_body(node: NodeContext, body: bytes) -> Any:
@@ -263,9 +338,22 @@ async def submit(
     """
     data = load_body(node, body)
     now = utcnow()
-    envelope, payload, kid_used = await verified_submission(
-        session, node=node, caller=caller, data=data, now=now
-    )
+    parties: dict[str, PartyFacts] | None = None
+    if isinstance(data, dict) and "draft" in data:
+        envelope, payload, kid_used = await verified_submission(
+            session, node=node, caller=caller, data=data, now=now
+        )
+    else:
+        # The hot path: the signing key and both parties in one read.
+        envelope = _checked_envelope(node, data)
+        kid_used = envelope.signatures[0].keyid
+        hint = _peek_recipient(envelope.payload)
+        key, parties = await _facts(
+            session, kid=kid_used, sender=caller.participant_id, recipient=hint
+        )
+        payload = _verified_payload(envelope, key, now=now)
+        if payload.recipient != hint:  # pragma: no cover - the same bytes parse the same
+            parties = None
     if payload.forwarded_from is not None:
         raise SchemaViolation(
             f"a forward goes to POST /v1/messages/{payload.forwarded_from}/forward, which "
@@ -281,6 +369,7 @@ async def submit(
         kid_used=kid_used,
         now=now,
         policy=policy,
+        parties=parties,
     )
 
 
@@ -298,6 +387,7 @@ async def accept(
     known: Mapping[str, Any] | None = None,
     audit_kind: AuditKind | None = None,
     audit_fields: Mapping[str, Any] | None = None,
+    parties: Mapping[str, PartyFacts] | None = None,
 ) -> Accepted | Refused:
     """Decide and store a message whose sender signature ``verified_submission`` checked: the
     one path by which anything is accepted (submissions, forwards, consent messages).
@@ -330,7 +420,8 @@ async def accept(
         )
     if payload.expires_at is not None and payload.expires_at <= now:
         raise SchemaViolation("expires_at is in the past", field="payload.expires_at")
-    parties = await _party_facts(session, (payload.sender, payload.recipient))
+    if parties is None:
+        parties = await _party_facts(session, (payload.sender, payload.recipient))
     if payload.recipient not in parties:
         if existing := await _existing_answer(session, node, message_id, envelope.digest):
             return existing
@@ -401,8 +492,20 @@ async def accept(
         "sender_enc_kid": sender_facts.encryption_kid,
         "recipient_enc_kid": recipient_facts.encryption_kid,
     }
-    connection = await session.connection()
-    if not await _insert_message_once(connection, row):
+    outbox = {"message_id": message_id, "recipient_id": payload.recipient, "created_at": now}
+    audit = audit_row(
+        kind=audit_kind or AuditKind.MESSAGE_ACCEPTED,
+        node=node.node_id,
+        actor=caller.actor(),
+        participant_id=payload.sender,
+        message_id=message_id,
+        at=now,
+        payload_size=len(envelope.payload),
+        handling=row["handling_code"],
+        **base_fields,
+        **(audit_fields or {}),
+    )
+    if not await _store(session, row, outbox, audit):
         # This id is taken: the same envelope again (answer as the first time), a concurrent
         # submission of it that committed first, or other content (a replay conflict).
         existing = await _existing_answer(session, node, message_id, envelope.digest)
@@ -418,27 +521,6 @@ async def accept(
         handling_code=payload.handling.code if payload.handling else None,
     ):
         await session.execute(insert(MessageTerms), [terms_row(message_id, terms)])
-    await session.execute(
-        insert(OutboxEntry),
-        [{"message_id": message_id, "recipient_id": payload.recipient, "created_at": now}],
-    )
-    await session.execute(
-        insert(AuditEvent),
-        [
-            audit_row(
-                kind=audit_kind or AuditKind.MESSAGE_ACCEPTED,
-                node=node.node_id,
-                actor=caller.actor(),
-                participant_id=payload.sender,
-                message_id=message_id,
-                at=now,
-                payload_size=len(envelope.payload),
-                handling=row["handling_code"],
-                **base_fields,
-                **(audit_fields or {}),
-            )
-        ],
-    )
     return Accepted(message_id, MessageStatus.ACCEPTED.value, now, envelope_dict)
 
 
@@ -450,6 +532,13 @@ async def verified_submission(
     if isinstance(data, dict) and "draft" in data:
         envelope, payload = await _sign_draft(session, node=node, caller=caller, data=data, now=now)
         return envelope, payload, envelope.signatures[0].keyid
+    envelope = _checked_envelope(node, data)
+    kid = envelope.signatures[0].keyid
+    payload = _verified_payload(envelope, await _signing_key(session, kid), now=now)
+    return envelope, payload, kid
+
+
+def _checked_envelope(node: NodeContext, data: Any) -> dsse.UnsafeEnvelope:
     envelope = dsse.parse_envelope(data)
     if envelope.payload_type != dsse.PAYLOAD_TYPE:
         raise SchemaViolation(f"payloadType must be {dsse.PAYLOAD_TYPE}", field="payloadType")
@@ -460,12 +549,21 @@ async def verified_submission(
             f"payload of {len(envelope.payload)} bytes is over the limit of "
             f"{node.max_payload_bytes}"
         )
+    return envelope
+
+
+def _verified_payload(
+    envelope: dsse.UnsafeEnvelope, key: _SigningKey | None, *, now: dt.datetime
+) -> MessagePayload:
+    """The payload, once the envelope's one signature verified under ``key``, a signing key
+    of the payload's sender valid now."""
     kid = envelope.signatures[0].keyid
-    key_row = await _signing_key(session, kid)
-    dsse.verify_signature(envelope, 0, bytes(key_row.public_key))
+    if key is None:
+        raise UnknownKey(f"no registered key has id {kid}", field="signatures[0].keyid")
+    dsse.verify_signature(envelope, 0, key.public_key)
     payload = parse_payload(envelope.payload)
-    _check_key(key_row, sender=payload.sender, now=now, kid=kid)
-    return envelope, payload, kid
+    _check_key(key, sender=payload.sender, now=now, kid=kid)
+    return payload
 
 
 def _seal(public_key: bytes | None, message_key: bytes) -> bytes | None:
