@@ -198,6 +198,36 @@ class Settings(BaseSettings):
                 "PALERMO_ALLOW_SQLITE_IN_PRODUCTION"
             ):
                 raise ConfigurationError("production needs PostgreSQL (PALERMO_DATABASE_URL)")
+            self._check_production()
+
+    def _check_production(self) -> None:
+        """What production asks beyond a real database: TLS in front of the API, a real
+        message broker, three distinct secrets, and secret files only the node can read."""
+        if not self.public_url.startswith("https://"):
+            raise ConfigurationError(
+                f"PALERMO_PUBLIC_URL is {self.public_url}: production serves clients over "
+                "TLS, so it must be an https:// URL (the API itself may listen behind a "
+                "TLS-terminating proxy)"
+            )
+        if not self.celery_broker_url.startswith(("amqp://", "amqps://", "redis://", "rediss://")):
+            raise ConfigurationError(
+                "production needs a message broker: set PALERMO_CELERY_BROKER_URL to an "
+                "amqp:// (RabbitMQ) or redis:// URL; the file-backed development transport "
+                "is for one machine"
+            )
+        secrets_ = [self.master_key_bytes, self.node_signing_seed, self.token_secret_bytes]
+        if len(set(secrets_)) != len(secrets_):
+            raise ConfigurationError(
+                "PALERMO_MASTER_KEY, PALERMO_NODE_SIGNING_KEY and PALERMO_TOKEN_SECRET must be "
+                "three different secrets: one leaked must not give away another"
+            )
+        for name, filename in _SECRET_FILES.items():
+            path = self.data_dir / filename
+            if getattr(self, name) is None and path.stat().st_mode & 0o077:
+                raise ConfigurationError(
+                    f"{path} can be read by other users (mode {path.stat().st_mode & 0o777:o}): "
+                    f"chmod 600 {path}"
+                )
 
 
 def write_secret_files(data_dir: Path, settings: Settings | None = None) -> list[Path]:

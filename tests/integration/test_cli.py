@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -144,7 +145,25 @@ def test_settings_fail_closed(tmp_path: Path) -> None:
     (tmp_path / DEV_MARKER).unlink()
     with pytest.raises(ConfigurationError, match="PostgreSQL"):
         Settings(data_dir=tmp_path, env="production").check_startup()
-    Settings(data_dir=tmp_path, env="production", database_url="postgresql://x/y").check_startup()
+    production: dict[str, Any] = {
+        "data_dir": tmp_path,
+        "env": "production",
+        "database_url": "postgresql://x/y",
+        "public_url": "https://palermo.example.org",
+        "celery_broker_url": "amqp://palermo@rabbitmq//",
+    }
+    Settings(**production).check_startup()
+    with pytest.raises(ConfigurationError, match="https"):
+        Settings(**{**production, "public_url": "http://palermo.example.org"}).check_startup()
+    with pytest.raises(ConfigurationError, match="message broker"):
+        Settings(**{**production, "celery_broker_url": ""}).check_startup()
+    secret = (tmp_path / "master.key").read_text().strip()
+    with pytest.raises(ConfigurationError, match="three different secrets"):
+        Settings(**production, token_secret=secret).check_startup()
+    (tmp_path / "master.key").chmod(0o644)
+    with pytest.raises(ConfigurationError, match="chmod 600"):
+        Settings(**production).check_startup()
+    Settings(**production, master_key=secret).check_startup()  # from the environment: no file
 
 
 @pytest.fixture
