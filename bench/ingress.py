@@ -79,6 +79,7 @@ class Options:
     pg_url: str
     presign: int
     skip_raw: bool
+    db_pool_size: int | None = None
 
     @property
     def envelopes_needed(self) -> int:
@@ -100,6 +101,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "--presign", type=int, default=0, help="envelopes signed before the run (0: auto)"
     )
     p.add_argument("--skip-raw", action="store_true", help="skip the raw PostgreSQL phase")
+    p.add_argument("--db-pool-size", type=int, default=None, help="PALERMO_DB_POOL_SIZE of the API")
     a = p.parse_args(argv)
     if a.clients < 1 or a.workers < 1 or a.seconds <= 0 or a.warmup < 0 or a.size < 1:
         p.error("clients, workers, seconds and size must be positive")
@@ -117,6 +119,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         pg_url=a.pg_url.rstrip("/"),
         presign=a.presign,
         skip_raw=a.skip_raw,
+        db_pool_size=a.db_pool_size,
     )
 
 
@@ -198,7 +201,9 @@ class Server:
     """``python -m broker.cli serve`` in its own session, so Ctrl-C reaches only the bench,
     which then stops it."""
 
-    def __init__(self, *, workers: int, database_url: str, data_dir: Path) -> None:
+    def __init__(
+        self, *, workers: int, database_url: str, data_dir: Path, db_pool_size: int | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("PALERMO_")}
@@ -209,6 +214,8 @@ class Server:
             PALERMO_LOG_LEVEL="WARNING",
             PALERMO_PUBLIC_URL=self.url,
         )
+        if db_pool_size is not None:
+            env["PALERMO_DB_POOL_SIZE"] = str(db_pool_size)
         self.log_path = data_dir / "server.log"
         cmd = [sys.executable, "-m", "broker.cli", "serve", "--host", "127.0.0.1"]
         cmd += ["--port", str(self.port), "--workers", str(workers)]
@@ -712,7 +719,12 @@ def run(opts: Options) -> int:
             f"in {time.perf_counter() - started:.1f} s"
         )
 
-        server = Server(workers=opts.workers, database_url=db_url, data_dir=data_dir)
+        server = Server(
+            workers=opts.workers,
+            database_url=db_url,
+            data_dir=data_dir,
+            db_pool_size=opts.db_pool_size,
+        )
         stack.callback(server.stop)
         server.wait_ready()
         print(f"API at {server.url}, pids {sorted(server.pids)}")

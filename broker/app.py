@@ -121,7 +121,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, json=settings.log_json)
-        app.state.db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
+        app.state.db = Database(
+            settings.resolved_database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+        )
         try:
             # An unknown adapter or an unusable adapter configuration stops the node here,
             # at start, with the participants named, not at the first delivery.

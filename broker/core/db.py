@@ -118,23 +118,31 @@ def make_sync_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(surl, pool_pre_ping=True, **kwargs)
 
 
-def make_async_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def make_async_engine(
+    url: str, *, pool_size: int = 10, max_overflow: int | None = None
+) -> AsyncEngine:
+    """``max_overflow`` connections beyond ``pool_size`` (default: as many again) are opened
+    under bursts and closed when they come back to a full pool, so a pool smaller than the
+    requests usually in flight opens and closes a connection per request."""
     aurl = async_url(url)
     if is_sqlite(url):
         engine = create_async_engine(aurl, pool_size=pool_size, max_overflow=0)
         _sqlite_setup(engine.sync_engine)
         return engine
     return create_async_engine(
-        aurl, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
+        aurl,
+        pool_size=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
+        pool_pre_ping=False,
     )
 
 
 class Database:
     """An async engine and its session factory; one per process (api, worker, CLI)."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int | None = None) -> None:
         self.url = url
-        self.engine = make_async_engine(url, pool_size=pool_size)
+        self.engine = make_async_engine(url, pool_size=pool_size, max_overflow=max_overflow)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property

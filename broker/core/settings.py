@@ -76,7 +76,11 @@ class Settings(BaseSettings):
     federation_max_age_seconds: int = Field(default=7 * 86_400, ge=60)
     filedrop_import_dir: Path | None = None
     filedrop_import_interval_seconds: float = Field(default=30.0, gt=0)
-    db_pool_size: int = Field(default=10, ge=1)
+    # Connections each API process keeps open, and how many more it may open under a burst.
+    # Keep the pool at least as large as the requests a process usually has in flight:
+    # connections beyond it are closed when they come back, and reopened per request.
+    db_pool_size: int = Field(default=20, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
 
     # Audit log: the sequencer runs every checkpoint_interval_seconds (the checkpoint lag)
     # and sequences at most sequencer_batch_size leaves per checkpoint.
