@@ -173,7 +173,9 @@ class HotStatement:
     else. Rows are tuples in the order of the SELECT list on both.
 
     ``params`` names the parameters that need a SQLAlchemy type on SQLite (datetimes, JSON);
-    ``columns`` the result columns that do.
+    ``columns`` the result columns that do. On PostgreSQL neither applies: values are what
+    psycopg makes of them (``timestamptz`` comes back aware but in the session's time zone,
+    ``json`` parsed, ``bytea`` as bytes), and errors are psycopg's, not SQLAlchemy's.
     """
 
     __slots__ = ("clause", "pg_sql")
@@ -198,9 +200,9 @@ class HotStatement:
         if connection.dialect.name == "postgresql":
             raw = (await connection.get_raw_connection()).driver_connection
             assert raw is not None
-            cursor = raw.cursor()
-            await cursor.execute(self.pg_sql, values)
-            rows: list[Any] = await cursor.fetchall() if cursor.description else []
+            async with raw.cursor() as cursor:
+                await cursor.execute(self.pg_sql, values)
+                rows: list[Any] = await cursor.fetchall() if cursor.description else []
             return rows
         result = await connection.execute(self.clause, dict(values))
         return result.all() if result.returns_rows else []

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ from broker.core.errors import (
 from broker.core.ids import uuid7
 from broker.delivery.models import OutboxEntry
 from broker.envelopes import dsse
-from broker.envelopes.schemas import DraftPayload, MessagePayload
+from broker.envelopes.schemas import PARTICIPANT_ID_PATTERN, DraftPayload, MessagePayload
 from broker.messages.models import InboxEntry, Message, MessageStatus
 from broker.messages.policy import PartyFacts, Terms, decide, default_terms, terms_for
 from broker.oversight.models import AuditEvent
@@ -142,7 +143,8 @@ def _check_key(row: Any, *, sender: str, now: dt.datetime, kid: str) -> None:
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    """In UTC: stored naive datetimes are UTC; psycopg answers in the session's time zone."""
+    return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +191,12 @@ async def _facts(
     for part, pid, kind, jurisdiction, status, k_id, public, not_before, na, revoked in rows:
         if part == "k":
             key = _SigningKey(
-                pid, kind, bytes(public), _aware(not_before), na and _aware(na), revoked
+                pid,
+                kind,
+                bytes(public),
+                _aware(not_before),
+                na and _aware(na),
+                revoked and _aware(revoked),
             )
             continue
         facts.setdefault(pid, PartyFacts(pid, kind, jurisdiction, status == "active"))
@@ -228,7 +235,12 @@ def _peek_recipient(payload: bytes) -> str | None:
     except orjson.JSONDecodeError:
         return None
     recipient = data.get("recipient") if isinstance(data, dict) else None
-    return recipient if isinstance(recipient, str) else None
+    if isinstance(recipient, str) and _PARTICIPANT_ID.fullmatch(recipient):
+        return recipient
+    return None  # not an id: the payload's validation will say so, in its turn
+
+
+_PARTICIPANT_ID = re.compile(PARTICIPANT_ID_PATTERN)
 
 
 async def _existing_answer(

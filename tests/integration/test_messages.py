@@ -294,6 +294,21 @@ def test_bad_signature(api: Api, sync_engine: Engine) -> None:
     assert_nothing_stored(sync_engine)
 
 
+@pytest.mark.parametrize("recipient", ["\x00", "it.central\x00authority", "IT.X", 7])
+def test_an_unsigned_recipient_that_is_no_id_is_never_read_before_the_signature(
+    api: Api, sync_engine: Engine, recipient: object
+) -> None:
+    """Ingress reads the recipient's facts with the signing key, from the payload before it
+    is verified (architecture.md, "The statements of the ingress path"); a recipient that is
+    not a participant id (PostgreSQL refuses NUL in text) must still get bad-signature."""
+    env = envelope(api.world.keys["de.bka"])
+    tampered = json.loads(base64.b64decode(env["payload"]))
+    tampered["recipient"] = recipient
+    env["payload"] = base64.b64encode(orjson.dumps(tampered)).decode()
+    assert_problem(api.post("/v1/messages", as_="de.system", json=env), 400, "bad-signature")
+    assert_nothing_stored(sync_engine)
+
+
 def test_signature_by_unknown_key(api: Api, sync_engine: Engine) -> None:
     seed, _ = crypto.generate_signing_key()
     stranger = KeyFile("de.bka", crypto.Signer(seed).key_id, seed)
