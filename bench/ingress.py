@@ -40,6 +40,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import httpx
 import orjson
@@ -584,32 +585,40 @@ async def raw_load(opts: Options, db_url: str, dbname: str) -> RawResult:
     begin = time.perf_counter()
     t0 = begin + opts.warmup
     t1 = t0 + opts.seconds
+    # Connections stay open until the second CPU sample is taken: a backend that exited
+    # before it would take its CPU out of the postgres figure.
+    sampled = asyncio.Event()
 
     async def worker() -> None:
         async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
-            while time.perf_counter() < t1:
-                mid = uuid.uuid4()
-                digest = hashlib.sha256(mid.bytes).hexdigest()
-                params = (mid, SENDER, RECIPIENT, digest, blob, leaf)
-                start = time.perf_counter()
-                try:
-                    await conn.execute(RAW_INSERT.encode(), params)
-                    ok = True
-                except psycopg.Error:
-                    ok = False
-                end = time.perf_counter()
-                if t0 <= end < t1:
-                    if ok:
-                        result.committed += 1
-                        result.latencies_ms.append(1000 * (end - start))
-                    else:
-                        result.errors += 1
+            await run_inserts(conn)
+            await sampled.wait()
+
+    async def run_inserts(conn: psycopg.AsyncConnection[Any]) -> None:
+        while time.perf_counter() < t1:
+            mid = uuid.uuid4()
+            digest = hashlib.sha256(mid.bytes).hexdigest()
+            params = (mid, SENDER, RECIPIENT, digest, blob, leaf)
+            start = time.perf_counter()
+            try:
+                await conn.execute(RAW_INSERT.encode(), params)
+                ok = True
+            except psycopg.Error:
+                ok = False
+            end = time.perf_counter()
+            if t0 <= end < t1:
+                if ok:
+                    result.committed += 1
+                    result.latencies_ms.append(1000 * (end - start))
+                else:
+                    result.errors += 1
 
     async def sample_cpu() -> None:
         await asyncio.sleep(max(0.0, t0 - time.perf_counter()))
         first = cpu_snapshot(set(), dbname)
         await asyncio.sleep(max(0.0, t1 - time.perf_counter()))
         result.cpu = cpu_split(first, cpu_snapshot(set(), dbname))
+        sampled.set()
 
     await asyncio.gather(sample_cpu(), *(worker() for _ in range(RAW_CONNECTIONS)))
     result.latencies_ms.sort()
