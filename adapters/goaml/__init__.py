@@ -31,10 +31,9 @@ import os
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import xmlschema
 
 from adapters.filedrop import probe as probe_directory
 from adapters.filedrop import write_atomically
@@ -46,6 +45,9 @@ from broker.delivery.contracts import (
     NodeIdentity,
     Outgoing,
 )
+
+if TYPE_CHECKING:
+    import xmlschema
 
 SCHEMA_PATH = Path(__file__).with_name("goAMLSchema-5.0.2.xsd")
 MEDIA_TYPE = "application/xml"
@@ -59,11 +61,17 @@ class GoamlInvalid(SchemaViolation):
 
 @functools.cache
 def schema() -> xmlschema.XMLSchema11:
-    """The patched goAML 5.0.2 schema, loaded once per process (about a second)."""
+    """The patched goAML 5.0.2 schema, loaded once per process (about a second). xmlschema
+    is imported here, not at the top: it weighs about 9 MB, which a process that never
+    handles a goAML report (most API processes) does not carry."""
+    import xmlschema
+
     return xmlschema.XMLSchema11(str(SCHEMA_PATH))
 
 
 def _resource(xml: bytes) -> xmlschema.XMLResource:
+    import xmlschema  # see schema()
+
     if len(xml) > MAX_REPORT_BYTES:
         raise GoamlInvalid(f"the report is over {MAX_REPORT_BYTES} bytes", field="report")
     try:
@@ -93,6 +101,8 @@ def decode(xml: bytes) -> dict[str, Any]:
 
 def encode(report: Mapping[str, Any]) -> bytes:
     """Schema-valid goAML XML of ``report`` (as ``decode`` returns it). Raises GoamlInvalid."""
+    import xmlschema  # see schema()
+
     try:
         element = schema().encode(dict(report), path="report")
     except (xmlschema.XMLSchemaValidationError, xmlschema.XMLSchemaEncodeError) as exc:
