@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import psycopg
 from sqlalchemy import DateTime, MetaData, TextClause, bindparam, create_engine, event, text
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.ext.asyncio import (
@@ -200,9 +201,16 @@ class HotStatement:
         if connection.dialect.name == "postgresql":
             raw = (await connection.get_raw_connection()).driver_connection
             assert raw is not None
-            async with raw.cursor() as cursor:
-                await cursor.execute(self.pg_sql, values)
-                rows: list[Any] = await cursor.fetchall() if cursor.description else []
+            try:
+                async with raw.cursor() as cursor:
+                    await cursor.execute(self.pg_sql, values)
+                    rows: list[Any] = await cursor.fetchall() if cursor.description else []
+            except psycopg.Error:
+                # SQLAlchemy does not see this error: tell its pool the connection is lost,
+                # so it is not handed out again.
+                if raw.broken:
+                    await connection.invalidate()
+                raise
             return rows
         result = await connection.execute(self.clause, dict(values))
         return result.all() if result.returns_rows else []

@@ -9,8 +9,9 @@ import asyncio
 import datetime as dt
 from typing import Any
 
+import psycopg
 import pytest
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, String, text
 from sqlalchemy.engine import Engine
 
 from broker.core.db import Database, HotStatement, UTCDateTime
@@ -94,3 +95,32 @@ def test_a_statement_runs_in_the_session_transaction_and_rolls_back_with_it(
 
     run(settings, committed)
     assert count_rows(sync_engine, "participants", "id = :id", id="fr.police") == 1
+
+
+def test_a_connection_lost_under_a_statement_is_not_handed_out_again(
+    settings: Settings, sync_engine: Engine
+) -> None:
+    """The raw psycopg path bypasses SQLAlchemy's disconnect handling, so it tells the pool
+    itself; the next session gets a working connection."""
+    if sync_engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL backend is terminated; SQLite has none")
+    backend_pid = HotStatement("SELECT pg_backend_pid()")
+
+    async def go() -> tuple[bool, list[Any]]:
+        db = Database(settings.resolved_database_url, pool_size=1, max_overflow=0)
+        try:
+            async with db.session() as session:
+                [(pid,)] = await backend_pid.rows(session, {})
+                with sync_engine.connect() as conn:
+                    conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                with pytest.raises(psycopg.OperationalError):
+                    await backend_pid.rows(session, {})
+                invalidated = (await session.connection()).invalidated
+            async with db.session() as session:
+                return invalidated, list(await backend_pid.rows(session, {}))
+        finally:
+            await db.dispose()
+
+    invalidated, rows = asyncio.run(go())
+    assert invalidated
+    assert len(rows) == 1
