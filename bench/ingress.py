@@ -1,7 +1,7 @@
 """Ingress throughput: how many signed messages per second the real API accepts, against what
 PostgreSQL alone can commit on the same machine.
 
-    .venv/bin/python -m bench.ingress [--clients 32] [--seconds 20] [--warmup 3] [--workers 1]
+    .venv/bin/python -m bench.ingress [--clients 32] [--seconds 20] [--warmup 3] [--workers <cores>]
         [--size 4096] [--pg-url postgresql://postgres@127.0.0.1:5432]
 
 Phases, all in one run:
@@ -95,7 +95,12 @@ def parse_args(argv: list[str] | None = None) -> Options:
     p.add_argument("--clients", type=int, default=32, help="concurrent HTTP clients")
     p.add_argument("--seconds", type=float, default=20.0, help="measured window per phase")
     p.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds before it")
-    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="uvicorn worker processes (default: one per core)",
+    )
     p.add_argument("--size", type=int, default=4096, help="bytes of message body")
     p.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432")
     p.add_argument(
