@@ -3,30 +3,43 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from broker.core.ids import is_uuid7
 
 PARTICIPANT_ID_PATTERN = r"^[a-z]{2}\.[a-z0-9]+(?:-[a-z0-9]+)*$"
 ParticipantId = Annotated[str, Field(pattern=PARTICIPANT_ID_PATTERN, max_length=64)]
 MESSAGE_TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _no_control_characters(value: str) -> str:
+    """Metadata is stored in clear, written to audit leaves and shown to people: it holds no
+    control characters but tab and line breaks (PostgreSQL text cannot even hold NUL)."""
+    if match := _CONTROL.search(value):
+        raise ValueError(f"control character U+{ord(match.group()):04X} is not allowed here")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_control_characters)]
 
 
 class Handling(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     code: Literal["H0", "H1", "H2", "H3"]
-    restriction: str | None = Field(default=None, max_length=2000)
+    restriction: Text | None = Field(default=None, max_length=2000)
 
 
 class Attachment(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1, max_length=255)
-    media_type: str = Field(min_length=3, max_length=127)
+    name: Text = Field(min_length=1, max_length=255)
+    media_type: Text = Field(min_length=3, max_length=127)
     size: int = Field(ge=0)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
@@ -36,7 +49,7 @@ class DataSubject(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    ref: str = Field(min_length=1, max_length=64)
+    ref: Text = Field(min_length=1, max_length=64)
     category: Literal["suspect", "convicted", "victim", "witness", "contact", "other"]
 
 
@@ -50,9 +63,9 @@ class _MessageFields(BaseModel):
     case_id: uuid.UUID | None = None
     in_reply_to: uuid.UUID | None = None
     expires_at: AwareDatetime | None = None
-    legal_basis: str | None = Field(default=None, max_length=200)
-    purpose: str | None = Field(default=None, max_length=200)
-    data_categories: list[Annotated[str, Field(max_length=64)]] = Field(
+    legal_basis: Text | None = Field(default=None, max_length=200)
+    purpose: Text | None = Field(default=None, max_length=200)
+    data_categories: list[Annotated[Text, Field(max_length=64)]] = Field(
         default_factory=list, max_length=32
     )
     data_subjects: list[DataSubject] = Field(default_factory=list, max_length=200)
@@ -63,7 +76,7 @@ class _MessageFields(BaseModel):
     transfer_basis: Literal["adequacy", "appropriate_safeguards", "derogation"] | None = None
     urgent: bool = False
     confidential: bool = False
-    channel: str | None = Field(default=None, max_length=64)
+    channel: Text | None = Field(default=None, max_length=64)
     attachments: list[Attachment] = Field(default_factory=list, max_length=100)
     body: dict[str, Any] = Field(default_factory=dict)
     # Onward use (DESIGN.md "Policy decision"; FIU.md): the message this one forwards, the
@@ -71,10 +84,10 @@ class _MessageFields(BaseModel):
     # use restrictions that bind the material (a forward carries every one of the original's).
     forwarded_from: uuid.UUID | None = None
     permitted_recipients: list[ParticipantId] = Field(default_factory=list, max_length=50)
-    permitted_purposes: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+    permitted_purposes: list[Annotated[Text, Field(min_length=1, max_length=200)]] = Field(
         default_factory=list, max_length=20
     )
-    restrictions: list[Annotated[str, Field(min_length=1, max_length=2000)]] = Field(
+    restrictions: list[Annotated[Text, Field(min_length=1, max_length=2000)]] = Field(
         default_factory=list, max_length=50
     )
 

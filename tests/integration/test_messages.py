@@ -276,6 +276,33 @@ def test_payload_schema_violation_names_the_field(api: Api, sync_engine: Engine)
     assert_nothing_stored(sync_engine)
 
 
+@pytest.mark.parametrize(
+    ("over", "field"),
+    [
+        ({"legal_basis": "UNTOC art. 27\x00"}, "payload.legal_basis"),
+        ({"purpose": "seizure\x1b[2J"}, "payload.purpose"),
+        ({"data_categories": ["vessel\x00"]}, "payload.data_categories.0"),
+        ({"restrictions": ["no onward use\x07"]}, "payload.restrictions.0"),
+    ],
+)
+def test_control_characters_in_metadata_are_a_schema_violation(
+    api: Api, sync_engine: Engine, over: dict[str, object], field: str
+) -> None:
+    """Metadata is stored in clear and written to audit leaves; PostgreSQL text cannot hold
+    NUL at all, which was a 500. The body, stored encrypted, may hold anything JSON can."""
+    key = api.world.keys["de.bka"]
+    body = assert_problem(
+        api.post("/v1/messages", as_="de.system", json=envelope(key, **over)),
+        422,
+        "schema-violation",
+    )
+    assert body["errors"][0]["field"] == field  # type: ignore[index]
+    assert "control character" in str(body["detail"])
+    assert_nothing_stored(sync_engine)
+    ok = envelope(key, body={"text": "line\x00with NUL", "tab": "a\tb"})
+    assert api.post("/v1/messages", as_="de.system", json=ok).status_code == 202
+
+
 def test_bad_base64(api: Api, sync_engine: Engine) -> None:
     env = envelope(api.world.keys["de.bka"])
     env["payload"] = env["payload"][:-3] + "!!="
