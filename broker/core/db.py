@@ -31,6 +31,8 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from broker.core.errors import SchemaViolation
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -110,13 +112,42 @@ def _sqlite_setup(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def refuse_nul(parameters: Any) -> None:
+    """Raise SchemaViolation naming the parameter if a text value holds NUL (U+0000).
+
+    PostgreSQL text cannot hold NUL (psycopg raises DataError, which was a 500), and SQLite
+    would store it; checked before every statement on both, so any endpoint refuses it the
+    same way, with a 4xx, before anything is written."""
+    if isinstance(parameters, Mapping):
+        for name, value in parameters.items():
+            if isinstance(value, str) and "\x00" in value:
+                raise SchemaViolation(f"{name}: text cannot contain NUL (U+0000)", field=name)
+    elif isinstance(parameters, (list, tuple)):
+        for value in parameters:
+            if isinstance(value, str):
+                if "\x00" in value:
+                    raise SchemaViolation("text cannot contain NUL (U+0000)")
+            elif isinstance(value, (Mapping, list, tuple)):
+                refuse_nul(value)
+
+
+def _refuse_nul_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(
+        _conn: Any, _cursor: Any, _statement: str, parameters: Any, _context: Any, _many: bool
+    ) -> None:
+        refuse_nul(parameters)
+
+
 def make_sync_engine(url: str, **kwargs: Any) -> Engine:
     surl = sync_url(url)
     if is_sqlite(url):
         engine = create_engine(surl, poolclass=NullPool, **kwargs)
         _sqlite_setup(engine)
-        return engine
-    return create_engine(surl, pool_pre_ping=True, **kwargs)
+    else:
+        engine = create_engine(surl, pool_pre_ping=True, **kwargs)
+    _refuse_nul_setup(engine)
+    return engine
 
 
 def make_async_engine(
@@ -129,13 +160,15 @@ def make_async_engine(
     if is_sqlite(url):
         engine = create_async_engine(aurl, pool_size=pool_size, max_overflow=0)
         _sqlite_setup(engine.sync_engine)
-        return engine
-    return create_async_engine(
-        aurl,
-        pool_size=pool_size,
-        max_overflow=pool_size if max_overflow is None else max_overflow,
-        pool_pre_ping=False,
-    )
+    else:
+        engine = create_async_engine(
+            aurl,
+            pool_size=pool_size,
+            max_overflow=pool_size if max_overflow is None else max_overflow,
+            pool_pre_ping=False,
+        )
+    _refuse_nul_setup(engine.sync_engine)
+    return engine
 
 
 class Database:
@@ -197,6 +230,7 @@ class HotStatement:
         self.clause: Executable = clause.columns(**columns) if columns else clause
 
     async def rows(self, session: AsyncSession, values: Mapping[str, Any]) -> Sequence[Any]:
+        refuse_nul(values)
         connection = await session.connection()
         if connection.dialect.name == "postgresql":
             raw = (await connection.get_raw_connection()).driver_connection
