@@ -5,6 +5,7 @@ import datetime as dt
 from pydantic import BaseModel, ConfigDict, Field
 
 from broker.accounts.models import AccountKind, Role
+from broker.core.text import Text
 
 
 class TokenRead(BaseModel):
@@ -20,7 +21,7 @@ class AccountCreate(BaseModel):
 
     kind: AccountKind
     login: str = Field(min_length=3, max_length=120, pattern=r"^[A-Za-z0-9._@-]+$")
-    display_name: str = Field(min_length=1, max_length=200)
+    display_name: Text = Field(min_length=1, max_length=200)
     roles: list[Role] = Field(min_length=1)
     password: str | None = Field(
         default=None, description="for a person; systems get a generated client secret"

@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from broker.core.text import Text
 from broker.envelopes.schemas import ParticipantId
 from policies.vocabulary import GROUNDS
 
@@ -17,11 +18,11 @@ class ConsentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     recipient: ParticipantId
-    purpose: str = Field(min_length=1, max_length=200)
-    reasons: str | None = Field(
+    purpose: Text = Field(min_length=1, max_length=200)
+    reasons: Text | None = Field(
         default=None, max_length=4000, description="why the onward use is needed"
     )
-    legal_basis: str | None = Field(
+    legal_basis: Text | None = Field(
         default=None, max_length=200, description="default: the legal basis of the material"
     )
     transfer_basis: TransferBasis | None = None
@@ -32,11 +33,11 @@ class ConsentAnswer(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reasons: str | None = Field(default=None, max_length=4000)
+    reasons: Text | None = Field(default=None, max_length=4000)
     grounds: list[Annotated[str, Field(max_length=64)]] = Field(
         default_factory=list, max_length=len(GROUNDS)
     )
-    legal_basis: str | None = Field(
+    legal_basis: Text | None = Field(
         default=None, max_length=200, description="default: the legal basis of the request"
     )
     transfer_basis: TransferBasis | None = None

@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from broker.core.ids import is_uuid7
+from broker.core.text import Text
 
 PARTICIPANT_ID_PATTERN = r"^[a-z]{2}\.[a-z0-9]+(?:-[a-z0-9]+)*$"
 ParticipantId = Annotated[str, Field(pattern=PARTICIPANT_ID_PATTERN, max_length=64)]
 MESSAGE_TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def _no_control_characters(value: str) -> str:
-    """Metadata is stored in clear, written to audit leaves and shown to people: it holds no
-    control characters but tab and line breaks (PostgreSQL text cannot even hold NUL)."""
-    if match := _CONTROL.search(value):
-        raise ValueError(f"control character U+{ord(match.group()):04X} is not allowed here")
-    return value
-
-
-Text = Annotated[str, AfterValidator(_no_control_characters)]
 
 
 class Handling(BaseModel):

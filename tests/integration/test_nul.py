@@ -41,7 +41,7 @@ def test_a_body_field(api: Api, sync_engine: Engine) -> None:
     body = {"id": "es.fiu", "kind": "fiu", "display_name": "SEP\x00BLAC"}
     problem = assert_refused(api.post("/v1/participants", as_="it.admin", json=body))
     assert problem["type"] == "urn:palermo:problem:schema-violation"
-    assert "NUL" in problem["detail"]
+    assert "display_name" in problem["detail"]
     assert count_rows(sync_engine, "participants") == before
 
 
@@ -63,3 +63,25 @@ def test_a_signature_key_id(api: Api, sync_engine: Engine) -> None:
     env["signatures"][0]["keyid"] = "k\x00"
     assert_refused(api.post("/v1/messages", as_="de.system", json=env))
     assert count_rows(sync_engine, "messages") == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        (
+            "/v1/participants",
+            {"id": "es.fiu", "kind": "fiu", "display_name": "SEP\aBLAC"},
+            "display_name",
+        ),
+        ("/v1/participants/de.bka/keys/k/revoke", {"reason": "stolen\x1b[2J"}, "reason"),
+    ],
+)
+def test_other_control_characters_in_free_text_name_the_field(
+    api: Api, path: str, body: dict[str, Any], field: str
+) -> None:
+    """Below the database: names and reasons are shown to people and written to audit
+    leaves, so the schema refuses control characters other than tab and line breaks."""
+    problem = assert_refused(api.post(path, as_="it.admin", json=body))
+    assert problem["status"] == 422
+    assert "control character" in problem["detail"]
+    assert field in problem["detail"]
