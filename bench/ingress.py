@@ -387,6 +387,17 @@ def cpu_split(a: CpuSnapshot, b: CpuSnapshot) -> CpuSplit:
     parts.append(f"idle {pct(b.idle - a.idle):.0f}%")
     cores = os.cpu_count() or 1
     text = ", ".join(parts) + f" (of {100 * cores}% = {cores} cores)"
+    # How the API's share fell on its processes: the kernel, not the bench, decides which
+    # worker accepts each keep-alive connection, so one worker may get most of them.
+    per_api = {
+        pid: pct(u - a.ticks.get(pid, (g, 0, 0))[1] + k - a.ticks.get(pid, (g, 0, 0))[2])
+        for pid, (g, u, k) in b.ticks.items()
+        if g == "api"
+    }
+    if len(per_api) > 1:
+        text += "; api by process: " + ", ".join(
+            f"{pid} {share:.0f}%" for pid, share in sorted(per_api.items())
+        )
     return CpuSplit(text, {g: (user[g] + system[g]) / CLK_TCK for g in user | system})
 
 
@@ -497,7 +508,11 @@ async def http_load(
     t0 = begin + opts.warmup
     t1 = t0 + opts.seconds
 
-    async def client() -> None:
+    async def client(index: int) -> None:
+        # Connect one client every 20 ms of the warmup, not all at once: the API workers
+        # share one listening socket, and a burst of connections can all land on one worker
+        # while the other sits idle (a real node's clients connect over time).
+        await asyncio.sleep(index * min(0.02, opts.warmup / max(1, opts.clients)))
         connection = HttpConnection("127.0.0.1", server.port)
         while time.perf_counter() < t1:
             if pool:
@@ -530,7 +545,7 @@ async def http_load(
         await asyncio.sleep(max(0.0, t1 - time.perf_counter()))
         result.cpu = cpu_split(first, cpu_snapshot(server.pids, dbname))
 
-    await asyncio.gather(sample_cpu(), *(client() for _ in range(opts.clients)))
+    await asyncio.gather(sample_cpu(), *(client(i) for i in range(opts.clients)))
     result.latencies_ms.sort()
     return result
 
