@@ -41,12 +41,12 @@ from broker.core.context import Caller
 from broker.core.db import utcnow
 from broker.core.errors import (
     InvalidState,
-    JustificationRequired,
     NotFound,
     PayloadTooLarge,
     SchemaViolation,
 )
 from broker.core.ids import uuid7
+from broker.core.text import justification as justified
 from broker.http import CallerDep, Handler, NodeDep, Oversight, SessionDep, SettingsDep
 from broker.messages import service as messages
 from broker.oversight.service import AuditKind, record_event
@@ -342,13 +342,7 @@ async def get_request(
     """The request as drafted (requesting side) or as transmitted (requested side, once
     shared). Every call is logged as a consultation with its justification."""
     case = await service.case_for(session, caller=caller, case_id=case_id)
-    text = (justification or "").strip()
-    if len(text) < settings.justification_min_length:
-        raise JustificationRequired(
-            f"say why you consult this request: justification of at least "
-            f"{settings.justification_min_length} characters",
-            field="justification",
-        )
+    text = justified(justification, minimum=settings.justification_min_length, what="request")
     request = service.request_json(node, case)
     await record_event(
         session,
@@ -553,13 +547,7 @@ async def download_evidence(
         raise NotFound(f"no evidence file {file_id} in case {case_id}")
     if row.erased_at is not None or row.key_for_node is None:
         raise InvalidState("this file was erased at the end of retention")
-    text = (justification or "").strip()
-    if len(text) < settings.justification_min_length:
-        raise JustificationRequired(
-            f"say why you consult this evidence: justification of at least "
-            f"{settings.justification_min_length} characters",
-            field="justification",
-        )
+    text = justified(justification, minimum=settings.justification_min_length, what="evidence")
     await record_event(
         session,
         kind=AuditKind.CONTENT_CONSULTED,

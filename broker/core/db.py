@@ -230,9 +230,9 @@ class HotStatement:
         self.clause: Executable = clause.columns(**columns) if columns else clause
 
     async def rows(self, session: AsyncSession, values: Mapping[str, Any]) -> Sequence[Any]:
-        refuse_nul(values)
         connection = await session.connection()
         if connection.dialect.name == "postgresql":
+            refuse_nul(values)  # elsewhere the engine's before_cursor_execute hook checks
             raw = (await connection.get_raw_connection()).driver_connection
             assert raw is not None
             try:

@@ -11,6 +11,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
+from broker.core.errors import JustificationRequired
+
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -26,3 +28,23 @@ def no_control_characters(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(no_control_characters)]
+
+
+def justification(value: str | None, *, minimum: int, what: str) -> str:
+    """The stripped justification a reader gives for consulting ``what`` (content, a
+    request, evidence), which goes into the ``content:consulted`` audit leaf.
+
+    Raises:
+        JustificationRequired: shorter than ``minimum`` characters, or holding a control
+            character.
+    """
+    text = (value or "").strip()
+    if len(text) < minimum:
+        raise JustificationRequired(
+            f"say why you consult this {what}: justification of at least {minimum} characters",
+            field="justification",
+        )
+    try:
+        return no_control_characters(text)
+    except ValueError as exc:
+        raise JustificationRequired(f"justification: {exc}", field="justification") from exc

@@ -40,7 +40,6 @@ from broker.core.errors import (
     ExpiredKey,
     Forbidden,
     InvalidState,
-    JustificationRequired,
     KeyNotSenders,
     MalformedJSON,
     NotFound,
@@ -54,6 +53,7 @@ from broker.core.errors import (
     UnknownRecipient,
 )
 from broker.core.ids import uuid7
+from broker.core.text import justification as justified
 from broker.delivery.models import OutboxEntry
 from broker.envelopes import dsse
 from broker.envelopes.schemas import PARTICIPANT_ID_PATTERN, DraftPayload, MessagePayload
@@ -696,13 +696,7 @@ async def read_content(
     message = await get_message_for(session, caller=caller, message_id=message_id)
     if caller.participant_id == message.recipient_id and message.status == MessageStatus.ACCEPTED:
         raise InvalidState("the message is not yet delivered to your inbox")
-    text = (justification or "").strip()
-    if len(text) < min_justification:
-        raise JustificationRequired(
-            f"say why you consult this content: justification of at least "
-            f"{min_justification} characters",
-            field="justification",
-        )
+    text = justified(justification, minimum=min_justification, what="content")
     envelope = open_envelope(node, message)
     payload = orjson.loads(base64.b64decode(envelope["payload"]))
     await record_event(

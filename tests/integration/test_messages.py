@@ -183,7 +183,9 @@ def test_content_needs_a_justification(api: Api, sync_engine: Engine) -> None:
     message_id = api.post(
         "/v1/messages", as_="de.system", json=envelope(api.world.keys["de.bka"])
     ).json()["id"]
-    for params in ({}, {"justification": "  "}, {"justification": "why"}):
+    too_short = ({}, {"justification": "  "}, {"justification": "why"})
+    control = ({"justification": "assessing the alert\x1b[2J"},)
+    for params in (*too_short, *control):
         r = api.get(f"/v1/messages/{message_id}/content", as_="de.system", params=params)
         assert_problem(r, 422, "justification-required")
     assert count_rows(sync_engine, "audit_events", "kind = 'content:consulted'") == 0
