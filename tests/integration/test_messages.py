@@ -183,7 +183,7 @@ def test_content_needs_a_justification(api: Api, sync_engine: Engine) -> None:
     message_id = api.post(
         "/v1/messages", as_="de.system", json=envelope(api.world.keys["de.bka"])
     ).json()["id"]
-    too_short = ({}, {"justification": "  "}, {"justification": "why"})
+    too_short: tuple[dict[str, str], ...] = ({}, {"justification": "  "}, {"justification": "why"})
     control = ({"justification": "assessing the alert\x1b[2J"},)
     for params in (*too_short, *control):
         r = api.get(f"/v1/messages/{message_id}/content", as_="de.system", params=params)
