@@ -28,7 +28,6 @@ import hashlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,13 +39,13 @@ from typing import Any
 
 import httpx
 
+from bench.common import free_port, register_parties
 from broker.accounts import service as accounts
 from broker.accounts.models import AccountKind
 from broker.core import migrate
 from broker.core.context import node_context
 from broker.core.db import Database
 from broker.core.settings import Settings, write_secret_files
-from broker.participants import service as participants
 
 PASSWORD = "bench password, not a secret"
 PARTICIPANTS = [
@@ -80,20 +79,7 @@ async def seed(settings: Settings) -> None:
     actor: dict[str, str | None] = {"participant": None, "account": "bench-seed"}
     try:
         async with db.session() as s:
-            for pid, kind, name in PARTICIPANTS:
-                await participants.register_participant(
-                    s, node=node, participant_id=pid, kind=kind, display_name=name, actor=actor
-                )
-                for purpose in ("signing", "encryption"):
-                    await participants.add_key(
-                        s,
-                        node=node,
-                        participant_id=pid,
-                        purpose=purpose,
-                        public_key=None,
-                        generate=True,
-                        actor=actor,
-                    )
+            await register_parties(s, node=node, parties=PARTICIPANTS, actor=actor)
             for login, (pid, role) in LOGINS.items():
                 await accounts.create_account(
                     s,
@@ -109,13 +95,6 @@ async def seed(settings: Settings) -> None:
             await s.commit()
     finally:
         await db.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def status_kb(pid: int, field: str) -> int:

@@ -55,7 +55,8 @@ import httpx
 import psycopg
 
 from audit import Ed25519Verifier, Frontier, inclusion_proof, leaf_hash, verify_bundle
-from bench.ingress import Server, bench_database
+from bench.common import bench_database, percentile
+from bench.ingress import Server
 from broker.accounts import service as accounts
 from broker.accounts.models import AccountKind
 from broker.core import migrate
@@ -129,14 +130,9 @@ def parse_args(argv: list[str] | None) -> Options:
     )
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def ms(values: list[float]) -> str:
     return (
-        f"p50 {percentile(values, 0.5) * 1e3:.3f} ms, p99 {percentile(values, 0.99) * 1e3:.3f} ms, "
+        f"p50 {percentile(values, 50) * 1e3:.3f} ms, p99 {percentile(values, 99) * 1e3:.3f} ms, "
         f"max {max(values) * 1e3:.3f} ms"
     )
 
@@ -655,7 +651,7 @@ def run(opts: Options) -> int:
             print(
                 f"5. checkpoint lag of {len(lags):,} events: {written:,} committed at "
                 f"{rate:,.0f}/s by {opts.writers} writers, sequencer every {opts.interval} s: "
-                f"p50 {percentile(lags, 0.5):.3f} s, p99 {percentile(lags, 0.99):.3f} s, "
+                f"p50 {percentile(lags, 50):.3f} s, p99 {percentile(lags, 99):.3f} s, "
                 f"max {max(lags):.3f} s, mean {statistics.fmean(lags):.3f} s"
             )
         print(f"\ndatabase {dbname}")

@@ -35,7 +35,6 @@ import datetime as dt
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -49,6 +48,7 @@ from typing import Any
 import httpx
 import psycopg
 
+from bench.common import admin, free_port, percentile, register_parties
 from broker.accounts import service as accounts
 from broker.accounts.models import AccountKind
 from broker.client import KeyFile, new_payload, sign
@@ -122,18 +122,6 @@ def parse_args(argv: list[str] | None = None) -> Options:
 
 
 # --- nodes -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def admin(pg_url: str, sql: str) -> None:
-    with psycopg.connect(f"{pg_url}/postgres", autocommit=True) as conn:
-        conn.execute(sql.encode())
 
 
 @dataclass
@@ -263,20 +251,7 @@ async def seed(node: Node, key_seed: bytes | None) -> KeyFile:
     actor: dict[str, str | None] = {"participant": None, "account": "bench"}
     try:
         async with db.session() as s:
-            for pid, kind, name in PARTICIPANTS:
-                await participants.register_participant(
-                    s, node=ctx, participant_id=pid, kind=kind, display_name=name, actor=actor
-                )
-                for purpose in ("signing", "encryption"):
-                    await participants.add_key(
-                        s,
-                        node=ctx,
-                        participant_id=pid,
-                        purpose=purpose,
-                        public_key=None,
-                        generate=True,
-                        actor=actor,
-                    )
+            await register_parties(s, node=ctx, parties=PARTICIPANTS, actor=actor)
             seed_bytes = key_seed or secrets.token_bytes(32)
             signer = Signer(seed_bytes)
             await participants.add_key(
@@ -450,14 +425,6 @@ def process_tree(root: int) -> set[int]:
                 tree.add(pid)
                 frontier.append(pid)
     return tree
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = max(1, int(-(-q * len(ordered) // 100)))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 def delivered_times(db_url: str, since: dt.datetime | None = None) -> list[tuple[float, float]]:

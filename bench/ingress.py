@@ -29,14 +29,12 @@ import hashlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -47,6 +45,7 @@ import orjson
 import psycopg
 import uvloop
 
+from bench.common import bench_database, free_port, percentile, register_parties
 from broker.accounts import service as accounts
 from broker.accounts.models import AccountKind
 from broker.client import KeyFile, new_payload, sign
@@ -132,11 +131,6 @@ def parse_args(argv: list[str] | None = None) -> Options:
 # --- database and seed -------------------------------------------------------------------
 
 
-def admin(pg_url: str, sql: str) -> None:
-    with psycopg.connect(f"{pg_url}/postgres", autocommit=True) as conn:
-        conn.execute(sql.encode())
-
-
 @dataclass
 class Seeded:
     client_secret: str
@@ -151,20 +145,7 @@ async def seed(settings: Settings) -> Seeded:
     actor: dict[str, str | None] = {"participant": None, "account": "bench-seed"}
     try:
         async with db.session() as s:
-            for pid, kind, name in PARTICIPANTS:
-                await participants.register_participant(
-                    s, node=node, participant_id=pid, kind=kind, display_name=name, actor=actor
-                )
-                for purpose in ("signing", "encryption"):
-                    await participants.add_key(
-                        s,
-                        node=node,
-                        participant_id=pid,
-                        purpose=purpose,
-                        public_key=None,
-                        generate=True,
-                        actor=actor,
-                    )
+            await register_parties(s, node=node, parties=PARTICIPANTS, actor=actor)
             _, client_secret = await accounts.create_account(
                 s,
                 node=node,
@@ -194,13 +175,6 @@ async def seed(settings: Settings) -> Seeded:
 
 
 # --- the server --------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Server:
@@ -444,14 +418,6 @@ class LoadResult:
         return self.accepted / self.seconds
 
 
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, int(-(-q * len(sorted_values) // 100)))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
-
-
 class HttpConnection:
     """One keep-alive HTTP/1.1 connection that sends pre-built requests and reads answers by
     Content-Length, like wrk: a load generator that costs the shared CPU a fraction of what a
@@ -666,17 +632,6 @@ def count_rows(db_url: str, table: str) -> int:
     with psycopg.connect(db_url) as conn:
         row = conn.execute(f"SELECT count(*) FROM {table}".encode()).fetchone()
     return int(row[0]) if row else 0
-
-
-@contextlib.contextmanager
-def bench_database(pg_url: str) -> Iterator[tuple[str, str]]:
-    name = f"palermo_bench_{uuid.uuid4().hex[:10]}"
-    admin(pg_url, f'CREATE DATABASE "{name}"')
-    try:
-        yield name, f"{pg_url}/{name}"
-    finally:
-        admin(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        print(f"dropped database {name}")
 
 
 def report_http(opts: Options, r: LoadResult, rss: dict[int, int]) -> None:
