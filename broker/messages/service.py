@@ -125,6 +125,10 @@ def parse_payload(raw: bytes) -> MessagePayload:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise MalformedJSON(f"payload is not valid JSON: {exc}") from exc
+    return _validate_payload(data)
+
+
+def _validate_payload(data: Any) -> MessagePayload:
     try:
         return MessagePayload.model_validate(data)
     except ValidationError as exc:
@@ -227,17 +231,22 @@ async def _party_facts(session: AsyncSession, ids: tuple[str, str]) -> dict[str,
     return (await _facts(session, kid=None, sender=ids[0], recipient=ids[1]))[1]
 
 
-def _peek_recipient(payload: bytes) -> str | None:
-    """The recipient an unverified payload names, only to read its facts in the same
-    statement as the signing key; nothing is decided on it before the signature verifies."""
+_NOT_JSON = object()
+
+
+def _peek(payload: bytes) -> tuple[Any, str | None]:
+    """The unverified payload's JSON (``_NOT_JSON`` if it is none) and the recipient it
+    names, only to read the recipient's facts in the same statement as the signing key.
+    Nothing is decided on either before the signature verifies; the JSON is then validated
+    without being decoded twice."""
     try:
         data = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        return None
+        return _NOT_JSON, None
     recipient = data.get("recipient") if isinstance(data, dict) else None
     if isinstance(recipient, str) and _PARTICIPANT_ID.fullmatch(recipient):
-        return recipient
-    return None  # not an id: the payload's validation will say so, in its turn
+        return data, recipient
+    return data, None  # not an id: the payload's validation will say so, in its turn
 
 
 _PARTICIPANT_ID = re.compile(PARTICIPANT_ID_PATTERN)
@@ -359,13 +368,12 @@ async def submit(
         # The hot path: the signing key and both parties in one read.
         envelope = _checked_envelope(node, data)
         kid_used = envelope.signatures[0].keyid
-        hint = _peek_recipient(envelope.payload)
+        decoded, hint = _peek(envelope.payload)
         key, parties = await _facts(
             session, kid=kid_used, sender=caller.participant_id, recipient=hint
         )
-        payload = _verified_payload(envelope, key, now=now)
-        if payload.recipient != hint:  # pragma: no cover - the same bytes parse the same
-            parties = None
+        # A payload that validates names a participant id as recipient, so it is the hint.
+        payload = _verified_payload(envelope, key, now=now, decoded=decoded)
     if payload.forwarded_from is not None:
         raise SchemaViolation(
             f"a forward goes to POST /v1/messages/{payload.forwarded_from}/forward, which "
@@ -565,15 +573,23 @@ def _checked_envelope(node: NodeContext, data: Any) -> dsse.UnsafeEnvelope:
 
 
 def _verified_payload(
-    envelope: dsse.UnsafeEnvelope, key: _SigningKey | None, *, now: dt.datetime
+    envelope: dsse.UnsafeEnvelope,
+    key: _SigningKey | None,
+    *,
+    now: dt.datetime,
+    decoded: Any = _NOT_JSON,
 ) -> MessagePayload:
     """The payload, once the envelope's one signature verified under ``key``, a signing key
-    of the payload's sender valid now."""
+    of the payload's sender valid now. ``decoded`` is the payload's JSON if ``_peek``
+    decoded it already."""
     kid = envelope.signatures[0].keyid
     if key is None:
         raise UnknownKey(f"no registered key has id {kid}", field="signatures[0].keyid")
     dsse.verify_signature(envelope, 0, key.public_key)
-    payload = parse_payload(envelope.payload)
+    if decoded is _NOT_JSON:
+        payload = parse_payload(envelope.payload)
+    else:
+        payload = _validate_payload(decoded)
     _check_key(key, sender=payload.sender, now=now, kid=kid)
     return payload
 
