@@ -298,44 +298,18 @@ async def open_case(
     await _participant(session, counterpart, "counterpart")
     assert wf.request_model is not None
     parsed = _validate(wf.request_model, request, "request")
-    case = Case(
-        id=str(uuid7()),
-        workflow=wf.name,
-        case_type=next(iter(wf.case_types)),
-        parent_id=None,
+    return await _open(
+        session,
+        node=node,
+        wf=wf,
         requesting_id=caller.participant_id,
         requested_id=counterpart,
         opened_by=caller.account_id,
-        opened_at=now,
-        updated_at=now,
-        state=wf.initial,
-        seq=0,
-        head_message_id=None,
-        shared_at=None,
-        projection=projection_json(Projection(state=wf.initial)),
-        next_due_at=None,
-        next_check_at=None,
+        request=parsed,
         origin=None,
-    )
-    _apply_request(case, parsed)
-    case.request_ciphertext, case.request_key = seal_request(node, parsed)
-    session.add(case)
-    await session.flush()
-    await record_event(
-        session,
-        kind=AuditKind.CASE_OPENED,
-        node=node.node_id,
         actor=caller.actor(),
-        participant_id=caller.participant_id,
-        at=now,
-        case_id=case.id,
-        workflow=wf.name,
-        requesting=case.requesting_id,
-        requested=case.requested_id,
-        state=case.state,
-        fields=case.fields,
+        now=now,
     )
-    return case
 
 
 async def open_draft_for(
@@ -351,7 +325,35 @@ async def open_draft_for(
     now: dt.datetime,
 ) -> Case:
     """Open a draft the node makes itself (a matching hit opens a draft FIU request)."""
-    wf = WORKFLOWS[workflow]
+    return await _open(
+        session,
+        node=node,
+        wf=WORKFLOWS[workflow],
+        requesting_id=requesting_id,
+        requested_id=requested_id,
+        opened_by=opened_by,
+        request=request,
+        origin=origin,
+        actor={"participant": None, "account": None},
+        now=now,
+    )
+
+
+async def _open(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    wf: Workflow,
+    requesting_id: str,
+    requested_id: str,
+    opened_by: str,
+    request: BaseModel,
+    origin: str | None,
+    actor: dict[str, str | None],
+    now: dt.datetime,
+) -> Case:
+    """A new case in its workflow's initial state, its request sealed, and its
+    ``case:opened`` leaf (with ``origin`` when the node opened it itself)."""
     case = Case(
         id=str(uuid7()),
         workflow=wf.name,
@@ -379,7 +381,7 @@ async def open_draft_for(
         session,
         kind=AuditKind.CASE_OPENED,
         node=node.node_id,
-        actor={"participant": None, "account": None},
+        actor=actor,
         participant_id=requesting_id,
         at=now,
         case_id=case.id,
@@ -388,7 +390,7 @@ async def open_draft_for(
         requested=requested_id,
         state=case.state,
         fields=case.fields,
-        origin=origin,
+        **({"origin": origin} if origin is not None else {}),
     )
     return case
 
