@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PALERMO_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: run test install lint typecheck importlint unit test-sqlite test-postgresql bench clean
+.PHONY: run test install lint typecheck importlint db-check unit test-sqlite test-postgresql bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ typecheck: $(STAMP)
 importlint: $(STAMP)
 	$(BIN)/lint-imports
 
+## make db-check: migrate a scratch SQLite and PostgreSQL database to head, then `alembic check`.
+db-check: $(STAMP)
+	$(BIN)/python -m tests.support.db_check
+
 test-sqlite: $(STAMP)
 	PALERMO_TEST_DB=sqlite $(BIN)/coverage run -m pytest -q -p no:cacheprovider
 
@@ -38,7 +42,7 @@ test-postgresql: $(STAMP)
 ## make test: every gate, then the whole suite on SQLite and the database suite on PostgreSQL.
 test: $(STAMP)
 	rm -f .coverage .coverage.*
-	$(MAKE) lint typecheck importlint
+	$(MAKE) lint typecheck importlint db-check
 	$(MAKE) test-sqlite test-postgresql
 	$(BIN)/coverage combine -q
 	$(BIN)/coverage report

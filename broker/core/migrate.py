@@ -1,6 +1,6 @@
 """Run the Alembic migrations programmatically (``palermo init``, tests).
 
-Upgrades go to ``heads``: independent branches of the schema (one per domain) are all applied.
+Upgrades go to ``head``: the schema is one line of revisions (the domain branches merge in 0006).
 """
 
 from __future__ import annotations
@@ -16,5 +16,5 @@ def alembic_config(database_url: str) -> Config:
     return cfg
 
 
-def upgrade(database_url: str, revision: str = "heads") -> None:
+def upgrade(database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from alembic import context
 
-from broker.accounts import models as _accounts  # noqa: F401 - register tables
-from broker.consents import models as _consents  # noqa: F401
-from broker.core.db import Base, make_sync_engine
+from broker.core.db import make_sync_engine
 from broker.core.settings import Settings
-from broker.delivery import models as _delivery  # noqa: F401
-from broker.messages import models as _messages  # noqa: F401
-from broker.oversight import models as _oversight  # noqa: F401
-from broker.participants import models as _participants  # noqa: F401
+from broker.migrations.models import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _url() -> str:
