@@ -7,7 +7,7 @@ from broker.cases.scheduler import run_clocks
 from broker.core.context import NodeContext
 from broker.core.db import Database, utcnow
 from broker.core.logging import get_logger
-from broker.worker import runtime, settings, task
+from broker.core.tasks import runtime, settings, task
 
 log = get_logger(__name__)
 

@@ -56,3 +56,4 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
 
 bind_contextvars = structlog.contextvars.bind_contextvars
 clear_contextvars = structlog.contextvars.clear_contextvars
+unbind_contextvars = structlog.contextvars.unbind_contextvars

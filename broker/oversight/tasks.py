@@ -14,9 +14,9 @@ from celery import current_task
 from broker.core.context import NodeContext
 from broker.core.db import Database
 from broker.core.logging import get_logger
+from broker.core.tasks import runtime, settings, task
 from broker.oversight.cosigning import collect_cosignatures, configured_witnesses
 from broker.oversight.sequencer import Batch, log_signer, sequence_batch
-from broker.worker import runtime, settings, task
 
 log = get_logger(__name__)
 
