@@ -23,6 +23,7 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from broker.accounts import service as accounts_service
 from broker.accounts.views import router as accounts_router
 from broker.cases.views import router as cases_router
 from broker.consents.views import router as consents_router
@@ -150,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.node = node_context(settings)
+    app.state.callers = accounts_service.caller_for
     # The packs are loaded and checked now: a bad pack stops the node before it serves.
     app.state.policy = node_policy(settings)
     app.add_middleware(RequestContextMiddleware)

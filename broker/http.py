@@ -12,11 +12,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from broker.accounts.service import active_account
-from broker.core.context import Caller, NodeContext
+from broker.core.context import Caller, CallerLookup, NodeContext
 from broker.core.db import Database
 from broker.core.errors import Forbidden, Unauthenticated
 from broker.core.logging import bind_contextvars
+from broker.core.roles import HANDLERS, Role
 from broker.core.settings import Settings
 from broker.core.tokens import TokenError, decode_token
 
@@ -58,15 +58,12 @@ async def get_caller(request: Request, session: SessionDep, settings: SettingsDe
         )
     except TokenError as exc:
         raise Unauthenticated(f"access token refused: {exc}") from exc
-    account = await active_account(session, claims.subject)
-    if account is None or account.participant_id != claims.participant_id:
+    lookup: CallerLookup | None = getattr(request.app.state, "callers", None)
+    if lookup is None:  # an application made without its accounts: nobody gets in
+        raise Unauthenticated("this node cannot resolve accounts")
+    caller = await lookup(session, claims.subject)
+    if caller is None or caller.participant_id != claims.participant_id:
         raise Unauthenticated("the account behind this token is not active")
-    caller = Caller(
-        account_id=account.id,
-        participant_id=account.participant_id,
-        roles=account.roles,
-        kind=account.kind,
-    )
     bind_contextvars(participant=caller.participant_id, account=caller.account_id)
     return caller
 
@@ -86,6 +83,6 @@ def require_roles(*roles: str) -> Callable[[Caller], Awaitable[Caller]]:
     return dependency
 
 
-Admin = Annotated[Caller, Depends(require_roles("admin"))]
-Handler = Annotated[Caller, Depends(require_roles("officer", "supervisor", "system"))]
-Oversight = Annotated[Caller, Depends(require_roles("oversight"))]
+Admin = Annotated[Caller, Depends(require_roles(Role.ADMIN))]
+Handler = Annotated[Caller, Depends(require_roles(*HANDLERS))]
+Oversight = Annotated[Caller, Depends(require_roles(Role.OVERSIGHT))]

@@ -7,14 +7,9 @@ from sqlalchemy import JSON, Boolean, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broker.core.db import Base, UTCDateTime, utcnow
+from broker.core.roles import Role
 
-
-class Role(enum.StrEnum):
-    OFFICER = "officer"
-    SUPERVISOR = "supervisor"
-    OVERSIGHT = "oversight"
-    ADMIN = "admin"
-    SYSTEM = "system"
+__all__ = ["Account", "AccountKind", "Role"]
 
 
 class AccountKind(enum.StrEnum):

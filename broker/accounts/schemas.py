@@ -4,7 +4,8 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from broker.accounts.models import AccountKind, Role
+from broker.accounts.models import AccountKind
+from broker.core.roles import Role
 from broker.core.text import Text
 
 

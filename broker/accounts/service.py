@@ -13,17 +13,16 @@ from dataclasses import dataclass
 from sqlalchemy import JSON, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from broker.accounts.models import Account, AccountKind, Role
+from broker.accounts.models import Account, AccountKind
 from broker.core import crypto
-from broker.core.context import NodeContext
+from broker.core.context import Caller, NodeContext
 from broker.core.db import HotStatement, utcnow
 from broker.core.errors import Conflict, InvalidGrant, NotFound, SchemaViolation
 from broker.core.ids import uuid7
+from broker.core.roles import PERSON_ROLES, SYSTEM_ROLES
 from broker.oversight.service import AuditKind, record_event
 from broker.participants.service import get_participant
 
-PERSON_ROLES = frozenset({Role.OFFICER, Role.SUPERVISOR, Role.OVERSIGHT, Role.ADMIN})
-SYSTEM_ROLES = frozenset({Role.SYSTEM})
 MIN_PASSWORD_LENGTH = 12
 
 
@@ -140,6 +139,19 @@ _ACTIVE_ACCOUNT = HotStatement(
     "SELECT participant_id, kind, roles FROM accounts WHERE id = :id AND active",
     columns={"participant_id": String(), "kind": String(), "roles": JSON()},
 )
+
+
+async def caller_for(session: AsyncSession, account_id: str) -> Caller | None:
+    """The active account as a Caller (the ``CallerLookup`` the HTTP layer is made with)."""
+    account = await active_account(session, account_id)
+    if account is None:
+        return None
+    return Caller(
+        account_id=account.id,
+        participant_id=account.participant_id,
+        roles=account.roles,
+        kind=account.kind,
+    )
 
 
 async def active_account(session: AsyncSession, account_id: str) -> ActiveAccount | None:

@@ -22,6 +22,7 @@ from broker.core import migrate
 from broker.core.context import NodeContext, node_context
 from broker.core.db import Database
 from broker.core.errors import PalermoError
+from broker.core.roles import PERSON_ROLES, Role
 from broker.core.settings import ConfigurationError, Settings, write_secret_files
 from broker.participants import service as participants
 from broker.participants.models import ParticipantKind
@@ -250,7 +251,7 @@ def cmd_client_add(args: argparse.Namespace) -> int:
             login=args.client_id,
             display_name=args.name or args.client_id,
             secret=None,
-            roles=frozenset({"system"}),
+            roles=frozenset({Role.SYSTEM}),
             actor=cli_actor(),
         ),
     )
@@ -317,7 +318,7 @@ def register(sub: Any) -> None:
         "--role",
         action="append",
         required=True,
-        choices=["officer", "supervisor", "oversight", "admin"],
+        choices=sorted(PERSON_ROLES),
     )
     p.add_argument("--name")
     p.set_defaults(handler=cmd_user_add)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.core.crypto import Signer
 from broker.core.settings import Settings
@@ -33,6 +36,17 @@ class Caller:
 
     def has_any(self, *roles: str) -> bool:
         return not self.roles.isdisjoint(roles)
+
+
+class CallerLookup(Protocol):
+    """Finds the active account behind a verified token, as a Caller, or None.
+
+    ``broker.http`` resolves callers through the lookup the application was made with
+    (``app.state.callers``, set by ``broker.app``), so the HTTP layer does not import the
+    accounts domain that itself serves routes through it.
+    """
+
+    async def __call__(self, session: AsyncSession, account_id: str) -> Caller | None: ...
 
 
 def node_context(s: Settings) -> NodeContext:

@@ -19,6 +19,7 @@ from fastapi.responses import StreamingResponse
 
 from broker.core.context import Caller
 from broker.core.db import Database
+from broker.core.roles import AUDIT_READERS, Role
 from broker.http import Oversight, SessionDep, SettingsDep, require_roles
 from broker.oversight import service
 from broker.oversight.schemas import (
@@ -34,7 +35,7 @@ from broker.oversight.sequencer import log_signer
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
-Reader = Annotated[Caller, Depends(require_roles("oversight", "officer", "supervisor", "system"))]
+Reader = Annotated[Caller, Depends(require_roles(*AUDIT_READERS))]
 BUNDLE_MEDIA_TYPE = "application/x-ndjson"
 MAX_CONSISTENCY_LINES = 64
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -45,7 +46,7 @@ def _b64(data: bytes) -> str:
 
 
 def _viewer(caller: Caller) -> str | None:
-    return None if caller.has_any("oversight") else caller.participant_id
+    return None if caller.has_any(Role.OVERSIGHT) else caller.participant_id
 
 
 @lru_cache(maxsize=4)

@@ -234,6 +234,19 @@ def test_a_disabled_account_is_refused_at_once(api: Api) -> None:
     assert api.get("/v1/inbox", as_="it.officer").status_code == 401
 
 
+def test_an_app_without_an_account_lookup_lets_nobody_in(api: Api) -> None:
+    assert api.get("/v1/inbox", as_="it.officer").status_code == 200
+    state = api.client.app.state  # type: ignore[attr-defined]
+    lookup = state.callers
+    del state.callers
+    try:
+        r = api.get("/v1/inbox", as_="it.officer")
+    finally:
+        state.callers = lookup
+    assert r.status_code == 401
+    assert r.json()["type"] == "urn:palermo:problem:unauthenticated"
+
+
 def test_health_readiness_and_metrics(api: Api) -> None:
     assert api.client.get("/healthz").json() == {"status": "ok", "checks": {}}
     ready = api.client.get("/readyz")
