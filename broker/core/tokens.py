@@ -58,7 +58,7 @@ def issue_token(
         "roles": sorted(roles),
         "kind": kind,
     }
-    return jwt.encode(claims, secret.decode("latin-1"), algorithm=ALGORITHM), exp
+    return jwt.encode(claims, secret, algorithm=ALGORITHM), exp
 
 
 def _header(token: str) -> dict[str, object]:
@@ -82,7 +82,7 @@ def decode_token(token: str, *, secret: bytes, issuer: str, audience: str) -> To
     try:
         claims = jwt.decode(
             token,
-            secret.decode("latin-1"),
+            secret,  # the secret's own bytes are the HMAC key (RFC 7518 sec. 3.2)
             algorithms=[ALGORITHM],
             audience=audience,
             issuer=issuer,

@@ -117,3 +117,33 @@ def test_rfc7515_hs256_vector_is_refused_by_our_pinned_checks() -> None:
     )
     with pytest.raises(TokenError):
         decode_token(v["compact"], secret=key, issuer="joe", audience="palermo-api")
+
+
+def test_hs256_key_is_the_secret_bytes_themselves() -> None:
+    # RFC 7518 sec. 3.2: the HMAC key is the secret's octets. The RFC 7515 A.1 key holds bytes
+    # above 0x7f, so a key passed through any text encoding would sign with other bytes, and
+    # a verifier configured with the documented secret would refuse our tokens.
+    import base64
+    import hashlib
+    import hmac
+
+    from broker.core.tokens import issue_token
+
+    v = _load("rfc7515_appendix_A1_hs256.json")
+    key = base64.urlsafe_b64decode(v["jwk"]["k"] + "==")
+    assert any(b > 0x7F for b in key)
+    token, _ = issue_token(
+        secret=key,
+        issuer="palermo",
+        audience="palermo-api",
+        subject="acc-1",
+        participant_id="it.mdg",
+        roles=frozenset({"officer"}),
+        kind="person",
+        ttl_seconds=60,
+    )
+    header, payload, signature = token.split(".")
+    expected = hmac.new(key, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    assert base64.urlsafe_b64encode(expected).rstrip(b"=").decode() == signature
+    claims = decode_token(token, secret=key, issuer="palermo", audience="palermo-api")
+    assert claims.subject == "acc-1"
