@@ -6,7 +6,7 @@ dependency can pass every other test and still break a fresh install.
 
 from __future__ import annotations
 
-import importlib.metadata as metadata
+from importlib import metadata
 
 from packaging.requirements import Requirement
 
