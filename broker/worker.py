@@ -13,8 +13,9 @@ import sys
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_shutdown
+from celery.signals import setup_logging, worker_init, worker_process_shutdown
 
+from broker.core.logging import configure_logging
 from broker.core.settings import ConfigurationError, Settings
 from broker.core.tasks import runtime, settings
 from broker.policy.service import node_policy
@@ -33,6 +34,9 @@ def make_celery(settings: Settings) -> Celery:
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
+        # Celery would swap sys.stdout/stderr for a logger that drops lines written while it
+        # logs; the structured handler writes to the real stream instead.
+        worker_redirect_stdouts=False,
         beat_schedule={
             "relay-outbox": {
                 "task": "palermo.delivery.relay",
@@ -64,6 +68,12 @@ def make_celery(settings: Settings) -> Celery:
 celery_app = make_celery(settings)
 
 
+def _logging(**_: Any) -> None:
+    """setup_logging: the worker and beat log through the project's structured handler (a
+    receiver here also keeps Celery from configuring logging its own way)."""
+    configure_logging(settings.log_level, json=settings.log_json)
+
+
 def _close(**_: Any) -> None:
     runtime.close()
 
@@ -77,5 +87,6 @@ def _refuse_bad_policy(**_: Any) -> None:
         raise SystemExit(2) from exc
 
 
+setup_logging.connect(_logging)
 worker_process_shutdown.connect(_close)
 worker_init.connect(_refuse_bad_policy)

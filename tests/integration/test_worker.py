@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -90,3 +91,33 @@ def test_worker_relays_accepted_messages_to_the_inbox(
     assert all(
         api.get(f"/v1/messages/{i}", as_="de.system").json()["status"] == "delivered" for i in ids
     )
+
+
+@pytest.mark.worker
+def test_worker_logs_every_task_with_its_id_and_name(
+    api: Api, sync_engine: Engine, broker_url: str, worker: tuple[str, Path]
+) -> None:
+    # Celery's stdout redirection once swallowed every line after the first task.
+    queue, log = worker
+    key = api.world.keys["de.bka"]
+    app = make_celery(api.settings.model_copy(update={"celery_broker_url": broker_url}))
+    for _ in range(2):
+        api.post("/v1/messages", as_="de.system", json=envelope(key))
+        app.send_task("palermo.delivery.relay", queue=queue)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and count_rows(sync_engine, "outbox") > 0:
+            time.sleep(0.2)
+    lines: list[dict[str, object]] = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        lines = [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
+        if sum(1 for x in lines if x.get("event") == "delivered") >= 2:
+            break
+        time.sleep(0.2)
+    relayed = [x for x in lines if x.get("event") == "outbox relayed"]
+    delivered = [x for x in lines if x.get("event") == "delivered"]
+    assert len(relayed) == 2, log.read_text()[-3000:]
+    assert len(delivered) == 2, log.read_text()[-3000:]
+    assert {x["task_name"] for x in relayed} == {"palermo.delivery.relay"}
+    assert {x["task_name"] for x in delivered} == {"palermo.delivery.deliver"}
+    assert len({x["task_id"] for x in relayed + delivered}) == 4
