@@ -3,7 +3,7 @@ headers every web response carries.
 
 Invariants:
 - Templates autoescape and use StrictUndefined: a missing value is an error, not a blank.
-- Every HTML page is ``Cache-Control: no-store``; every web response carries the
+- Every web response but the static files is ``Cache-Control: no-store``; every one carries the
   Content-Security-Policy (no inline script or style, no framing), ``nosniff`` and a
   Referrer-Policy. ``/v1`` and the operations routes are left as they are.
 - Every page carries a CSRF token for its forms: the session's when signed in, else a
@@ -149,6 +149,9 @@ class SecurityHeadersMiddleware:
                     if k.lower() not in {name for name, _ in SECURITY_HEADERS}
                 ]
                 headers.extend(SECURITY_HEADERS)
+                if not scope["path"].startswith("/static/"):
+                    headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+                    headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
             await send(message)
 
