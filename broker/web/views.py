@@ -403,12 +403,14 @@ async def message_content(
         context.update(justification=justification, error=exc.detail)
         await session.commit()
         return render(request, "message.html", context, user=user, status=422)
+    terms = await terms_of(session, message)
     await session.commit()
     return render(
         request,
         "content.html",
         {
             "message": message,
+            "terms": terms,
             "justification": justification,
             "keyids": [s["keyid"] for s in envelope.get("signatures", [])],
             "body": orjson.dumps(payload.get("body"), option=orjson.OPT_INDENT_2).decode(),
