@@ -26,6 +26,7 @@ from broker.accounts.service import active_account, authenticate
 from broker.core import crypto
 from broker.core.context import Caller, NodeContext
 from broker.core.errors import InvalidGrant, PalermoError
+from broker.messages.models import Message, MessageStatus
 from broker.oversight.service import AuditKind, record_event
 from broker.web.models import SignInFailure, WebSession
 
@@ -192,6 +193,22 @@ async def sign_out(session: AsyncSession, *, session_id: str) -> None:
     await session.execute(delete(WebSession).where(WebSession.id == session_id))
 
 
+async def awaiting_receipt(session: AsyncSession, *, caller: Caller, limit: int) -> list[Message]:
+    """Messages delivered to the caller's participant and not yet acknowledged, the longest
+    waiting first. (A reading of the messages domain's tables that its service does not offer
+    yet; it moves there when that service grows a filtered inbox.)"""
+    stmt = (
+        select(Message)
+        .where(
+            Message.recipient_id == caller.participant_id,
+            Message.status == MessageStatus.DELIVERED.value,
+        )
+        .order_by(Message.delivered_at, Message.id)
+        .limit(limit)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
 def csrf_matches(expected: str, given: str | None) -> bool:
     """Constant-time comparison of a form's CSRF token with the one it must carry."""
     if not expected or not given:
@@ -204,6 +221,7 @@ __all__ = [
     "Limits",
     "TooManySignIns",
     "WebUser",
+    "awaiting_receipt",
     "csrf_matches",
     "resume",
     "sign_in",

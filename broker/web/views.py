@@ -280,12 +280,7 @@ async def home(request: Request, session: SessionDep, user: SignedIn) -> Respons
     waiting: list[Any] = []
     sent: list[Any] = []
     if user.caller.has_any(*HANDLING_ROLES):
-        # Oldest first, as the inbox is: what has waited longest comes first.
-        waiting = [
-            m
-            for _seq, m in await list_inbox(session, caller=user.caller, after=0, limit=500)
-            if m.receipted_at is None
-        ][:HOME_ITEMS]
+        waiting = await service.awaiting_receipt(session, caller=user.caller, limit=HOME_ITEMS)
         sent = await list_sent(session, caller=user.caller, limit=HOME_ITEMS, before=None)
     await session.commit()
     return render(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -452,3 +453,28 @@ def test_read_a_message_with_a_justification_and_acknowledge_it(
     status = api.get(f"/v1/messages/{message_id}", as_="it.officer").json()["status"]
     assert status == "receipted"
     assert f"/messages/{message_id}" not in browser.get("/").text.split("Recently sent")[0]
+
+
+def test_inbox_and_sent_page_with_cursors(api: Api, world: World, settings: Settings) -> None:
+    ids = []
+    for _ in range(3):
+        sent = api.post("/v1/messages", as_="de.system", json=envelope(world.keys["de.bka"]))
+        ids.append(sent.json()["id"])
+    relay(settings)
+    small = settings.model_copy(update={"inbox_page_size": 2})
+    for client in _client(small):
+        browser = Browser(client)
+        browser.sign_in("it.officer")
+        first = browser.get("/inbox").text
+        assert [i in first for i in ids] == [True, True, False]
+        link = re.search(r'href="(/inbox\?cursor=\d+)" rel="next"', first)
+        assert link
+        second = browser.get(link.group(1)).text
+        assert [i in second for i in ids] == [False, False, True]
+        assert 'rel="next"' not in second
+        assert 'href="/inbox">First page' in second
+        # Two acknowledged leave one waiting on the home page.
+        for message_id in ids[:2]:
+            browser.submit(f"/messages/{message_id}", f"/messages/{message_id}/receipt")
+        home = browser.get("/").text
+        assert [i in home for i in ids] == [False, False, True]
