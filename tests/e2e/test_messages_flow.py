@@ -108,3 +108,21 @@ def test_keyboard_only_sign_in_and_skip_link(page: Any) -> None:
     page.keyboard.press("Enter")
     page.wait_for_url("**/")
     assert page.get_by_role("heading", name="My work").is_visible()
+
+
+def test_tablet_width_and_print(page: Any, api: Api, world: World, settings: Settings) -> None:
+    sent = api.post("/v1/messages", as_="de.system", json=envelope(world.keys["de.bka"]))
+    message_id = sent.json()["id"]
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(relay, settings).result()
+    _sign_in(page, "it.supervisor")
+    page.set_viewport_size({"width": 768, "height": 1024})
+    for path, name in ((f"/messages/{message_id}", "message-tablet"), ("/inbox", "inbox-tablet")):
+        page.goto(path)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} scrolls sideways at 768 px"
+        check_page(page, name)
+    page.emulate_media(media="print")
+    assert not page.locator(".masthead").is_visible()
+    assert page.locator("main").is_visible()
+    page.emulate_media(media="screen")
