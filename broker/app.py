@@ -202,7 +202,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         if is_page(request.url.path):
-            return error_page(request, exc.status_code, slug=slug, detail=str(exc.detail))
+            # Starlette's detail ("Not Found") says no more than the page's own heading.
+            return error_page(request, exc.status_code, slug=slug, detail="")
         body = {
             "type": PROBLEM_TYPE_PREFIX + slug,
             "title": str(exc.detail),
