@@ -41,6 +41,8 @@ from broker.oversight.views import router as audit_router
 from broker.participants.views import router as participants_router
 from broker.policy.service import node_policy, record_policy_loaded
 from broker.policy.views import router as policy_router
+from broker.web import error_page, is_page
+from broker.web import install as install_web
 
 log = get_logger("palermo.api")
 
@@ -115,6 +117,10 @@ class NodeInfo(BaseModel):
     signing_public_key: str
 
 
+def _first(errors: list[dict[str, Any]]) -> str:
+    return f"{errors[0]['field']}: {errors[0]['message']}" if errors else ""
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     settings.check_startup()
@@ -159,6 +165,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(PalermoError)
     async def palermo_error(request: Request, exc: PalermoError) -> Response:
         log.info("problem", problem=exc.slug, detail=exc.detail)
+        if is_page(request.url.path):
+            return error_page(request, exc.status, slug=exc.slug, detail=exc.detail)
         return problem_response(exc.problem(request.url.path), exc.status)
 
     @app.exception_handler(RequestValidationError)
@@ -170,6 +178,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             }
             for err in exc.errors()
         ]
+        if is_page(request.url.path):
+            return error_page(request, 422, slug="schema-violation", detail=_first(errors))
         if any(err.get("type") == "json_invalid" for err in exc.errors()):
             body = {
                 "type": PROBLEM_TYPE_PREFIX + "malformed-json",
@@ -193,6 +203,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        if is_page(request.url.path):
+            # Starlette's detail ("Not Found") says no more than the page's own heading.
+            return error_page(request, exc.status_code, slug=slug, detail="")
         body = {
             "type": PROBLEM_TYPE_PREFIX + slug,
             "title": str(exc.detail),
@@ -205,6 +218,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error")
+        if is_page(request.url.path):
+            return error_page(request, 500, slug="internal", detail="")
         body = {
             "type": PROBLEM_TYPE_PREFIX + "internal",
             "title": "Internal error",
@@ -222,6 +237,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit_router)
     app.include_router(cases_router)
     app.include_router(fiu_router)
+    install_web(app)
 
     _install_ops_routes(app, settings)
     return app

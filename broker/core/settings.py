@@ -107,8 +107,24 @@ class Settings(BaseSettings):
     evidence_dir: Path | None = None
     fiu_match_max_filters: int = Field(default=1000, ge=1, le=100_000)
 
+    # Web app (docs/web.md): a signed-in session ends after web_session_idle_seconds without
+    # a request, and web_session_lifetime_seconds after sign-in whatever happens. Failed
+    # sign-ins within web_signin_window_seconds are counted per login and per client address;
+    # at the limit, sign-in is refused (429) until the window has passed.
+    web_session_idle_seconds: int = Field(default=1800, ge=60, le=86_400)
+    web_session_lifetime_seconds: int = Field(default=12 * 3600, ge=300, le=7 * 86_400)
+    web_signin_window_seconds: int = Field(default=900, ge=1, le=86_400)
+    web_signin_max_failures_per_login: int = Field(default=5, ge=1)
+    web_signin_max_failures_per_address: int = Field(default=20, ge=1)
+    web_default_timezone: str = "UTC"
+
     log_level: str = "INFO"
     log_json: bool = True
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies carry ``Secure`` in production, where the node is served over TLS."""
+        return self.env == "production" or self.public_url.startswith("https://")
 
     @property
     def resolved_database_url(self) -> str:

@@ -15,8 +15,9 @@ from broker.fiu import models as fiu
 from broker.messages import models as messages
 from broker.oversight import models as oversight
 from broker.participants import models as participants
+from broker.web import models as web
 
-DOMAIN_MODELS = (accounts, cases, consents, delivery, fiu, messages, oversight, participants)
+DOMAIN_MODELS = (accounts, cases, consents, delivery, fiu, messages, oversight, participants, web)
 metadata = Base.metadata
 
 __all__ = ["DOMAIN_MODELS", "metadata"]

@@ -59,6 +59,8 @@ class AuditKind(enum.StrEnum):
     KEY_REVOKED = "key:revoked"
     ACCOUNT_CREATED = "account:created"
     ACCOUNT_UPDATED = "account:updated"
+    SIGNIN_SUCCEEDED = "signin:succeeded"
+    SIGNIN_FAILED = "signin:failed"
     POLICY_LOADED = "policy:loaded"
     CONSENT_REQUESTED = "consent:requested"
     CONSENT_GRANTED = "consent:granted"

@@ -1,0 +1,229 @@
+"""Signing in to the web app: sessions, their expiry, and throttled, audited failures.
+
+Invariants:
+- A session is found only by the SHA-256 of its cookie token; it ends at sign-out, after
+  ``idle`` without a request, or ``lifetime`` after sign-in, whichever comes first, and an
+  ended session is deleted when it is next presented.
+- A sign-in refused for too many recent failures does not check the password at all.
+- Every refused sign-in (wrong secret, unknown login, throttled) and every success writes an
+  audit leaf in the caller's transaction, with the login and the client address only as
+  keyed digests.
+- Services flush, never commit: the view owns the transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from broker.accounts.models import AccountKind
+from broker.accounts.service import active_account, authenticate
+from broker.core import crypto
+from broker.core.context import Caller, NodeContext
+from broker.core.errors import InvalidGrant, PalermoError
+from broker.messages.models import Message, MessageStatus
+from broker.oversight.service import AuditKind, record_event
+from broker.web.models import SignInFailure, WebSession
+
+# A session's last-seen time is written at most this often: idle timeouts are minutes long,
+# and a write per page view would make every read a write.
+TOUCH_INTERVAL = dt.timedelta(seconds=30)
+
+
+class TooManySignIns(PalermoError):
+    status, slug, title = 429, "too-many-sign-ins", "Too many failed sign-ins"
+
+
+class CsrfRefused(PalermoError):
+    status, slug, title = 403, "csrf-refused", "The form could not be accepted"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How many failures, within which window, refuse further sign-ins."""
+
+    window: dt.timedelta
+    per_login: int
+    per_address: int
+
+
+@dataclass(frozen=True, slots=True)
+class WebUser:
+    """A signed-in person: the caller the domain services see, and their web session."""
+
+    caller: Caller
+    display_name: str
+    session_id: str
+    csrf_token: str
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _digest(node: NodeContext, what: str, value: str) -> str:
+    return crypto.keyed_digest(node.master_key, f"web-signin:{what}:{value}".encode())
+
+
+async def _recent_failures(
+    session: AsyncSession, *, column: str, digest: str, since: dt.datetime
+) -> int:
+    col = getattr(SignInFailure, column)
+    count = await session.scalar(
+        select(func.count())
+        .select_from(SignInFailure)
+        .where(col == digest, SignInFailure.at >= since)
+    )
+    return int(count or 0)
+
+
+async def sign_in(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    login: str,
+    secret: str,
+    address: str,
+    limits: Limits,
+    lifetime: dt.timedelta,
+    now: dt.datetime,
+) -> tuple[str, WebSession]:
+    """Check a person's login and password and open a session; returns the cookie token and
+    the session. Raises TooManySignIns (nothing checked), InvalidGrant (recorded as a
+    failure)."""
+    login_digest = _digest(node, "login", login)
+    address_digest = _digest(node, "address", address)
+    since = now - limits.window
+    by_login = await _recent_failures(
+        session, column="login_digest", digest=login_digest, since=since
+    )
+    by_address = await _recent_failures(
+        session, column="address_digest", digest=address_digest, since=since
+    )
+    if by_login >= limits.per_login or by_address >= limits.per_address:
+        await record_event(
+            session,
+            kind=AuditKind.SIGNIN_FAILED,
+            node=node.node_id,
+            actor=None,
+            reason="throttled",
+            login_digest=login_digest,
+            address_digest=address_digest,
+        )
+        raise TooManySignIns(
+            "too many failed sign-ins for this login or from this address",
+            retry_after=int(limits.window.total_seconds()),
+        )
+    try:
+        account = await authenticate(session, kind=AccountKind.PERSON, login=login, secret=secret)
+    except InvalidGrant:
+        session.add(SignInFailure(login_digest=login_digest, address_digest=address_digest, at=now))
+        await session.flush()
+        await record_event(
+            session,
+            kind=AuditKind.SIGNIN_FAILED,
+            node=node.node_id,
+            actor=None,
+            reason="bad-credentials",
+            login_digest=login_digest,
+            address_digest=address_digest,
+        )
+        raise
+    await session.execute(delete(SignInFailure).where(SignInFailure.login_digest == login_digest))
+    # Sessions that ended without sign-out are removed here, so the table stays small.
+    await session.execute(delete(WebSession).where(WebSession.expires_at < now))
+    token = secrets.token_urlsafe(32)
+    row = WebSession(
+        id=token_digest(token),
+        account_id=account.id,
+        display_name=account.display_name,
+        csrf_token=secrets.token_urlsafe(32),
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + lifetime,
+    )
+    session.add(row)
+    await session.flush()
+    await record_event(
+        session,
+        kind=AuditKind.SIGNIN_SUCCEEDED,
+        node=node.node_id,
+        actor={"participant": account.participant_id, "account": account.id},
+        participant_id=account.participant_id,
+        channel="web",
+    )
+    return token, row
+
+
+async def resume(
+    session: AsyncSession, *, token: str, idle: dt.timedelta, now: dt.datetime
+) -> WebUser | None:
+    """The signed-in person behind a cookie token, or None when the session is unknown,
+    ended (it is then deleted) or its account is disabled."""
+    row = await session.get(WebSession, token_digest(token))
+    if row is None:
+        return None
+    if now >= row.expires_at or now - row.last_seen_at >= idle:
+        await session.delete(row)
+        await session.flush()
+        return None
+    account = await active_account(session, row.account_id)
+    if account is None or account.kind != AccountKind.PERSON:
+        return None
+    if now - row.last_seen_at >= TOUCH_INTERVAL:
+        row.last_seen_at = now
+        await session.flush()
+    caller = Caller(
+        account_id=account.id,
+        participant_id=account.participant_id,
+        roles=account.roles,
+        kind=account.kind,
+    )
+    return WebUser(
+        caller=caller, display_name=row.display_name, session_id=row.id, csrf_token=row.csrf_token
+    )
+
+
+async def sign_out(session: AsyncSession, *, session_id: str) -> None:
+    await session.execute(delete(WebSession).where(WebSession.id == session_id))
+
+
+async def awaiting_receipt(session: AsyncSession, *, caller: Caller, limit: int) -> list[Message]:
+    """Messages delivered to the caller's participant and not yet acknowledged, the longest
+    waiting first. (A reading of the messages domain's tables that its service does not offer
+    yet; it moves there when that service grows a filtered inbox.)"""
+    stmt = (
+        select(Message)
+        .where(
+            Message.recipient_id == caller.participant_id,
+            Message.status == MessageStatus.DELIVERED.value,
+        )
+        .order_by(Message.delivered_at, Message.id)
+        .limit(limit)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+def csrf_matches(expected: str, given: str | None) -> bool:
+    """Constant-time comparison of a form's CSRF token with the one it must carry."""
+    if not expected or not given:
+        return False
+    return crypto.constant_time_equal(expected.encode(), given.encode())
+
+
+__all__ = [
+    "CsrfRefused",
+    "Limits",
+    "TooManySignIns",
+    "WebUser",
+    "awaiting_receipt",
+    "csrf_matches",
+    "resume",
+    "sign_in",
+    "sign_out",
+]
