@@ -1,5 +1,5 @@
 """Transports to partner systems, each behind the ``Adapter`` Protocol of
-``broker.delivery.contracts``, chosen per participant by its ``adapter`` and
+``adapters.contracts``, chosen per participant by its ``adapter`` and
 ``adapter_config``.
 
 Adapters import only broker's public contracts (envelope, errors, crypto, the adapter
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapters import filedrop, goaml, inbox, peer, webhook
-from broker.delivery.contracts import Adapter, AdapterConfigError, AdapterSpec, NodeIdentity
+from adapters.contracts import Adapter, AdapterConfigError, AdapterSpec, NodeIdentity
 
 ADAPTERS: dict[str, AdapterSpec] = {
     spec.name: spec for spec in (inbox.SPEC, webhook.SPEC, peer.SPEC, filedrop.SPEC, goaml.SPEC)

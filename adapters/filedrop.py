@@ -26,14 +26,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from adapters.peer import decode_node_key
-from broker.delivery.contracts import (
+from adapters.contracts import (
     AdapterConfigError,
     AdapterSpec,
     DeliveryResult,
     NodeIdentity,
     Outgoing,
 )
+from adapters.peer import decode_node_key
 
 SUFFIX = ".json"
 PROCESSED = "processed"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from broker.delivery.contracts import (
+from adapters.contracts import (
     AdapterConfigError,
     AdapterSpec,
     DeliveryResult,

@@ -28,16 +28,16 @@ import httpx
 import orjson
 
 from adapters import httpsig
-from adapters.webhook import RETRYABLE_4XX, check_url
-from broker.core import crypto
-from broker.core.errors import PalermoError
-from broker.delivery.contracts import (
+from adapters.contracts import (
     AdapterConfigError,
     AdapterSpec,
     DeliveryResult,
     NodeIdentity,
     Outgoing,
 )
+from adapters.webhook import RETRYABLE_4XX, check_url
+from broker.core import crypto
+from broker.core.errors import PalermoError
 from broker.envelopes import dsse
 
 FEDERATION_PATH = "/v1/federation/envelopes"

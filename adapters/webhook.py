@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from adapters import httpsig
-from broker.delivery.contracts import (
+from adapters.contracts import (
     AdapterConfigError,
     AdapterSpec,
     DeliveryResult,

@@ -35,16 +35,16 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from adapters.filedrop import probe as probe_directory
-from adapters.filedrop import write_atomically
-from broker.core.errors import PalermoError, SchemaViolation
-from broker.delivery.contracts import (
+from adapters.contracts import (
     AdapterConfigError,
     AdapterSpec,
     DeliveryResult,
     NodeIdentity,
     Outgoing,
 )
+from adapters.filedrop import probe as probe_directory
+from adapters.filedrop import write_atomically
+from broker.core.errors import PalermoError, SchemaViolation
 
 if TYPE_CHECKING:
     import xmlschema

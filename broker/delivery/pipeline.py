@@ -18,17 +18,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import adapters
-from broker.core.context import NodeContext
-from broker.core.db import Database, utcnow
-from broker.core.errors import PalermoError
-from broker.core.logging import get_logger
-from broker.delivery.contracts import (
+from adapters.contracts import (
     Adapter,
     AdapterConfigError,
     DeliveryResult,
     NodeIdentity,
     Outgoing,
 )
+from broker.core.context import NodeContext
+from broker.core.db import Database, utcnow
+from broker.core.errors import PalermoError
+from broker.core.logging import get_logger
 from broker.delivery.receipts import verify_receipt
 from broker.delivery.service import (
     Pending,

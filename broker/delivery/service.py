@@ -31,10 +31,10 @@ from sqlalchemy import and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import adapters
+from adapters.contracts import AdapterConfigError, DeliveryResult
 from broker.core.db import utcnow
 from broker.core.errors import NotFound
 from broker.core.settings import ConfigurationError
-from broker.delivery.contracts import AdapterConfigError, DeliveryResult
 from broker.delivery.models import DeliveryAttempt, DeliveryOutcome, OutboxEntry
 from broker.messages.models import InboxEntry, Message, MessageStatus
 from broker.oversight.models import AuditEvent

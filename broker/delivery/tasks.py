@@ -18,12 +18,12 @@ from typing import Any
 from celery.signals import worker_init
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from adapters.contracts import NodeIdentity
 from broker.core.context import NodeContext
 from broker.core.db import Database
 from broker.core.logging import get_logger
 from broker.core.settings import ConfigurationError, Settings
 from broker.core.tasks import runtime, settings, task
-from broker.delivery.contracts import NodeIdentity
 from broker.delivery.federation import ImportReport, import_drop
 from broker.delivery.pipeline import AdapterPool, BatchReport, deliver_batch
 from broker.delivery.service import RetryPolicy, check_adapters, claim_due

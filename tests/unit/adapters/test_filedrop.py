@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from adapters import filedrop
-from broker.delivery.contracts import AdapterConfigError
+from adapters.contracts import AdapterConfigError
 
 
 def test_a_written_file_is_whole_and_leaves_no_temporary_file(tmp_path: Path) -> None:

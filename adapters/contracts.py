@@ -1,7 +1,8 @@
 """The adapter contract: the one Protocol every transport in ``adapters/`` implements.
 
-This module is public to ``adapters``: it imports only the envelope, the error tree and the
-crypto core, never the database. What it guarantees:
+It lives with the adapters (``broker.delivery`` imports it; the adapters import nothing of
+delivery, so the two packages have no cycle) and imports only the envelope, the error tree
+and the crypto core, never the database. What it guarantees:
 
 - an adapter gets an ``Outgoing``: the message id, its parties and the node-countersigned
   envelope, already decrypted; it answers with a ``DeliveryResult``;
