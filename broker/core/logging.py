@@ -1,7 +1,9 @@
-"""Structured JSON logs (structlog), with request, case and task ids bound from contextvars.
+"""Structured JSON logs (structlog), with request and task ids bound from contextvars.
 
 Every line, the standard library's (uvicorn, celery, alembic) included, goes through the same
-processors, so each line the API writes while serving a request carries its ``request_id``.
+processors, so each line the API writes while serving a request carries its ``request_id``
+(and, once authenticated, ``participant`` and ``account``), and each line a Celery task writes
+carries its ``task_id`` and ``task_name`` (bound by ``broker.core.tasks``).
 """
 
 from __future__ import annotations
