@@ -64,8 +64,9 @@ def _print_banner(url: str, data_dir: Path) -> None:
     logins = json.loads((data_dir / DEMO_LOGINS_FILE).read_text())
     print("", flush=True)
     print(f"Palermo is running at {url}  (OpenAPI: {url}/docs)")
+    print(f"open {url}/ in a browser and sign in with one of the demo logins below")
     print(f"data directory: {data_dir.resolve()}   stop with Ctrl-C")
-    print("demo logins (POST /v1/auth/token, grant_type=password):")
+    print("demo logins (the web app, or POST /v1/auth/token with grant_type=password):")
     for person in logins["people"]:
         print(
             f"  {person['login']:24} {person['password']:26} "
