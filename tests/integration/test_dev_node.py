@@ -58,6 +58,10 @@ def test_dev_node_routes_a_message_between_demo_participants(tmp_path: Path) -> 
         logins = json.loads((tmp_path / "data" / "demo-logins.json").read_text())
         assert (tmp_path / "data" / "demo-logins.json").stat().st_mode & 0o077 == 0
         assert logins["people"][0]["password"] in banner
+        assert f"open {url}/ in a browser" in banner
+        page = httpx.get(f"{url}/sign-in")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
 
         it = _login(url, logins, "it.officer")
         draft = {
