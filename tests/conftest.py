@@ -34,16 +34,20 @@ from broker.accounts import service as accounts
 from broker.accounts.models import AccountKind
 from broker.app import create_app
 from broker.client import KeyFile
-from broker.core import migrate
+from broker.core import crypto, migrate
 from broker.core.context import node_context
 from broker.core.db import Database, make_sync_engine
-from broker.core.settings import Settings
+from broker.core.settings import PasswordHashSettings, Settings
 from broker.core.tokens import issue_token
 from broker.participants import service as participants
 
 PG_URL = os.environ.get("PALERMO_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432")
 TEST_DB = os.environ.get("PALERMO_TEST_DB", "sqlite")
 REQUIRE_SERVICES = os.environ.get("PALERMO_TEST_REQUIRE_SERVICES") == "1"
+# The cheapest argon2 parameters, for the tests' process only: the suite makes and checks
+# hundreds of password hashes. tests/unit/broker/test_password_hashing.py checks that
+# production keeps the strong ones.
+crypto.configure_password_hashing(PasswordHashSettings(env="test", password_hash="fast"))
 
 
 def service_up(host: str, port: int) -> bool:
@@ -118,6 +122,7 @@ def make_settings(database_url: str, data_dir: Path, world_secrets: dict[str, st
         node_id="test.palermo",
         log_json=True,
         db_pool_size=4,
+        password_hash="fast",
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from functools import cache
 
 import nacl.exceptions
 import nacl.public
@@ -21,11 +22,40 @@ import nacl.utils
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from broker.core.settings import ConfigurationError, PasswordHash, PasswordHashSettings
+
 SECRETBOX_KEY_SIZE = nacl.secret.SecretBox.KEY_SIZE
-_hasher = PasswordHasher()
-# A real hash to verify against when the user does not exist, so that timing does not
-# reveal which user names exist.
-_DUMMY_HASH = _hasher.hash("palermo-timing-equaliser")
+# "strong" is argon2-cffi's default (RFC 9106's second recommended option, as the library
+# sets it); "fast" is the least argon2 accepts, so that a test suite can make accounts by
+# the hundred. Settings refuse "fast" in production.
+PASSWORD_HASHERS: dict[PasswordHash, PasswordHasher] = {
+    "strong": PasswordHasher(),
+    "fast": PasswordHasher(time_cost=1, memory_cost=8, parallelism=1),
+}
+_configured: list[PasswordHash] = []
+
+
+def configure_password_hashing(settings: PasswordHashSettings) -> None:
+    """Hash passwords as ``settings.password_hash`` says; without a call, the process reads
+    ``PALERMO_ENV`` and ``PALERMO_PASSWORD_HASH`` on its first hash."""
+    if settings.env == "production" and settings.password_hash != "strong":  # noqa: S105 - a name of parameters
+        raise ConfigurationError("production hashes passwords with the strong parameters only")
+    _configured[:] = [settings.password_hash]
+    _hashing.cache_clear()
+
+
+@cache
+def _hashing() -> tuple[PasswordHasher, str]:
+    """The hasher, and a real hash to verify against when the user does not exist, so that
+    timing does not reveal which user names exist."""
+    profile = _configured[0] if _configured else PasswordHashSettings().password_hash
+    hasher = PASSWORD_HASHERS[profile]
+    return hasher, hasher.hash("palermo-timing-equaliser")
+
+
+def password_hasher() -> PasswordHasher:
+    """The hasher this process makes new password hashes with."""
+    return _hashing()[0]
 
 
 class CryptoError(Exception):
@@ -118,13 +148,14 @@ def secretbox_decrypt(key: bytes, ciphertext: bytes) -> bytes:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return password_hasher().hash(password)
 
 
 def check_password(password_hash: str | None, password: str) -> bool:
     """True when ``password`` matches; spends the same time when there is no hash."""
+    hasher, dummy = _hashing()
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+        return hasher.verify(password_hash or dummy, password) and bool(password_hash)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

@@ -14,9 +14,9 @@ import os
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_MARKER = "DEVELOPMENT-NODE"
@@ -31,10 +31,33 @@ class ConfigurationError(RuntimeError):
     """The node cannot start with this configuration; the message says what to fix."""
 
 
-class Settings(BaseSettings):
+PasswordHash = Literal["strong", "fast"]
+
+
+class PasswordHashSettings(BaseSettings):
+    """How password hashes are made (``PALERMO_PASSWORD_HASH``): ``strong``, argon2-cffi's
+    default argon2id parameters, or ``fast``, the cheapest parameters argon2 allows, for test
+    suites only. Production refuses ``fast``: the check runs whenever settings are read, so a
+    node started with it fails instead of storing weak hashes."""
+
     model_config = SettingsConfigDict(env_prefix="PALERMO_", extra="ignore")
 
     env: Literal["development", "test", "production"] = "development"
+    password_hash: PasswordHash = "strong"  # noqa: S105 - a name of parameters
+
+    @model_validator(mode="after")
+    def _strong_hashes_in_production(self) -> Self:
+        if self.env == "production" and self.password_hash != "strong":  # noqa: S105 - a name of parameters
+            raise ValueError(
+                f"PALERMO_PASSWORD_HASH={self.password_hash} is for tests: production hashes "
+                "passwords with the strong argon2id parameters only"
+            )
+        return self
+
+
+class Settings(PasswordHashSettings):
+    model_config = SettingsConfigDict(env_prefix="PALERMO_", extra="ignore")
+
     data_dir: Path = Path("data")
     database_url: str = ""
     celery_broker_url: str = ""
