@@ -4,7 +4,6 @@ participants registered as a node's operator would register them."""
 from __future__ import annotations
 
 import contextlib
-import socket
 import uuid
 from collections.abc import Iterable, Iterator
 
@@ -13,6 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.core.context import NodeContext
 from broker.participants import service as participants
+from tests.support.processes import free_port
+
+__all__ = ["admin", "bench_database", "free_port", "percentile", "register_parties"]
 
 
 def admin(pg_url: str, sql: str) -> None:
@@ -32,13 +34,6 @@ def bench_database(pg_url: str) -> Iterator[tuple[str, str]]:
     finally:
         admin(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         print(f"dropped database {name}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def percentile(values: Iterable[float], q: float) -> float:

@@ -4,7 +4,9 @@
 ``postgresql`` (``PALERMO_TEST_PG_URL``, default ``postgresql://postgres@127.0.0.1:5432``).
 A session-wide template database is migrated and seeded once; every test gets a fresh copy
 (a file copy on SQLite, ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL), so tests commit for
-real and run isolated, and a worker process can see what a test wrote.
+real and run isolated, and a worker process can see what a test wrote. Under pytest-xdist
+(``make test`` runs ``-n 2``) each xdist worker has its own template and copies: the names
+carry the worker's process id.
 
 ``PALERMO_TEST_REQUIRE_SERVICES=1`` (set in CI) turns a missing PostgreSQL, Redis or RabbitMQ
 into a failure instead of a skip.
@@ -21,6 +23,7 @@ import socket
 import sqlite3
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,6 +196,9 @@ class DatabaseFactory:
         self.tag = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
         self.template_name = f"palermo_tpl_{self.tag}"
         self.created: list[str] = []
+        # PostgreSQL drops a test's database in the background: the next test need not wait.
+        self._dropper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drop-db")
+        self._drops: list[Future[None]] = []
 
     @property
     def template_url(self) -> str:
@@ -228,9 +234,13 @@ class DatabaseFactory:
     def drop(self, url: str) -> None:
         if self.kind == "postgresql":
             name = url.rsplit("/", 1)[1]
-            self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            sql = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+            self._drops.append(self._dropper.submit(self._admin, sql))
 
     def cleanup(self) -> None:
+        self._dropper.shutdown(wait=True)
+        for done in self._drops:
+            done.result()  # a failed drop fails the session rather than leaking databases
         if self.kind == "postgresql":
             self._admin(f'DROP DATABASE IF EXISTS "{self.template_name}" WITH (FORCE)')
 

@@ -50,6 +50,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     extra = ["--pool", args.pool, "--concurrency", str(args.concurrency)]
     if args.queues:
         extra += ["--queues", args.queues]
+    if args.hostname:
+        extra += ["--hostname", args.hostname]
     return _celery("worker", "--loglevel", args.loglevel, *extra)
 
 
@@ -160,6 +162,11 @@ def register(sub: Any) -> None:
     p.add_argument("--concurrency", type=int, default=2)
     p.add_argument("--loglevel", default="INFO")
     p.add_argument("--queues", help="comma-separated queues to consume (default: celery)")
+    p.add_argument(
+        "--hostname",
+        help="the worker's node name (default celery@<host>): give each worker that shares a "
+        "broker on one host its own, or their control queues collide",
+    )
     p.set_defaults(handler=cmd_worker)
     p = sub.add_parser("beat", help="run the scheduler (Celery beat)")
     p.add_argument("--loglevel", default="INFO")

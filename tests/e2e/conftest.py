@@ -9,7 +9,6 @@ screenshot of every page the tests check.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 
 from broker.core.settings import Settings
 from tests.conftest import REQUIRE_SERVICES
+from tests.support.processes import free_port
 
 CHROMIUM = Path(os.environ.get("PALERMO_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = os.environ.get("PALERMO_E2E_SCREENSHOTS")
@@ -29,17 +29,10 @@ SCREENSHOTS = os.environ.get("PALERMO_E2E_SCREENSHOTS")
 FAILING_IMPACTS = {"serious", "critical"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def node(settings: Settings, world: Any, tmp_path: Path) -> Iterator[str]:
     """The URL of a node serving the test's database over real HTTP."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,

@@ -8,7 +8,6 @@ import base64
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ from tests.conftest import (
     need_service,
 )
 from tests.integration.messaging_helpers import envelope, payload, relay
+from tests.support.processes import free_port
 
 FEDERATION = "/v1/federation/envelopes"
 
@@ -189,12 +189,6 @@ def test_the_peer_configuration_is_checked(api: Api) -> None:
 # --- two real nodes ----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Node:
     name: str
@@ -271,7 +265,7 @@ def two_nodes(
     nodes: list[Node] = []
     try:
         for name, db_url in (("a", settings.resolved_database_url), ("b", second_db)):
-            port = _free_port()
+            port = free_port()
             data = tmp_path / name
             data.mkdir()
             # The same registry copy, but each node its own node key and identity.
@@ -295,7 +289,16 @@ def two_nodes(
                         stderr=subprocess.STDOUT,
                     ),
                     subprocess.Popen(
-                        [*exe, "worker", "--pool", "solo", "--queues", queue],
+                        [
+                            *exe,
+                            "worker",
+                            "--pool",
+                            "solo",
+                            "--queues",
+                            queue,
+                            "--hostname",
+                            f"{queue}@%h",
+                        ],
                         env=env,
                         stdout=out,
                         stderr=subprocess.STDOUT,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 from broker.cli import main
 from broker.core.settings import ConfigurationError, Settings
 from tests.conftest import Api
+from tests.support.processes import free_port
 
 
 @pytest.fixture
@@ -169,9 +169,7 @@ def test_settings_fail_closed(tmp_path: Path) -> None:
 @pytest.fixture
 def live_server(api: Api, tmp_path: Path) -> Iterator[str]:
     """The real API as a process (``palermo serve``) on the test's database."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     settings = api.settings
     assert settings.master_key is not None
     assert settings.node_signing_key is not None

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,11 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.processes import free_port
 
 
 def _login(url: str, logins: dict[str, list[dict[str, str]]], name: str) -> dict[str, str]:
@@ -36,7 +31,7 @@ def _login(url: str, logins: dict[str, list[dict[str, str]]], name: str) -> dict
 @pytest.mark.slow
 @pytest.mark.worker
 def test_dev_node_routes_a_message_between_demo_participants(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PALERMO_")}
     env.update(PALERMO_DATA_DIR=str(tmp_path / "data"), PALERMO_RELAY_INTERVAL_SECONDS="0.5")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,18 +34,13 @@ from broker.core.tokens import issue_token
 from broker.worker import make_celery
 from tests.conftest import ACCOUNTS, PG_URL, TEST_DB, World, need_service
 from tests.integration.messaging_helpers import envelope
+from tests.support.processes import free_port, port_open
 
 MESSAGES = int(os.environ.get("PALERMO_FAULT_MESSAGES", "10000"))
 SENDERS = 8
 RABBIT = "amqp://guest:guest@127.0.0.1:5672//"
 PG_PAUSE_SECONDS = 10.0
 WORKER = [sys.executable, "-m", "broker.cli", "worker", "--pool", "prefork", "--concurrency", "2"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env(s: Settings) -> dict[str, str]:
@@ -84,7 +78,7 @@ class Worker:
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [*WORKER, "--queues", self.queue],
+                [*WORKER, "--queues", self.queue, "--hostname", f"{self.queue}@%h"],
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -192,7 +186,7 @@ def test_no_message_lost_or_doubled_through_worker_broker_and_database_faults(
     if TEST_DB != "postgresql":
         pytest.skip("the fault test runs in the PostgreSQL suite (PALERMO_TEST_DB=postgresql)")
     need_service("RabbitMQ", "127.0.0.1", 5672)
-    port = _free_port()
+    port = free_port()
     env = _env(settings)
     dbname = settings.resolved_database_url.rsplit("/", 1)[1]
     queue = f"palermo-faults-{os.getpid()}-{time.monotonic_ns()}"
@@ -223,7 +217,7 @@ def test_no_message_lost_or_doubled_through_worker_broker_and_database_faults(
     try:
         worker.start()
         deadline = time.monotonic() + 60
-        while not _up(port):
+        while not port_open(port):
             assert api.poll() is None, "the API exited"
             assert time.monotonic() < deadline, "the API did not start"
             time.sleep(0.2)
@@ -301,14 +295,6 @@ def test_no_message_lost_or_doubled_through_worker_broker_and_database_faults(
     assert max(leaves.values()) == 1  # each delivery audited once
     assert attempts == MESSAGES
     assert outbox == 0
-
-
-def _up(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _delivered(engine: Engine) -> int:

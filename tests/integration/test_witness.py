@@ -9,7 +9,6 @@ import base64
 import contextlib
 import io
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -51,6 +50,7 @@ from tests.integration.audit_helpers import (
     verifier_key,
     verify,
 )
+from tests.support.processes import free_port, wait_for_port
 
 ORIGIN = "log.example"
 
@@ -221,13 +221,6 @@ def test_a_witness_refuses_malformed_or_foreign_requests(
 # -- the node and a real witness process --------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @dataclass
 class RunningWitness:
     url: str
@@ -249,7 +242,7 @@ def witness_process(api: Api, tmp_path: Path) -> Iterator[RunningWitness]:
     # An existing key is never overwritten.
     assert palermo(["witness", "keygen", "again", "--key-file", str(key_file)]) == 2
     assert key_file.read_text().startswith("PRIVATE+KEY+witness.garante.example+")
-    port = _free_port()
+    port = free_port()
     state = tmp_path / "witness-state.json"
     log_file = tmp_path / "witness.log"
     with log_file.open("wb") as sink:
@@ -274,16 +267,7 @@ def witness_process(api: Api, tmp_path: Path) -> Iterator[RunningWitness]:
             env={**os.environ},
         )
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                with (
-                    contextlib.suppress(OSError),
-                    socket.create_connection(("127.0.0.1", port), 0.2),
-                ):
-                    break
-                assert proc.poll() is None, log_file.read_text()
-                assert time.monotonic() < deadline, log_file.read_text()
-                time.sleep(0.1)
+            wait_for_port(port, proc, log=log_file.read_text)
             yield RunningWitness(f"http://127.0.0.1:{port}", vkey, state)
         finally:
             proc.terminate()
@@ -419,6 +403,7 @@ def test_a_worker_sequences_and_collects_cosignatures(
     }
     log_file = tmp_path / "worker.log"
     command = [sys.executable, "-m", "broker.cli", "worker", "--pool", "solo", "--queues", queue]
+    command += ["--hostname", f"{queue}@%h"]
     with log_file.open("wb") as sink:
         proc = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
     try:

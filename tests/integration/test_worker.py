@@ -18,6 +18,7 @@ from broker.worker import make_celery
 from tests.conftest import Api, count_rows, need_service
 from tests.integration.messaging_helpers import envelope
 
+WORKER = [sys.executable, "-m", "broker.cli", "worker", "--pool", "solo"]
 BROKERS = {
     "redis": ("redis://127.0.0.1:6379/{db}", 6379),
     "rabbitmq": ("amqp://guest:guest@127.0.0.1:5672//", 5672),
@@ -55,7 +56,7 @@ def worker(api: Api, broker_url: str, tmp_path: Path) -> Iterator[tuple[str, Pat
     queue = f"palermo-test-{os.getpid()}-{time.monotonic_ns()}"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "broker.cli", "worker", "--pool", "solo", "--queues", queue],
+            [*WORKER, "--queues", queue, "--hostname", f"{queue}@%h"],
             env=_env(api.settings, broker_url),
             stdout=out,
             stderr=subprocess.STDOUT,
