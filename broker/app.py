@@ -30,12 +30,18 @@ from broker.consents.views import router as consents_router
 from broker.core.context import node_context
 from broker.core.crypto import Signer
 from broker.core.db import Database
-from broker.core.errors import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX, PalermoError
+from broker.core.errors import (
+    PROBLEM_CONTENT_TYPE,
+    PROBLEM_TYPE_PREFIX,
+    PalermoError,
+    Unauthenticated,
+)
 from broker.core.logging import bind_contextvars, clear_contextvars, configure_logging, get_logger
 from broker.core.settings import Settings
 from broker.delivery.service import check_adapters
 from broker.delivery.views import router as delivery_router
 from broker.fiu.views import router as fiu_router
+from broker.limits import WWW_AUTHENTICATE, RequestLimits
 from broker.messages.views import router as messages_router
 from broker.oversight.views import router as audit_router
 from broker.participants.views import router as participants_router
@@ -160,14 +166,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.callers = accounts_service.caller_for
     # The packs are loaded and checked now: a bad pack stops the node before it serves.
     app.state.policy = node_policy(settings)
+    # Limits run inside the request context (so a refusal is logged with its request id) and
+    # before anything else: routing, body parsing, sessions.
+    app.add_middleware(RequestLimits, settings=settings)
     app.add_middleware(RequestContextMiddleware)
+
+    _install_error_handlers(app)
+    app.include_router(accounts_router)
+    app.include_router(participants_router)
+    app.include_router(messages_router)
+    app.include_router(consents_router)
+    app.include_router(policy_router)
+    app.include_router(delivery_router)
+    app.include_router(audit_router)
+    app.include_router(cases_router)
+    app.include_router(fiu_router)
+    install_web(app)
+
+    _install_ops_routes(app, settings)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves as problem+json on the API's paths and as a page on the web app's."""
 
     @app.exception_handler(PalermoError)
     async def palermo_error(request: Request, exc: PalermoError) -> Response:
         log.info("problem", problem=exc.slug, detail=exc.detail)
         if is_page(request.url.path):
             return error_page(request, exc.status, slug=exc.slug, detail=exc.detail)
-        return problem_response(exc.problem(request.url.path), exc.status)
+        response = problem_response(exc.problem(request.url.path), exc.status)
+        if exc.status == 401 and isinstance(exc, Unauthenticated):  # RFC 6750 section 3
+            challenge = WWW_AUTHENTICATE
+            if request.headers.get("authorization"):
+                challenge += ', error="invalid_token"'
+            response.headers["WWW-Authenticate"] = challenge
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -202,10 +236,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        slug = {
+            404: "not-found",
+            405: "method-not-allowed",
+            408: "request-timeout",
+            413: "payload-too-large",
+        }.get(exc.status_code, "http-error")
+        headers = dict(exc.headers or {})  # 405 carries Allow (RFC 9110 section 15.5.6)
+        if exc.status_code in (408, 413):
+            headers["Connection"] = "close"
         if is_page(request.url.path):
             # Starlette's detail ("Not Found") says no more than the page's own heading.
-            return error_page(request, exc.status_code, slug=slug, detail="")
+            detail = str(exc.detail) if exc.status_code in (408, 413) else ""
+            return error_page(request, exc.status_code, slug=slug, detail=detail, headers=headers)
         body = {
             "type": PROBLEM_TYPE_PREFIX + slug,
             "title": str(exc.detail),
@@ -213,7 +256,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "detail": f"{request.method} {request.url.path}: {exc.detail}",
             "instance": request.url.path,
         }
-        return problem_response(body, exc.status_code)
+        response = problem_response(body, exc.status_code)
+        response.headers.update(headers)
+        return response
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
@@ -227,20 +272,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "detail": "the node failed to handle this request; it is logged with its request id",
         }
         return problem_response(body, 500)
-
-    app.include_router(accounts_router)
-    app.include_router(participants_router)
-    app.include_router(messages_router)
-    app.include_router(consents_router)
-    app.include_router(policy_router)
-    app.include_router(delivery_router)
-    app.include_router(audit_router)
-    app.include_router(cases_router)
-    app.include_router(fiu_router)
-    install_web(app)
-
-    _install_ops_routes(app, settings)
-    return app
 
 
 def _install_ops_routes(app: FastAPI, settings: Settings) -> None:

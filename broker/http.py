@@ -18,7 +18,7 @@ from broker.core.errors import Forbidden, Unauthenticated
 from broker.core.logging import bind_contextvars
 from broker.core.roles import HANDLERS, Role
 from broker.core.settings import Settings
-from broker.core.tokens import TokenError, decode_token
+from broker.core.tokens import TokenClaims, TokenError, decode_token
 
 
 async def get_settings(request: Request) -> Settings:
@@ -44,13 +44,14 @@ NodeDep = Annotated[NodeContext, Depends(get_node)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-async def get_caller(request: Request, session: SessionDep, settings: SettingsDep) -> Caller:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+def bearer_claims(authorization: str, settings: Settings) -> TokenClaims:
+    """The verified claims of an ``Authorization: Bearer`` header; raises Unauthenticated.
+    It needs no database: the request limits run it before a body is read."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send an access token: Authorization: Bearer <token>")
     try:
-        claims = decode_token(
+        return decode_token(
             token.strip(),
             secret=settings.token_secret_bytes,
             issuer=settings.resolved_issuer,
@@ -58,6 +59,10 @@ async def get_caller(request: Request, session: SessionDep, settings: SettingsDe
         )
     except TokenError as exc:
         raise Unauthenticated(f"access token refused: {exc}") from exc
+
+
+async def get_caller(request: Request, session: SessionDep, settings: SettingsDep) -> Caller:
+    claims = bearer_claims(request.headers.get("authorization", ""), settings)
     lookup: CallerLookup | None = getattr(request.app.state, "callers", None)
     if lookup is None:  # an application made without its accounts: nobody gets in
         raise Unauthenticated("this node cannot resolve accounts")

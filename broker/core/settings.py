@@ -75,6 +75,14 @@ class Settings(PasswordHashSettings):
 
     clock_skew_seconds: int = Field(default=300, ge=1, le=86_400)
     max_payload_bytes: int = Field(default=1_048_576, ge=1024)
+    # Request limits (broker/limits.py, docs/security.md), applied before any work: a request
+    # body over request_max_bytes (default: what an envelope of max_payload_bytes needs, in
+    # base64 and JSON) is refused with 413 while it streams, evidence uploads up to
+    # evidence_max_bytes; a body that sends nothing for body_idle_timeout_seconds, or is not
+    # whole within body_timeout_seconds (evidence: only the idle limit), is cut with 408.
+    request_max_bytes: int | None = Field(default=None, ge=1024)
+    body_idle_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=60.0, gt=0)
     # Policy (docs/policies.md): deployment packs (files or directories, separated by ":"),
     # shipped packs switched off (names, separated by ","), and the reference data directory
     # (jurisdictions, groups, treaties, flags) when the shipped data is not the deployment's.
@@ -170,6 +178,14 @@ class Settings(PasswordHashSettings):
     @property
     def resolved_issuer(self) -> str:
         return self.token_issuer or self.public_url
+
+    @property
+    def resolved_request_max_bytes(self) -> int:
+        """The body limit of every request but evidence uploads: by default room for an
+        envelope whose payload is ``max_payload_bytes``, in base64, with its JSON around it."""
+        if self.request_max_bytes is not None:
+            return self.request_max_bytes
+        return self.max_payload_bytes * 4 // 3 + 65_536
 
     @property
     def witnesses(self) -> list[tuple[str, str]]:

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Query, Request, Response, status
 
-from broker.core.errors import SchemaViolation
+from broker.core.paging import parse_cursor
 from broker.delivery.service import attempts_of
 from broker.http import Handler, NodeDep, SessionDep, SettingsDep
 from broker.messages import forwarding, service
@@ -147,9 +147,7 @@ async def inbox(
     """Messages delivered to your participant, oldest first."""
     after = 0
     if cursor:
-        if not cursor.isdigit():
-            raise SchemaViolation("cursor must be a value returned as next_cursor", field="cursor")
-        after = int(cursor)
+        after = parse_cursor(cursor)
     size = limit or settings.inbox_page_size
     rows = await service.list_inbox(session, caller=caller, after=after, limit=size)
     items = [InboxItem(cursor=str(seq), message=message_read(m)) for seq, m in rows]

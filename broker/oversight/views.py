@@ -19,6 +19,7 @@ from fastapi.responses import StreamingResponse
 
 from broker.core.context import Caller
 from broker.core.db import Database
+from broker.core.paging import MAX_INT64
 from broker.core.roles import AUDIT_READERS, Role
 from broker.http import Oversight, SessionDep, SettingsDep, require_roles
 from broker.oversight import service
@@ -100,8 +101,10 @@ async def list_entries(
     session: SessionDep,
     settings: SettingsDep,
     caller: Reader,
-    start: Annotated[int, Query(ge=0)] = 0,
-    end: Annotated[int | None, Query(ge=0, description="exclusive; default: one page")] = None,
+    start: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
+    end: Annotated[
+        int | None, Query(ge=0, le=MAX_INT64, description="exclusive; default: one page")
+    ] = None,
 ) -> EntryPage:
     """Entries ``start <= index < end`` of the published log that the caller may see."""
     size, stop, entries = await service.list_entries(
@@ -125,11 +128,11 @@ async def inclusion_proof(
     session: SessionDep,
     settings: SettingsDep,
     caller: Reader,
-    index: Annotated[int | None, Query(ge=0)] = None,
+    index: Annotated[int | None, Query(ge=0, le=MAX_INT64)] = None,
     event_id: Annotated[str | None, Query(max_length=36)] = None,
     message_id: Annotated[str | None, Query(max_length=36)] = None,
     tree_size: Annotated[
-        int | None, Query(ge=1, description="default: the latest checkpoint's size")
+        int | None, Query(ge=1, le=MAX_INT64, description="default: the latest checkpoint's size")
     ] = None,
 ) -> InclusionProofs:
     """Inclusion proofs of one entry (by index or event id) or of every entry about a message
@@ -158,9 +161,9 @@ async def inclusion_proof(
 async def consistency_proof(
     session: SessionDep,
     caller: Reader,
-    old: Annotated[int, Query(ge=0)],
+    old: Annotated[int, Query(ge=0, le=MAX_INT64)],
     new: Annotated[
-        int | None, Query(ge=0, description="default: the latest checkpoint's size")
+        int | None, Query(ge=0, le=MAX_INT64, description="default: the latest checkpoint's size")
     ] = None,
 ) -> ConsistencyProofRead:
     """Proof that the tree of ``new`` entries extends the tree of ``old`` entries."""
@@ -192,7 +195,8 @@ async def export(
     session: SessionDep,
     caller: Oversight,
     size: Annotated[
-        int | None, Query(ge=0, description="a published checkpoint size; default: latest")
+        int | None,
+        Query(ge=0, le=MAX_INT64, description="a published checkpoint size; default: latest"),
     ] = None,
     consistency_from: Annotated[
         list[int] | None,

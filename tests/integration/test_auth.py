@@ -269,5 +269,8 @@ def test_unknown_route_and_method_are_problems(api: Api) -> None:
     assert r.status_code == 404
     assert r.headers["content-type"] == "application/problem+json"
     r = api.client.delete("/v1/inbox")
+    assert r.status_code == 401  # credentials come before routing for methods with a body
+    r = api.request("DELETE", "/v1/inbox", as_="us.officer")
     assert r.status_code == 405
+    assert r.headers["allow"] == "GET"
     assert r.json()["type"] == "urn:palermo:problem:method-not-allowed"
