@@ -20,14 +20,6 @@ from typing import Any, Protocol
 
 from broker.cases.workflow import START, Workflow
 
-# The case records an open_consultation puts on file beside "consultation", by its reason.
-CONSULTATION_RECORDS: Mapping[str, frozenset[str]] = {
-    "costs": frozenset({"cost_consultation"}),
-    # The consultation itself is the prompt notice 18(20) requires of a requested State that
-    # cannot keep the request confidential.
-    "confidentiality": frozenset({"confidentiality_cannot_be_kept", "confidentiality_notice"}),
-}
-
 
 class EventLike(Protocol):
     @property
@@ -97,8 +89,8 @@ def step(workflow: Workflow, p: Projection, ev: EventLike) -> Projection:
         raise HistoryError(f"{workflow.name}: {ev.event} is not allowed in {p.state}")
     d = ev.details
     records = p.records | t.records
-    if t.event == "open_consultation":
-        records |= CONSULTATION_RECORDS.get(str(d.get("reason")), frozenset())
+    if t.records_by_reason:
+        records |= t.records_by_reason.get(str(d.get("reason")), frozenset())
     nxt = replace(p, state=t.target_from(p.state), seq=p.seq + 1, records=records)
     if t.event == workflow.sharing_event or p.state == START:
         nxt = replace(nxt, shared_at=p.shared_at or ev.at)

@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import and_, false, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.cases import bodies
@@ -89,9 +89,14 @@ class Loaded:
         ids |= {
             ev.actor_account
             for ev in self.events
-            if ev.event == "submit_for_vetting" and ev.actor_account
+            if ev.actor_account and (t := _fired(self.workflow, ev)) is not None and t.drafting
         }
         return frozenset(ids)
+
+
+def _fired(wf: Workflow, ev: CaseEvent) -> Transition | None:
+    """The row of the table an event of the history was fired by (None for a notice)."""
+    return wf.transition(ev.from_state, ev.event)
 
 
 def side_of(case: Case, participant_id: str) -> Side | None:
@@ -422,7 +427,7 @@ async def _open_thread(
         )
     if parent.shared_at is None:
         raise InvalidState(f"the {parent.workflow} case is not shared with the other side yet")
-    if parent.state == "ERASED":
+    if parent.state in WORKFLOWS[parent.workflow].erased_states:
         raise InvalidState("the case's content was erased at the end of retention")
     me = side_of(parent, caller.participant_id)
     assert me is not None
@@ -467,11 +472,7 @@ async def _open_thread(
         fitting = [
             t
             for t in wf.opening_events
-            if all(
-                g.failure(_parent_facts(parent, t)) is None
-                for g in t.guards
-                if g.id == "parent_case"
-            )
+            if all(g.failure(_parent_facts(parent, t)) is None for g in t.guards if g.on_parent)
         ]
         if len(fitting) != 1:
             raise SchemaViolation("name the opening event", field="event")
@@ -778,7 +779,7 @@ async def _fire(
     loaded.projection = step(wf, p, ev)
     _advance(case, loaded.projection, now)
     reply = None
-    if t.event == "progress_query":
+    if t.triggers_progress_reply:
         reply = await record_notice(
             session,
             node=node,
@@ -846,14 +847,14 @@ def _apply_effects(
     """What an event changes on the case row beyond the fold: the request it amends or
     sends, a thread's terms, the recipients and purposes a response or disclosure permits."""
     case = loaded.case
-    if t.event in ("submit_for_vetting", "submit") and request is not None:
+    if t.amends_request and request is not None:
         _apply_request(case, request)
         case.request_ciphertext, case.request_key = seal_request(node, request)
     if new_case:
         case.terms = {k: v for k, v in details.items() if k in ("recipient", "purpose")}
-    if t.event == "respond" or (t.event == "submit" and loaded.workflow.name == "fiu.disclosure"):
+    if t.widens_terms:
         _widen_terms(case, details)
-    if t.event == "grant_consent" and loaded.parent is not None:
+    if t.grants_parent_consent and loaded.parent is not None:
         # The consent widens what the parent case's material may be used for (P18, 18(19)).
         parent_terms = dict(loaded.parent.terms)
         parent_terms["consents"] = [
@@ -871,11 +872,11 @@ def _apply_effects(
 def _request_for(node: NodeContext, case: Case, t: Transition, body: BaseModel) -> BaseModel | None:
     """The request an event carries: an amendment in its body, else the stored one (for the
     events that send or vet it), else None."""
-    if t.event not in ("submit_for_vetting", "transmit", "submit"):
+    if not t.carries_request:
         return None
     given: BaseModel | None = getattr(body, "request", None) or getattr(body, "disclosure", None)
     if given is not None:
-        if t.event == "transmit":
+        if t.request_as_stored:
             stored = open_request(node, case)
             if stored is None or given != stored:
                 raise SchemaViolation(
@@ -946,7 +947,7 @@ def _draft(
     purposes = getattr(body, "permitted_purposes", None) or getattr(
         request, "permitted_purposes", None
     )
-    if t.event == "submit" and wf.name == "fiu.request" and request is not None:
+    if t.permits_named_recipients and request is not None:
         permitted = getattr(request, "named_recipients", None)
     if permitted:
         draft["permitted_recipients"] = list(permitted)
@@ -995,7 +996,7 @@ def _details(t: Transition, body: BaseModel) -> dict[str, Any]:
         value = getattr(body, name, None)
         if value:
             details[name] = list(value) if isinstance(value, list | tuple) else value
-    if t.event == "open_consultation":
+    if t.records_by_reason:
         details["reason"] = getattr(body, "reason", None)
     review = bodies.review_date_of(body)
     if review is not None:
@@ -1234,7 +1235,8 @@ def allowed_events(loaded: Loaded, caller: Caller) -> list[Transition]:
     for t in loaded.workflow.from_state(loaded.projection.state):
         if t.side is not side or caller.roles.isdisjoint(t.roles):
             continue
-        if any(g.id == "four_eyes" for g in t.guards) and caller.account_id in loaded.drafters:
+        four_eyes = any(g.excludes_drafters for g in t.guards)
+        if four_eyes and caller.account_id in loaded.drafters:
             continue
         out.append(t)
     return out
@@ -1247,8 +1249,10 @@ async def consents_on_record(session: AsyncSession, case_id: str) -> tuple[Conse
         await session.scalars(
             select(Case).where(
                 Case.parent_id == case_id,
-                Case.workflow == "consent",
-                Case.state == "CONSENT_GRANTED",
+                or_(
+                    false(),
+                    *(and_(Case.workflow == w, Case.state == s) for w, s in _GRANTED_CONSENTS),
+                ),
             )
         )
     ).all()
@@ -1256,6 +1260,16 @@ async def consents_on_record(session: AsyncSession, case_id: str) -> tuple[Conse
         Consent(c.requested_id, str(c.terms.get("recipient")), str(c.terms.get("purpose")))
         for c in rows
     )
+
+
+# The (workflow, state) of a thread whose consent was granted: the targets of the rows that
+# grant the parent's consent.
+_GRANTED_CONSENTS = tuple(
+    (wf.name, t.target)
+    for wf in WORKFLOWS.values()
+    for t in wf.transitions
+    if t.grants_parent_consent and t.target is not None
+)
 
 
 def request_json(node: NodeContext, case: Case) -> dict[str, Any] | None:

@@ -216,11 +216,12 @@ def _visible_timeline(loaded: service.Loaded, side: Side | None) -> list[CaseEve
     (drafting and vetting are the requesting State's own business)."""
     if side is Side.REQUESTING or loaded.case.shared_at is None:
         return loaded.events
-    return [ev for ev in loaded.events if ev.at >= loaded.case.shared_at and _shared(ev)]
-
-
-def _shared(ev: CaseEvent) -> bool:
-    return ev.from_state not in ("DRAFT", "CA_VETTING") or ev.event in ("transmit", "submit")
+    wf, shared_at = loaded.workflow, loaded.case.shared_at
+    return [
+        ev
+        for ev in loaded.events
+        if ev.at >= shared_at and wf.visible_to_requested(ev.from_state, ev.event)
+    ]
 
 
 @router.get("/workflows", response_model=WorkflowList)
