@@ -24,12 +24,15 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from broker.cases.bodies import NoBody
 from broker.core.errors import PalermoError
+
+if TYPE_CHECKING:
+    from broker.cases.fold import Projection
 
 START = "[*]"
 
@@ -126,6 +129,9 @@ class Transition:
     - ``records_by_reason``: further case records it puts on file, by the ``reason`` of its
       body (the reason is kept in the event's clear metadata).
     - ``pauses_clock`` and ``resumes_clock``: it pauses or resumes the response clock.
+    - ``fold_effect``: what it does to the case's projection beyond its state and records
+      (one of the effects of ``broker.cases.fold``: conditions offered or accepted, the
+      response kind, the review date, the assurance, the consent's conditions).
     """
 
     event: str
@@ -152,6 +158,7 @@ class Transition:
     triggers_progress_reply: bool = False
     erases: bool = False
     on_receipt: bool = False
+    fold_effect: Callable[[Projection, Projection, Mapping[str, Any]], Projection] | None = None
     records_by_reason: Mapping[str, frozenset[str]] = field(
         default_factory=dict, compare=False, hash=False
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from broker.cases import bodies as b
+from broker.cases import fold as f
 from broker.cases import guards as g
 from broker.cases.tables.parts import NODE, REQ, RETAINED, RQD, SYS
 from broker.cases.workflow import SUPERVISORS, Transition, Workflow
@@ -84,6 +85,7 @@ FIU_REQUEST = Workflow(
             guards=(g.RESPONSE_OPEN, g.EVIDENCE_READY),
             message_type="fiu.response",
             widens_terms=True,
+            fold_effect=f.response_given,
         ),
         Transition(
             event="refuse",

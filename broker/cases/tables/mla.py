@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from broker.cases import bodies as b
+from broker.cases import fold as f
 from broker.cases import guards as g
 from broker.cases.tables.parts import NODE, REQ, RETAINED, RQD, SYS
 from broker.cases.workflow import SUPERVISORS, Transition, Workflow
@@ -152,6 +153,7 @@ MLA = Workflow(
             summary="The requested State offers to assist on terms and conditions.",
             citation="UNTOC art. 18(26)",
             body=b.OfferConditions,
+            fold_effect=f.conditions_offered,
         ),
         Transition(
             event="accept_conditions",
@@ -164,6 +166,7 @@ MLA = Workflow(
             ),
             citation="UNTOC art. 18(26); P9",
             roles=SUPERVISORS,
+            fold_effect=f.conditions_accepted,
         ),
         Transition(
             event="back_to_assessment",
@@ -173,6 +176,7 @@ MLA = Workflow(
             summary="The consultation ends without refusal or conditions.",
             citation="UNTOC art. 18(26)",
             body=b.BackToAssessment,
+            fold_effect=f.offer_dropped,
         ),
         Transition(
             event="accept",
@@ -210,6 +214,7 @@ MLA = Workflow(
             citation="UNTOC art. 18(25)-(26)",
             body=b.Postpone,
             guards=(g.REVIEW_IN_FUTURE,),
+            fold_effect=f.review_set,
         ),
         Transition(
             event="resume",
@@ -218,6 +223,7 @@ MLA = Workflow(
             side=RQD,
             summary="Execution resumes.",
             citation="UNTOC art. 18(25)",
+            fold_effect=f.review_cleared,
         ),
         Transition(
             event="complete",
@@ -327,6 +333,7 @@ MLA = Workflow(
             ),
             citation="UNTOC art. 16(14); P22",
             body=b.RecordAssurance,
+            fold_effect=f.assured,
         ),
     ),
     state_notes=MappingProxyType(

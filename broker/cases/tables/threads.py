@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from broker.cases import bodies as b
+from broker.cases import fold as f
 from broker.cases import guards as g
 from broker.cases.tables.parts import REQ, RQD
 from broker.cases.workflow import START, Transition, Workflow
@@ -64,6 +65,7 @@ CONSENT = Workflow(
             body=b.GrantConsent,
             audit_kind="consent:granted",
             grants_parent_consent=True,
+            fold_effect=f.consent_conditions_set,
         ),
         Transition(
             event="refuse_consent",

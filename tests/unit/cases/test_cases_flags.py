@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from broker.cases import guards
+from broker.cases import fold, guards
 from broker.cases.fold import Applied, Projection, replay
 from broker.cases.models import Case, CaseEvent
 from broker.cases.service import Loaded, allowed_events
@@ -290,3 +290,28 @@ def test_a_new_workflows_drafters_are_kept_from_its_four_eyes_event() -> None:
     assert [t.event for t in allowed_events(loaded, caller("drafter"))] == []
     assert [t.event for t in allowed_events(loaded, caller("opener"))] == []
     assert [t.event for t in allowed_events(loaded, caller("reviewer"))] == ["send"]
+
+
+def test_fold_effects_are_on_their_rows() -> None:
+    found = {
+        (wf.name, t.event): t.fold_effect
+        for wf in WORKFLOWS.values()
+        for t in wf.transitions
+        if t.fold_effect is not None
+    }
+    assert found == {
+        # UNTOC art. 18(26): conditions offered, accepted (they bind as restrictions, P9), or
+        # dropped when the consultation ends without them
+        ("mla.request", "offer_conditions"): fold.conditions_offered,
+        ("mla.request", "accept_conditions"): fold.conditions_accepted,
+        ("mla.request", "back_to_assessment"): fold.offer_dropped,
+        # UNTOC art. 18(25): a postponement sets a review date, resuming clears it
+        ("mla.request", "postpone"): fold.review_set,
+        ("mla.request", "resume"): fold.review_cleared,
+        # UNTOC art. 16(14); P22
+        ("mla.request", "record_assurance"): fold.assured,
+        # Egmont Principles: interim, partial, full or negative
+        ("fiu.request", "respond"): fold.response_given,
+        # UNTOC art. 18(19); Egmont Principles
+        ("consent", "grant_consent"): fold.consent_conditions_set,
+    }
