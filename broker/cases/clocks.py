@@ -432,8 +432,9 @@ def due_actions(
                 {"escalation": done + 1, "initiated_by": initiated_by},
             )
         )
-    if workflow.transition(state, "expire_retention") is not None:
+    expiry = workflow.erasing_from(state)
+    if expiry is not None:
         final_at = _final_at(workflow, events)
         if final_at is not None:
-            out.append(Due(final_at + retention, "expire_retention", state, {}))
+            out.append(Due(final_at + retention, expiry.event, state, {}))
     return sorted(out, key=lambda d: d.at)

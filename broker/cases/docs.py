@@ -22,7 +22,7 @@ from policies.engine import default_policy
 INTRO = """\
 # Case workflows
 
-*Generated from `broker/cases/tables.py` by `python -m broker.cases.docs`; do not edit by
+*Generated from `broker/cases/tables/` by `python -m broker.cases.docs`; do not edit by
 hand.* A case is one workflow instance between a **requesting** and a **requested**
 participant. Its state changes only through events, and each event is a signed envelope
 (`mla.event`, or the FIU message type named below) of the participant that fires it (the

@@ -20,14 +20,6 @@ from typing import Any, Protocol
 
 from broker.cases.workflow import START, Workflow
 
-# The case records an open_consultation puts on file beside "consultation", by its reason.
-CONSULTATION_RECORDS: Mapping[str, frozenset[str]] = {
-    "costs": frozenset({"cost_consultation"}),
-    # The consultation itself is the prompt notice 18(20) requires of a requested State that
-    # cannot keep the request confidential.
-    "confidentiality": frozenset({"confidentiality_cannot_be_kept", "confidentiality_notice"}),
-}
-
 
 class EventLike(Protocol):
     @property
@@ -71,21 +63,42 @@ def _review(d: Mapping[str, Any]) -> dt.datetime | None:
     return dt.datetime.fromisoformat(review) if review else None
 
 
-# What an event does to the projection beyond its state and records, by event name.
-_EFFECTS: Mapping[str, Callable[[Projection, Projection, Mapping[str, Any]], Projection]] = {
-    "offer_conditions": lambda p, n, d: replace(
-        n, offered_conditions=tuple(d.get("conditions", ()))
-    ),
-    "accept_conditions": lambda p, n, d: replace(
-        n, conditions=p.conditions + p.offered_conditions, offered_conditions=()
-    ),
-    "back_to_assessment": lambda p, n, d: replace(n, offered_conditions=()),
-    "respond": lambda p, n, d: replace(n, response_kind=str(d.get("kind"))),
-    "postpone": lambda p, n, d: replace(n, review_date=_review(d)),
-    "resume": lambda p, n, d: replace(n, review_date=None),
-    "record_assurance": lambda p, n, d: replace(n, assurance=True),
-    "grant_consent": lambda p, n, d: replace(n, consent_conditions=tuple(d.get("conditions", ()))),
-}
+# What an event does to the projection beyond its state and records: a row of a table names
+# one of these as its ``fold_effect``. Each takes the projection before the event, the one
+# after its state and records, and the event's details.
+Effect = Callable[[Projection, Projection, Mapping[str, Any]], Projection]
+
+
+def conditions_offered(p: Projection, n: Projection, d: Mapping[str, Any]) -> Projection:
+    return replace(n, offered_conditions=tuple(d.get("conditions", ())))
+
+
+def conditions_accepted(p: Projection, n: Projection, d: Mapping[str, Any]) -> Projection:
+    return replace(n, conditions=p.conditions + p.offered_conditions, offered_conditions=())
+
+
+def offer_dropped(p: Projection, n: Projection, d: Mapping[str, Any]) -> Projection:
+    return replace(n, offered_conditions=())
+
+
+def response_given(p: Projection, n: Projection, d: Mapping[str, Any]) -> Projection:
+    return replace(n, response_kind=str(d.get("kind")))
+
+
+def review_set(p: Projection, n: Projection, d: Mapping[str, Any]) -> Projection:
+    return replace(n, review_date=_review(d))
+
+
+def review_cleared(p: Projection, n: Projection, d: Mapping[str, Any]) -> Projection:
+    return replace(n, review_date=None)
+
+
+def assured(p: Projection, n: Projection, d: Mapping[str, Any]) -> Projection:
+    return replace(n, assurance=True)
+
+
+def consent_conditions_set(p: Projection, n: Projection, d: Mapping[str, Any]) -> Projection:
+    return replace(n, consent_conditions=tuple(d.get("conditions", ())))
 
 
 def step(workflow: Workflow, p: Projection, ev: EventLike) -> Projection:
@@ -97,14 +110,13 @@ def step(workflow: Workflow, p: Projection, ev: EventLike) -> Projection:
         raise HistoryError(f"{workflow.name}: {ev.event} is not allowed in {p.state}")
     d = ev.details
     records = p.records | t.records
-    if t.event == "open_consultation":
-        records |= CONSULTATION_RECORDS.get(str(d.get("reason")), frozenset())
+    if t.records_by_reason:
+        records |= t.records_by_reason.get(str(d.get("reason")), frozenset())
     nxt = replace(p, state=t.target_from(p.state), seq=p.seq + 1, records=records)
     if t.event == workflow.sharing_event or p.state == START:
         nxt = replace(nxt, shared_at=p.shared_at or ev.at)
-    effect = _EFFECTS.get(t.event)
-    if effect is not None:
-        nxt = effect(p, nxt, d)
+    if t.fold_effect is not None:
+        nxt = t.fold_effect(p, nxt, d)
     if t.pauses_clock and p.paused_since is None:
         nxt = replace(nxt, paused_since=ev.at)
     if t.resumes_clock and p.paused_since is not None:

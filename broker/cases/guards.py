@@ -67,6 +67,7 @@ FOUR_EYES = Guard(
     citation="UNTOC art. 18(13); P1 require_approval",
     check=_four_eyes,
     status=403,
+    excludes_drafters=True,
 )
 
 
@@ -154,6 +155,7 @@ def _parent(*workflows: str) -> Guard:
         text=f"opens under a case of workflow {', '.join(sorted(allowed))}, once shared",
         citation="UNTOC art. 18(19); Egmont Principles",
         check=check,
+        on_parent=True,
     )
 
 

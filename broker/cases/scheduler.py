@@ -18,17 +18,27 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.cases import evidence, service
 from broker.cases.config import CaseConfig
 from broker.cases.models import Case
+from broker.cases.tables import WORKFLOWS
+from broker.cases.workflow import Transition
 from broker.core.context import NodeContext
 from broker.core.db import Database
 from broker.messages.models import Message
 
 _MAX_ACTIONS_PER_TICK = 50
+
+# The (workflow, state) of the cases whose next event the node fires on a signed receipt.
+_ON_RECEIPT = tuple(
+    (wf.name, state)
+    for wf in WORKFLOWS.values()
+    for state in wf.states
+    if wf.on_receipt_from(state) is not None
+)
 
 
 async def due_case_ids(session: AsyncSession, *, now: dt.datetime, limit: int) -> list[str]:
@@ -40,8 +50,10 @@ async def due_case_ids(session: AsyncSession, *, now: dt.datetime, limit: int) -
             or_(
                 Case.next_check_at <= now,
                 and_(
-                    Case.workflow == "mla.request",
-                    Case.state == "TRANSMITTED",
+                    or_(
+                        false(),
+                        *(and_(Case.workflow == w, Case.state == s) for w, s in _ON_RECEIPT),
+                    ),
                     Message.receipted_at.is_not(None),
                 ),
             )
@@ -61,25 +73,27 @@ async def tick_case(
         return []
     loaded = await service.load(session, case)
     raised: list[str] = []
-    if case.workflow == "mla.request" and case.state == "TRANSMITTED" and case.head_message_id:
+    on_receipt = loaded.workflow.on_receipt_from(case.state)
+    if on_receipt is not None and case.head_message_id:
         message = await session.get(Message, case.head_message_id)
         if message is not None and message.receipted_at is not None:
             await service.record_system_event(
                 session,
                 node=node,
                 loaded=loaded,
-                event="acknowledge",
+                event=on_receipt.event,
                 details={"on_receipt": message.id},
                 now=now,
             )
-            raised.append("acknowledge")
+            raised.append(on_receipt.event)
     for _ in range(_MAX_ACTIONS_PER_TICK):
         due = [a for a in service.reschedule(loaded, config, now) if a.at <= now]
         if not due:
             break
         action = due[0]
-        if action.kind == "expire_retention":
-            await expire(session, node=node, loaded=loaded, config=config, now=now)
+        expiry = loaded.workflow.erasing_from(loaded.projection.state)
+        if expiry is not None and action.kind == expiry.event:
+            await expire(session, node=node, loaded=loaded, expiry=expiry, config=config, now=now)
         else:
             await service.record_notice(
                 session,
@@ -101,11 +115,13 @@ async def expire(
     *,
     node: NodeContext,
     loaded: service.Loaded,
+    expiry: Transition,
     config: CaseConfig,
     now: dt.datetime,
 ) -> None:
-    """Fire ``expire_retention``: destroy the request's and the evidence files' keys, delete
-    the files. The message envelopes of the case are erased by the retention of messages."""
+    """Fire the retention expiry ``expiry``: destroy the request's and the evidence files'
+    keys, delete the files. The message envelopes of the case are erased by the retention of
+    messages."""
     case = loaded.case
     erased = [f.id for f in loaded.evidence if f.erased_at is None]
     for f in loaded.evidence:
@@ -119,7 +135,7 @@ async def expire(
         session,
         node=node,
         loaded=loaded,
-        event="expire_retention",
+        event=expiry.event,
         details={"erased_evidence": erased, "erased_request": True},
         now=now,
     )

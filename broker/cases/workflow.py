@@ -4,7 +4,13 @@ A ``Workflow`` is states (initial, final) and ``Transition`` rows: the event, th
 may fire from, the state it leads to (or none: a side event that leaves the state alone), the
 side that fires it (requesting, requested, or the node's own timers), the roles of the
 accounts that may fire it, the event's body schema, its guards with their citations, the case
-records it puts on file, and the message type of the signed envelope that carries it.
+records it puts on file, and the message type of the signed envelope that carries it. What
+the service does for an event beyond the fold is a flag of its row too (who counts as a
+drafter, which events carry or amend the request, widen the terms, grant the parent's
+consent, are answered with a progress reply, erase the case, or follow a signed receipt),
+and which states are private to the requesting side is a field of the workflow: the
+service and the views name no event, state or guard, so a new workflow is a table and
+nothing else. All rows and tables are written with keyword arguments.
 
 Derived from the tables, never written twice: the events a caller may fire next
 (``allowed_events``), the JSON description the API serves, and the Mermaid diagram
@@ -18,12 +24,15 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from broker.cases.bodies import NoBody
 from broker.core.errors import PalermoError
+
+if TYPE_CHECKING:
+    from broker.cases.fold import Projection
 
 START = "[*]"
 
@@ -68,24 +77,63 @@ class GuardFailure:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Guard:
     """A check an event must pass before it is signed and sent. ``check`` returns None when
-    the event may go, or the reason it may not."""
+    the event may go, or the reason it may not.
+
+    ``excludes_drafters``: the guard refuses whoever drafted or submitted the request (four
+    eyes), so the allowed next events leave its event out for them before any body is given.
+    ``on_parent``: the guard looks only at the parent case of a thread, so opening a thread
+    without naming its event picks the one opening event whose such guards the parent meets.
+    """
 
     id: str
     text: str
     citation: str
     check: Callable[[Any], str | None]
     status: int = 422
+    excludes_drafters: bool = False
+    on_parent: bool = False
 
     def failure(self, facts: Any) -> GuardFailure | None:
         detail = self.check(facts)
         return None if detail is None else GuardFailure(self.id, detail, self.citation, self.status)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Transition:
+    """One row of a table. Beside its event, sources, target, side, roles, body, guards and
+    records, a row declares what the service does for it, so that a new workflow is a table
+    and nothing else:
+
+    - ``drafting``: the account firing it counts as a drafter of the request, with the one
+      that opened the case (the four-eyes guard refuses drafters).
+    - ``carries_request``: the event's envelope carries the case's request: the amendment in
+      its body, or else the one stored.
+    - ``request_as_stored``: a request in its body must be the stored (vetted) one, unchanged.
+    - ``amends_request``: the request it carries replaces the stored one (sealed again, its
+      metadata copied onto the case row).
+    - ``widens_terms``: the recipients and purposes its body permits are added to the case's
+      terms.
+    - ``permits_named_recipients``: its envelope's permitted recipients are the request's
+      named recipients.
+    - ``grants_parent_consent``: the thread's consent is added to the parent case's terms.
+    - ``triggers_progress_reply``: the node answers it at once with a ``progress_reply``
+      notice from the case's state.
+    - ``erases``: it is the retention expiry: the node's timers fire it when a case has been
+      in its source state for the retention period; its target is the state of an erased
+      case.
+    - ``on_receipt``: the node fires it itself, for the requested side, once that side's
+      node has receipted the envelope of the event that led to its source state.
+    - ``records_by_reason``: further case records it puts on file, by the ``reason`` of its
+      body (the reason is kept in the event's clear metadata).
+    - ``pauses_clock`` and ``resumes_clock``: it pauses or resumes the response clock.
+    - ``fold_effect``: what it does to the case's projection beyond its state and records
+      (one of the effects of ``broker.cases.fold``: conditions offered or accepted, the
+      response kind, the review date, the assurance, the consent's conditions).
+    """
+
     event: str
     sources: tuple[str, ...]
     target: str | None
@@ -100,6 +148,20 @@ class Transition:
     audit_kind: str = "case:transition"
     pauses_clock: bool = False
     resumes_clock: bool = False
+    drafting: bool = False
+    carries_request: bool = False
+    request_as_stored: bool = False
+    amends_request: bool = False
+    widens_terms: bool = False
+    permits_named_recipients: bool = False
+    grants_parent_consent: bool = False
+    triggers_progress_reply: bool = False
+    erases: bool = False
+    on_receipt: bool = False
+    fold_effect: Callable[[Projection, Projection, Mapping[str, Any]], Projection] | None = None
+    records_by_reason: Mapping[str, frozenset[str]] = field(
+        default_factory=dict, compare=False, hash=False
+    )
 
     @property
     def side_event(self) -> bool:
@@ -109,13 +171,15 @@ class Transition:
         return state if self.target is None else self.target
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Workflow:
     """One transition table. ``initial`` is the state a case opens in without an event, or
     ``START`` when a case is opened by firing one of the events whose source is ``START``.
     ``sharing_event`` is the event that first reaches the other side: before it, events stay
     inside the requesting participant (drafting and vetting); from it on, every event is
-    routed to the counterpart."""
+    routed to the counterpart. ``private_states`` are the states of that time (drafting,
+    vetting): the requested side never sees an event fired from one, but for the sharing
+    event. ``parents`` are the workflows a thread of this one opens under."""
 
     name: str
     title: str
@@ -127,6 +191,7 @@ class Workflow:
     transitions: tuple[Transition, ...]
     message_types: Mapping[str, str]
     sharing_event: str | None = None
+    private_states: frozenset[str] = frozenset()
     parents: frozenset[str] = frozenset()
     request_model: type[BaseModel] | None = None
     state_notes: Mapping[str, str] = field(default_factory=dict)
@@ -147,6 +212,8 @@ class Workflow:
             raise ValueError(f"{self.name}: unknown initial state {self.initial}")
         if not self.finals <= set(self.states):
             raise ValueError(f"{self.name}: a final state is not a state")
+        if not self.private_states <= set(self.states):
+            raise ValueError(f"{self.name}: a private state is not a state")
 
     @property
     def events(self) -> tuple[str, ...]:
@@ -155,6 +222,23 @@ class Workflow:
     @property
     def opening_events(self) -> tuple[Transition, ...]:
         return tuple(t for t in self.transitions if START in t.sources)
+
+    @property
+    def erased_states(self) -> frozenset[str]:
+        """The states of a case whose content was erased at the end of retention."""
+        return frozenset(t.target for t in self.transitions if t.erases and t.target)
+
+    def erasing_from(self, state: str) -> Transition | None:
+        """The retention expiry of a case in ``state``, if it has one."""
+        return next((t for t in self.from_state(state) if t.erases), None)
+
+    def on_receipt_from(self, state: str) -> Transition | None:
+        """The event the node fires on the signed receipt of a case in ``state``, if any."""
+        return next((t for t in self.from_state(state) if t.on_receipt), None)
+
+    def visible_to_requested(self, state: str, event: str) -> bool:
+        """Whether the requested side sees an event fired from ``state``."""
+        return state not in self.private_states or event == self.sharing_event
 
     def open_states(self) -> tuple[str, ...]:
         return tuple(s for s in self.states if s not in self.finals)

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.cases import service as cases
 from broker.cases.bodies import FiuRequest
+from broker.cases.tables import FIU_REQUEST
 from broker.core.context import Caller, NodeContext
 from broker.core.db import utcnow
 from broker.core.errors import Conflict, Forbidden, NotFound, SchemaViolation, UnknownRecipient
@@ -241,7 +242,7 @@ async def answer(
             requesting_id=row.requester_id,
             requested_id=row.counterpart_id,
             opened_by=row.created_by,
-            workflow="fiu.request",
+            workflow=FIU_REQUEST.name,
             request=FiuRequest(purpose=row.purpose, legal_basis=row.legal_basis),
             origin=f"match:{row.id}",
             now=now,

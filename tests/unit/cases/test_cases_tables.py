@@ -122,12 +122,28 @@ def test_a_malformed_table_is_refused() -> None:
             message_types={"mla": "mla.event"},
         )
 
-    go = Transition("accept", ("A",), "B", Side.REQUESTED, "go", "x", body=NoBody)
+    go = Transition(
+        event="accept",
+        sources=("A",),
+        target="B",
+        side=Side.REQUESTED,
+        summary="go",
+        citation="x",
+        body=NoBody,
+    )
     assert make(go).reachable() == {"A", "B"}
     with pytest.raises(ValueError, match="unknown state"):
-        make(Transition("accept", ("Z",), "B", Side.REQUESTED, "go", "x"))
+        make(
+            Transition(
+                event="accept", sources=("Z",), target="B", side=Side.REQUESTED, summary="go"
+            )
+        )
     with pytest.raises(ValueError, match="leads to unknown state"):
-        make(Transition("accept", ("A",), "Z", Side.REQUESTED, "go", "x"))
+        make(
+            Transition(
+                event="accept", sources=("A",), target="Z", side=Side.REQUESTED, summary="go"
+            )
+        )
     with pytest.raises(ValueError, match="two transitions"):
         make(go, go)
     with pytest.raises(ValueError, match="unknown initial"):

@@ -1,0 +1,380 @@
+"""Firing an event: planned against the table (state, side, roles, body), its guards
+checked, signed (by the node with the caller's custodial key, or by the caller), decided by
+policy, accepted and routed by ``messages.accept``, appended to ``case_events`` and folded into
+the ``cases`` row, in the caller's one transaction. Also the payload a self-signing client
+signs (``prepare_event``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from broker.cases.config import CaseConfig
+from broker.cases.fold import step
+from broker.cases.guards import EvidenceFacts, Facts
+from broker.cases.models import Case, CaseEvent
+from broker.cases.policy import known_fields
+from broker.cases.service.events import (
+    apply_effects,
+    check_matches,
+    details_of,
+    envelope_draft,
+    event_data,
+    request_for,
+)
+from broker.cases.service.loading import Loaded, advance, case_for, load, side_of
+from broker.cases.service.notices import progress, record_notice, reschedule
+from broker.cases.service.request import validated
+from broker.cases.workflow import Side, Transition, Workflow
+from broker.core.context import Caller, NodeContext
+from broker.core.db import utcnow
+from broker.core.errors import Conflict, Forbidden, InvalidState, SchemaViolation
+from broker.core.ids import uuid7
+from broker.envelopes.schemas import MessagePayload
+from broker.messages import service as messages
+from broker.messages.models import Message
+from broker.oversight.service import AuditKind
+from broker.policy.service import NodePolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Fired:
+    """An accepted event: the case after it, the event row, the countersigned envelope, and
+    the node's automatic reply when the event asked for one (a progress query)."""
+
+    case: Case
+    event: CaseEvent
+    envelope: dict[str, Any] | None
+    reply: CaseEvent | None = None
+    duplicate: bool = False
+
+
+async def fire_event(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    caller: Caller,
+    policy: NodePolicy | None,
+    config: CaseConfig,
+    case_id: str,
+    event: str | None,
+    body: Any,
+    envelope: Any,
+    now: dt.datetime,
+) -> Fired | messages.Refused:
+    """Fire ``event`` with ``body`` (the node signs with the caller's custodial key), or
+    submit a self-signed ``envelope`` whose payload body is ``{"event", "workflow", "seq",
+    "from_state", "data"}``. Flushes; the caller commits (also after a refusal, to keep its
+    leaf). The same envelope again returns the first answer.
+
+    Raises NotFound; InvalidState (the event is not allowed in the case's state); Forbidden
+    (wrong side or role); SchemaViolation (body, or an envelope that does not match the case);
+    GuardError, GuardForbiddenError, GuardConflictError (a guard, with its citation);
+    Conflict (the case moved on since the envelope was signed); the envelope errors of
+    ``messages.submit``.
+    Returns ``messages.Refused`` when policy denies the event.
+    """
+    case = await case_for(session, caller=caller, case_id=case_id, lock=True)
+    loaded = await load(session, case)
+    return await fire(
+        session,
+        node=node,
+        caller=caller,
+        policy=policy,
+        config=config,
+        loaded=loaded,
+        event=event,
+        data=body,
+        envelope=envelope,
+        now=now,
+        new_case=False,
+    )
+
+
+def _envelope_event(payload: MessagePayload) -> tuple[str, Any, int, str]:
+    b = payload.body
+    if not isinstance(b.get("event"), str) or not isinstance(b.get("seq"), int):
+        raise SchemaViolation(
+            'a case event envelope has body {"event", "workflow", "seq", "from_state", "data"}',
+            field="payload.body",
+        )
+    return b["event"], b.get("data", {}), b["seq"], str(b.get("from_state"))
+
+
+def _not_allowed(wf: Workflow, state: str, event: str) -> InvalidState:
+    allowed = sorted({t.event for t in wf.from_state(state)})
+    if event not in wf.events:
+        return InvalidState(
+            f"{event!r} is not an event of the {wf.name} workflow",
+            allowed_events=allowed,
+        )
+    return InvalidState(
+        f"{event} is not allowed in state {state} of the {wf.name} workflow"
+        f" (allowed: {', '.join(allowed) or 'none'})",
+        state=state,
+        allowed_events=allowed,
+    )
+
+
+@dataclass(slots=True)
+class _Plan:
+    """An event checked and ready to sign: its row of the table, the side firing it, its
+    validated body, the request it carries, and the caller's signature if self-signed."""
+
+    transition: Transition
+    side: Side
+    body: BaseModel
+    request: BaseModel | None
+    signed: tuple[Any, MessagePayload, str] | None
+
+
+async def _plan(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    caller: Caller,
+    loaded: Loaded,
+    event: str | None,
+    data: Any,
+    envelope: Any,
+    new_case: bool,
+) -> _Plan | Fired:
+    case, wf, p = loaded.case, loaded.workflow, loaded.projection
+    signed: tuple[Any, MessagePayload, str] | None = None
+    if envelope is not None:
+        if event is not None or data is not None:
+            raise SchemaViolation("give either an envelope or an event with its body", field="$")
+        signed = await messages.verified_submission(
+            session, node=node, caller=caller, data=envelope, now=utcnow()
+        )
+        payload = signed[1]
+        previous = (
+            await session.scalars(select(CaseEvent).where(CaseEvent.message_id == str(payload.id)))
+        ).first()
+        if previous is not None:
+            if previous.case_id != case.id:
+                raise Conflict(f"this envelope carried an event of case {previous.case_id}")
+            return Fired(case, previous, None, duplicate=True)
+        event, data, seq, from_state = _envelope_event(payload)
+        if seq != p.seq + 1 or from_state != p.state:
+            raise Conflict(
+                f"the case moved on: it is in state {p.state} after event {p.seq}; sign "
+                f"seq {p.seq + 1} from_state {p.state}",
+                state=p.state,
+                seq=p.seq,
+            )
+    if event is None:
+        raise SchemaViolation("name the event to fire", field="event")
+    t = wf.transition(p.state, event)
+    if t is None:
+        raise _not_allowed(wf, p.state, event)
+    side = Side.REQUESTING if new_case else side_of(case, caller.participant_id)
+    if side is None or t.side is not side:
+        raise Forbidden(
+            f"{event} is fired by the {t.side.value} side; you are the "
+            f"{side.value if side else 'no'} side of this case",
+        )
+    if caller.roles.isdisjoint(t.roles):
+        raise Forbidden(f"{event} needs one of the roles {sorted(t.roles)}")
+    body = validated(t.body, data, "body")
+    return _Plan(t, side, body, request_for(node, case, t, body), signed)
+
+
+def _check_guards(loaded: Loaded, plan: _Plan, caller: Caller, now: dt.datetime) -> None:
+    """Raises GuardError (or its 403 and 409 kinds) naming the guard and its citation."""
+    case, p = loaded.case, loaded.projection
+    facts = Facts(
+        workflow=loaded.workflow.name,
+        case_type=case.case_type,
+        state=p.state,
+        event=plan.transition.event,
+        side=plan.side,
+        body=plan.body,
+        account_id=caller.account_id,
+        roles=caller.roles,
+        now=now,
+        drafters=loaded.drafters,
+        records=p.records,
+        initiated_by=case.initiated_by,
+        urgent=case.urgent,
+        response_kind=p.response_kind,
+        parent_workflow=loaded.parent.workflow if loaded.parent else None,
+        parent_state=loaded.parent.state if loaded.parent else None,
+        parent_terms=loaded.parent.terms if loaded.parent else {},
+        evidence={
+            f.id: EvidenceFacts(Side(f.side), f.id in loaded.delivered)
+            for f in loaded.evidence
+            if f.erased_at is None
+        },
+    )
+    for guard in plan.transition.guards:
+        failure = guard.failure(facts)
+        if failure is not None:
+            raise failure.error()
+
+
+async def fire(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    caller: Caller,
+    policy: NodePolicy | None,
+    config: CaseConfig,
+    loaded: Loaded,
+    event: str | None,
+    data: Any,
+    envelope: Any,
+    now: dt.datetime,
+    new_case: bool,
+) -> Fired | messages.Refused:
+    planned = await _plan(
+        session,
+        node=node,
+        caller=caller,
+        loaded=loaded,
+        event=event,
+        data=data,
+        envelope=envelope,
+        new_case=new_case,
+    )
+    if isinstance(planned, Fired):
+        return planned
+    _check_guards(loaded, planned, caller, now)
+    case, wf, p = loaded.case, loaded.workflow, loaded.projection
+    t, side, body, request = planned.transition, planned.side, planned.body, planned.request
+    if new_case:
+        case.purpose = getattr(body, "purpose", None) or case.purpose
+    seq = p.seq + 1
+    recipient = _recipient(loaded, t, side, caller, new_case)
+    draft = envelope_draft(loaded, t, event_data(body, request), body, request, recipient, seq)
+    signed = planned.signed
+    if signed is None:
+        signed = await messages.verified_submission(
+            session, node=node, caller=caller, data={"draft": draft}, now=utcnow()
+        )
+    else:
+        check_matches(signed[1], draft)
+    env, payload, kid = signed
+    event_id = str(uuid7())
+    to_state = t.target_from(p.state)
+    outcome = await messages.accept(
+        session,
+        node=node,
+        caller=caller,
+        envelope=env,
+        payload=payload,
+        kid_used=kid,
+        now=utcnow(),
+        policy=policy,
+        known=known_fields(case=case, projection=p, event=t.event, body=body, request=request),
+        audit_kind=AuditKind(t.audit_kind),
+        audit_fields={
+            "workflow": wf.name,
+            "case_event": t.event,
+            "seq": seq,
+            "from_state": p.state,
+            "to_state": to_state,
+            "case_event_id": event_id,
+            "side": side.value,
+        },
+    )
+    if isinstance(outcome, messages.Refused):
+        return outcome
+    if new_case:
+        session.add(case)
+        await session.flush()
+    message = await session.get(Message, outcome.message_id)
+    assert message is not None
+    details = details_of(t, body)
+    await session.execute(
+        insert(CaseEvent),
+        [
+            {
+                "event_id": event_id,
+                "case_id": case.id,
+                "seq": seq,
+                "event": t.event,
+                "from_state": p.state,
+                "to_state": to_state,
+                "side": side.value,
+                "actor_participant": caller.participant_id,
+                "actor_account": caller.account_id,
+                "message_id": outcome.message_id,
+                "envelope_sha256": env.digest,
+                "at": now,
+                "details": details,
+                "policy_pack": message.policy_hash,
+                "policy_rules": list(message.policy_rules),
+                "node_signature": None,
+            }
+        ],
+    )
+    ev = (await session.scalars(select(CaseEvent).where(CaseEvent.event_id == event_id))).one()
+    apply_effects(node, loaded, t, request, details, new_case)
+    case.head_message_id = outcome.message_id
+    loaded.events.append(ev)
+    loaded.projection = step(wf, p, ev)
+    advance(case, loaded.projection, now)
+    reply = None
+    if t.triggers_progress_reply:
+        reply = await record_notice(
+            session,
+            node=node,
+            loaded=loaded,
+            notice="progress_reply",
+            key=str(seq),
+            detail=progress(loaded, config, now),
+            now=now,
+        )
+    reschedule(loaded, config, now)
+    await session.flush()
+    return Fired(case, ev, outcome.envelope, reply)
+
+
+def _recipient(loaded: Loaded, t: Transition, side: Side, caller: Caller, new_case: bool) -> str:
+    """The other side once the case is shared (or by the event that shares it); before, the
+    caller's own participant: drafting and vetting stay inside it."""
+    case = loaded.case
+    if not (loaded.projection.shared or t.event == loaded.workflow.sharing_event or new_case):
+        return caller.participant_id
+    return case.requested_id if side is Side.REQUESTING else case.requesting_id
+
+
+async def prepare_event(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    caller: Caller,
+    case_id: str,
+    event: str | None,
+    body: Any,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """The payload a self-signing client signs to fire ``event`` with ``body`` now, without
+    ``id``, ``sender`` and ``created_at`` (the client adds them). Nothing is stored. Raises
+    what ``fire_event`` raises before signing."""
+    case = await case_for(session, caller=caller, case_id=case_id)
+    loaded = await load(session, case)
+    planned = await _plan(
+        session,
+        node=node,
+        caller=caller,
+        loaded=loaded,
+        event=event,
+        data=body,
+        envelope=None,
+        new_case=False,
+    )
+    assert isinstance(planned, _Plan)
+    _check_guards(loaded, planned, caller, now)
+    t, request = planned.transition, planned.request
+    recipient = _recipient(loaded, t, planned.side, caller, False)
+    data = event_data(planned.body, request)
+    return envelope_draft(
+        loaded, t, data, planned.body, request, recipient, loaded.projection.seq + 1
+    )

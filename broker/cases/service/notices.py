@@ -1,0 +1,166 @@
+"""The node's own events on a case (notices, the retention expiry, the acknowledgement on a
+signed receipt), signed by the node with one audit leaf each; the case's deadlines and the
+next time its timers must look at it; the answer to a progress query (18(24))."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from broker.cases.clocks import Deadline, Due, deadlines, due_actions
+from broker.cases.config import CaseConfig
+from broker.cases.fold import step
+from broker.cases.models import CaseEvent
+from broker.cases.service.loading import Loaded, advance
+from broker.cases.workflow import Side
+from broker.core.context import NodeContext
+from broker.core.ids import uuid7
+from broker.oversight.service import AuditKind, record_event
+
+
+async def record_system_event(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    loaded: Loaded,
+    event: str,
+    details: dict[str, Any],
+    now: dt.datetime,
+    audit_kind: AuditKind = AuditKind.CASE_TRANSITION,
+) -> CaseEvent:
+    """Append an event of the node's own (a notice, the retention expiry, an acknowledgement
+    on the requested side's signed receipt), signed by the node, with its one audit leaf.
+    Raises HistoryError if the table does not allow it (a bug)."""
+    case, wf, p = loaded.case, loaded.workflow, loaded.projection
+    applied_to = p.state
+    event_id = str(uuid7())
+    row: dict[str, Any] = {
+        "event_id": event_id,
+        "case_id": case.id,
+        "seq": p.seq + 1,
+        "event": event,
+        "from_state": applied_to,
+        "to_state": applied_to,
+        "side": Side.SYSTEM.value,
+        "actor_participant": None,
+        "actor_account": None,
+        "message_id": None,
+        "envelope_sha256": None,
+        "at": now,
+        "details": details,
+        "policy_pack": None,
+        "policy_rules": [],
+    }
+    t = wf.transition(p.state, event)
+    if t is not None:
+        row["to_state"] = t.target_from(p.state)
+    row["node_signature"] = node.signer.sign(
+        orjson.dumps(
+            {k: row[k] for k in ("event_id", "case_id", "seq", "event", "at", "details")},
+            option=orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z,
+        )
+    ).hex()
+    await session.execute(insert(CaseEvent), [row])
+    ev = (await session.scalars(select(CaseEvent).where(CaseEvent.event_id == event_id))).one()
+    loaded.events.append(ev)
+    nxt = step(wf, p, ev)
+    loaded.projection = nxt
+    advance(case, nxt, now)
+    await record_event(
+        session,
+        kind=audit_kind,
+        node=node.node_id,
+        actor=None,
+        participant_id=None,
+        at=now,
+        case_id=case.id,
+        workflow=wf.name,
+        case_event=event,
+        seq=row["seq"],
+        from_state=row["from_state"],
+        to_state=row["to_state"],
+        case_event_id=event_id,
+        side=Side.SYSTEM.value,
+        notice=details.get("notice"),
+        deadline=details.get("deadline"),
+    )
+    return ev
+
+
+async def record_notice(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    loaded: Loaded,
+    notice: str,
+    key: str,
+    detail: Mapping[str, Any],
+    now: dt.datetime,
+) -> CaseEvent:
+    return await record_system_event(
+        session,
+        node=node,
+        loaded=loaded,
+        event=notice,
+        details={"notice": notice, "key": key, **detail},
+        now=now,
+        audit_kind=AuditKind.CASE_NOTICE,
+    )
+
+
+def case_deadlines(loaded: Loaded, config: CaseConfig, now: dt.datetime) -> list[Deadline]:
+    case = loaded.case
+    requested = (case.deadline, case.deadline_reason) if case.deadline else None
+    return deadlines(
+        workflow=loaded.workflow,
+        events=loaded.events,
+        clocks=config.clocks,
+        legal_basis=case.legal_basis,
+        requested=requested,
+        now=now,
+    )
+
+
+def reschedule(loaded: Loaded, config: CaseConfig, now: dt.datetime) -> list[Due]:
+    """Set ``next_due_at`` (earliest open deadline) and ``next_check_at`` (when the timers
+    must look at the case next); return what is due, earliest first."""
+    case, p = loaded.case, loaded.projection
+    found = case_deadlines(loaded, config, now)
+    open_ones = [d for d in found if d.open]
+    actions = due_actions(
+        workflow=loaded.workflow,
+        events=loaded.events,
+        state=p.state,
+        records=p.records,
+        review_date=p.review_date,
+        urgent=case.urgent,
+        initiated_by=case.initiated_by,
+        shared_at=p.shared_at,
+        open_deadlines=open_ones,
+        retention=config.retention,
+        urgent_every=config.urgent_escalation,
+    )
+    running = [d.due_at for d in open_ones if d.status != "paused"]
+    case.next_due_at = min(running) if running else None
+    case.next_check_at = actions[0].at if actions else None
+    return actions
+
+
+def progress(loaded: Loaded, config: CaseConfig, now: dt.datetime) -> dict[str, Any]:
+    """The answer to a progress query (18(24)), from the case's state alone."""
+    p = loaded.projection
+    last = next((ev for ev in reversed(loaded.events) if not ev.details.get("notice")), None)
+    return {
+        "state": p.state,
+        "since": last.at.isoformat() if last else None,
+        "paused": p.paused_since is not None,
+        "deadlines": [
+            {"name": d.name, "due_at": d.due_at.isoformat(), "status": d.status}
+            for d in case_deadlines(loaded, config, now)
+        ],
+    }

@@ -1,0 +1,41 @@
+"""The five transition tables: MLA request (UNTOC art. 18), FIU request, FIU spontaneous
+disclosure, consent, feedback. ``domain/MLA.md`` and ``domain/FIU.md`` are their source.
+
+Event names are those of ``policies.vocabulary.CASE_EVENTS`` (the packs match on them); two
+side events the packs do not look at are this module's own: ``record_assurance`` (P22) and
+the node's ``expire_retention`` is the vocabulary's. Everything else about a workflow (the
+API's allowed next events, the diagrams, docs/workflows.md) is derived from these rows.
+
+One module a family of tables: ``mla``, ``fiu`` (request and spontaneous disclosure) and
+``threads`` (consent, feedback), with what they share in ``parts``. A new workflow is a new
+table and its entry in ``WORKFLOWS``, nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from broker.cases.tables.fiu import DISCLOSURE, FIU_REQUEST
+from broker.cases.tables.mla import CONSULTATION_RECORDS, MLA
+from broker.cases.tables.threads import CONSENT, FEEDBACK
+from broker.cases.workflow import HANDLERS, Workflow
+
+WORKFLOWS: Mapping[str, Workflow] = MappingProxyType(
+    {w.name: w for w in (MLA, FIU_REQUEST, DISCLOSURE, CONSENT, FEEDBACK)}
+)
+ROOT_WORKFLOWS = frozenset(w.name for w in WORKFLOWS.values() if not w.parents)
+CHILD_WORKFLOWS = frozenset(w.name for w in WORKFLOWS.values() if w.parents)
+
+__all__ = [
+    "CHILD_WORKFLOWS",
+    "CONSENT",
+    "CONSULTATION_RECORDS",
+    "DISCLOSURE",
+    "FEEDBACK",
+    "FIU_REQUEST",
+    "HANDLERS",
+    "MLA",
+    "ROOT_WORKFLOWS",
+    "WORKFLOWS",
+]
