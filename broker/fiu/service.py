@@ -31,7 +31,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from broker.cases import service as cases
 from broker.cases.bodies import FiuRequest
 from broker.core.context import Caller, NodeContext
-from broker.core.db import utcnow
 from broker.core.errors import Conflict, Forbidden, NotFound, SchemaViolation, UnknownRecipient
 from broker.core.ids import uuid7
 from broker.fiu.models import MatchAnswer, MatchQuery
@@ -56,35 +55,6 @@ async def _fiu(session: AsyncSession, participant_id: str, field: str) -> Partic
             field=field,
         )
     return found
-
-
-async def _send(
-    session: AsyncSession,
-    *,
-    node: NodeContext,
-    caller: Caller,
-    policy: NodePolicy | None,
-    draft: dict[str, Any],
-    kind: AuditKind,
-    leaf: dict[str, Any],
-) -> messages.Accepted | messages.Refused:
-    now = utcnow()
-    envelope, payload, kid = await messages.verified_submission(
-        session, node=node, caller=caller, data={"draft": draft}, now=now
-    )
-    return await messages.accept(
-        session,
-        node=node,
-        caller=caller,
-        envelope=envelope,
-        payload=payload,
-        kid_used=kid,
-        now=now,
-        policy=policy,
-        known={"case_type": "fiu"},
-        audit_kind=kind,
-        audit_fields=leaf,
-    )
 
 
 async def query(
@@ -125,7 +95,7 @@ async def query(
     }
     if create.sealed_key is not None:
         body["sealed_key"] = create.sealed_key
-    outcome = await _send(
+    outcome = await messages.sign_and_accept(
         session,
         node=node,
         caller=caller,
@@ -138,8 +108,9 @@ async def query(
             "data_categories": ["keyed_filter"],
             "body": body,
         },
-        kind=AuditKind.MATCH_QUERIED,
-        leaf={
+        known={"case_type": "fiu"},
+        audit_kind=AuditKind.MATCH_QUERIED,
+        audit_fields={
             "match_id": match_id,
             "exchange_id": create.exchange_id,
             "filter_count": len(create.filters),
@@ -214,7 +185,7 @@ async def answer(
         raise Forbidden("only the partner FIU that was asked answers a matching query")
     if existing is not None:
         raise Conflict(f"this query was already answered: {existing.result}")
-    outcome = await _send(
+    outcome = await messages.sign_and_accept(
         session,
         node=node,
         caller=caller,
@@ -228,8 +199,9 @@ async def answer(
             "data_categories": ["match_result"],
             "body": {"query_id": row.id, "result": result},
         },
-        kind=AuditKind.MATCH_ANSWERED,
-        leaf={"match_id": row.id, "exchange_id": row.exchange_id, "result": result},
+        known={"case_type": "fiu"},
+        audit_kind=AuditKind.MATCH_ANSWERED,
+        audit_fields={"match_id": row.id, "exchange_id": row.exchange_id, "result": result},
     )
     if isinstance(outcome, messages.Refused):
         return outcome

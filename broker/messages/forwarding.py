@@ -30,10 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from broker.consents.service import granted_consents
 from broker.core.context import Caller, NodeContext
 from broker.core.db import utcnow
-from broker.core.errors import Forbidden, InvalidState, SchemaViolation
+from broker.core.errors import SchemaViolation
 from broker.envelopes.schemas import MessagePayload
 from broker.messages import service
-from broker.messages.models import Message, MessageStatus
+from broker.messages.models import Message
 from broker.messages.policy import Terms
 from broker.participants.models import Participant
 from broker.policy.service import NodePolicy
@@ -52,23 +52,6 @@ INHERITED = (
     "attachments",
     "body",
 )
-
-
-async def held_message(session: AsyncSession, *, caller: Caller, message_id: str) -> Message:
-    """The delivered message ``message_id`` if the caller's participant received it.
-
-    Raises NotFound (not the caller's), Forbidden (the caller sent it), InvalidState (not
-    yet delivered).
-    """
-    message = await service.get_message_for(session, caller=caller, message_id=message_id)
-    if message.recipient_id != caller.participant_id:
-        raise Forbidden(
-            "only the recipient of a message uses it onward; as its sender, send your "
-            "material as a new message"
-        )
-    if message.status == MessageStatus.ACCEPTED:
-        raise InvalidState("the message is not yet delivered to your inbox")
-    return message
 
 
 def complete_draft(
@@ -129,10 +112,10 @@ async def forward(
     with the caller's custodial key) or a DSSE envelope whose payload has ``forwarded_from``.
     Flushes; the caller commits.
 
-    Raises NotFound, Forbidden, InvalidState (see ``held_message``), SchemaViolation, and the
-    envelope errors of ``service.submit``. A policy denial is returned as ``Refused``.
+    Raises NotFound, Forbidden, InvalidState (see ``service.held_message``), SchemaViolation,
+    and the envelope errors of ``service.submit``. A policy denial is returned as ``Refused``.
     """
-    original = await held_message(session, caller=caller, message_id=message_id)
+    original = await service.held_message(session, caller=caller, message_id=message_id)
     data = service.load_body(node, body)
     held = await service.terms_of(session, original)
     if isinstance(data, dict) and isinstance(data.get("draft"), dict):

@@ -558,6 +558,43 @@ async def verified_submission(
     return envelope, payload, kid
 
 
+async def sign_and_accept(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    caller: Caller,
+    draft: Mapping[str, Any],
+    policy: NodePolicy | None,
+    known: Mapping[str, Any] | None = None,
+    audit_kind: AuditKind | None = None,
+    audit_fields: Mapping[str, Any] | None = None,
+) -> Accepted | Refused:
+    """Sign ``draft`` with the caller's participant's custodial key and ``accept`` it: how a
+    domain sends a message of its own (a consent request or answer, a match query or answer,
+    a case event). Flushes; the caller commits.
+
+    Raises the draft errors of ``submit`` (Forbidden: no custodial key; SchemaViolation,
+    PayloadTooLarge) and those of ``accept``; returns ``Refused`` on a policy denial.
+    """
+    now = utcnow()
+    envelope, payload, kid_used = await verified_submission(
+        session, node=node, caller=caller, data={"draft": dict(draft)}, now=now
+    )
+    return await accept(
+        session,
+        node=node,
+        caller=caller,
+        envelope=envelope,
+        payload=payload,
+        kid_used=kid_used,
+        now=now,
+        policy=policy,
+        known=known,
+        audit_kind=audit_kind,
+        audit_fields=audit_fields,
+    )
+
+
 def _checked_envelope(node: NodeContext, data: Any) -> dsse.UnsafeEnvelope:
     envelope = dsse.parse_envelope(data)
     if envelope.payload_type != dsse.PAYLOAD_TYPE:
@@ -689,6 +726,30 @@ async def get_message_for(session: AsyncSession, *, caller: Caller, message_id: 
     message = await session.get(Message, message_id)
     if message is None or caller.participant_id not in (message.sender_id, message.recipient_id):
         raise NotFound(f"no message {message_id}")
+    return message
+
+
+async def held_message(
+    session: AsyncSession,
+    *,
+    caller: Caller,
+    message_id: str,
+    forbidden: str = (
+        "only the recipient of a message uses it onward; as its sender, send your "
+        "material as a new message"
+    ),
+) -> Message:
+    """The delivered message ``message_id`` if the caller's participant received it: what
+    the caller holds, and may use onward (forward, ask consent for).
+
+    Raises NotFound (not the caller's), Forbidden with ``forbidden`` (the caller sent it),
+    InvalidState (not yet delivered).
+    """
+    message = await get_message_for(session, caller=caller, message_id=message_id)
+    if message.recipient_id != caller.participant_id:
+        raise Forbidden(forbidden)
+    if message.status == MessageStatus.ACCEPTED:
+        raise InvalidState("the message is not yet delivered to your inbox")
     return message
 
 
@@ -868,11 +929,13 @@ __all__ = [
     "Refused",
     "accept",
     "get_message_for",
+    "held_message",
     "list_inbox",
     "list_sent",
     "load_body",
     "read_content",
     "record_receipt",
+    "sign_and_accept",
     "submit",
     "terms_of",
     "verified_submission",
