@@ -20,13 +20,13 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from broker import messages
 from broker.consents.models import Consent, ConsentStatus
 from broker.consents.schemas import ConsentAnswer, ConsentCreate
 from broker.core.context import Caller, NodeContext
 from broker.core.db import utcnow
 from broker.core.errors import Conflict, Forbidden, InvalidState, NotFound
 from broker.core.ids import uuid7
-from broker.messages import service as messages
 from broker.messages.models import Message
 from broker.oversight.service import AuditKind, record_event
 from broker.policy.service import NodePolicy

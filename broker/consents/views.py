@@ -8,7 +8,7 @@ from broker.consents import service
 from broker.consents.models import Consent
 from broker.consents.schemas import ConsentAnswer, ConsentCreate, ConsentPage, ConsentRead
 from broker.http import Handler, NodeDep, SessionDep, SettingsDep
-from broker.messages.service import Refused
+from broker.messages import Refused
 from broker.policy.views import PolicyDep
 
 router = APIRouter(prefix="/v1", tags=["consents"])

@@ -44,7 +44,7 @@ from broker.core.errors import (
     UnknownRecipient,
 )
 from broker.envelopes import dsse
-from broker.messages.service import Accepted, Refused, parse_payload, submit
+from broker.messages import Accepted, Refused, parse_payload, submit
 from broker.participants.models import Participant
 
 FORWARDING_ADAPTERS = ("peer", "filedrop")

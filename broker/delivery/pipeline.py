@@ -40,8 +40,8 @@ from broker.delivery.service import (
     record_push_outcomes,
 )
 from broker.envelopes import dsse
+from broker.messages import open_envelope
 from broker.messages.models import Message
-from broker.messages.service import open_envelope
 
 log = get_logger(__name__)
 

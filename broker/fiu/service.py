@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from broker import messages
 from broker.cases import service as cases
 from broker.cases.bodies import FiuRequest
 from broker.core.context import Caller, NodeContext
@@ -35,7 +36,6 @@ from broker.core.errors import Conflict, Forbidden, NotFound, SchemaViolation, U
 from broker.core.ids import uuid7
 from broker.fiu.models import MatchAnswer, MatchQuery
 from broker.fiu.schemas import MatchCreate
-from broker.messages import service as messages
 from broker.oversight.service import AuditKind
 from broker.participants.models import Participant
 from broker.policy.service import NodePolicy
