@@ -116,11 +116,13 @@ async def request_consent(
         caller=caller,
         draft={k: v for k, v in draft.items() if v is not None},
         policy=policy,
-        known={
-            "case_type": "fiu",
-            "case_event": "request_consent",
-            "case_fields": _reasons_given(create.reasons),
-        },
+        request=messages.AcceptRequest(
+            known={
+                "case_type": "fiu",
+                "case_event": "request_consent",
+                "case_fields": _reasons_given(create.reasons),
+            }
+        ),
     )
     if isinstance(outcome, messages.Refused):
         return outcome
@@ -236,12 +238,14 @@ async def answer_consent(
         node=node,
         caller=caller,
         draft={k: v for k, v in draft.items() if v is not None},
-        known={
-            "case_type": "fiu",
-            "case_event": "grant_consent" if grant else "refuse_consent",
-            "case_fields": _reasons_given(answer.reasons),
-            "grounds": frozenset(answer.grounds),
-        },
+        request=messages.AcceptRequest(
+            known={
+                "case_type": "fiu",
+                "case_event": "grant_consent" if grant else "refuse_consent",
+                "case_fields": _reasons_given(answer.reasons),
+                "grounds": frozenset(answer.grounds),
+            }
+        ),
         policy=policy,
     )
     if isinstance(outcome, messages.Refused):

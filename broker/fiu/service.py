@@ -108,13 +108,15 @@ async def query(
             "data_categories": ["keyed_filter"],
             "body": body,
         },
-        known={"case_type": "fiu"},
-        audit_kind=AuditKind.MATCH_QUERIED,
-        audit_fields={
-            "match_id": match_id,
-            "exchange_id": create.exchange_id,
-            "filter_count": len(create.filters),
-        },
+        request=messages.AcceptRequest(
+            known={"case_type": "fiu"},
+            audit_kind=AuditKind.MATCH_QUERIED,
+            audit_fields={
+                "match_id": match_id,
+                "exchange_id": create.exchange_id,
+                "filter_count": len(create.filters),
+            },
+        ),
     )
     if isinstance(outcome, messages.Refused):
         return outcome
@@ -199,9 +201,11 @@ async def answer(
             "data_categories": ["match_result"],
             "body": {"query_id": row.id, "result": result},
         },
-        known={"case_type": "fiu"},
-        audit_kind=AuditKind.MATCH_ANSWERED,
-        audit_fields={"match_id": row.id, "exchange_id": row.exchange_id, "result": result},
+        request=messages.AcceptRequest(
+            known={"case_type": "fiu"},
+            audit_kind=AuditKind.MATCH_ANSWERED,
+            audit_fields={"match_id": row.id, "exchange_id": row.exchange_id, "result": result},
+        ),
     )
     if isinstance(outcome, messages.Refused):
         return outcome

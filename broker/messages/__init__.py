@@ -8,6 +8,7 @@ delivered message the caller holds".
 
 from broker.messages.ingress import (
     Accepted,
+    AcceptRequest,
     Refused,
     accept,
     load_body,
@@ -24,12 +25,14 @@ from broker.messages.reading import (
     terms_of,
 )
 from broker.messages.receipts import RECEIPT_TYPE, receipt_payload, record_receipt, verify_receipt
-from broker.messages.signing import parse_payload, verified_submission
+from broker.messages.signing import Signed, parse_payload, verified_submission
 
 __all__ = [
     "RECEIPT_TYPE",
+    "AcceptRequest",
     "Accepted",
     "Refused",
+    "Signed",
     "accept",
     "get_message_for",
     "held_message",

@@ -124,10 +124,10 @@ async def forward(
         )
         data = {**data, "draft": completed}
     now = utcnow()
-    envelope, payload, kid_used = await messages.verified_submission(
+    signed = await messages.verified_submission(
         session, node=node, caller=caller, data=data, now=now
     )
-    check_forward(payload, message_id=message_id, held=held)
+    check_forward(signed.payload, message_id=message_id, held=held)
     provider_kind = (
         await session.execute(select(Participant.kind).where(Participant.id == held.provider_id))
     ).scalar_one()
@@ -136,11 +136,11 @@ async def forward(
         session,
         node=node,
         caller=caller,
-        envelope=envelope,
-        payload=payload,
-        kid_used=kid_used,
+        signed=signed,
         now=now,
         policy=policy,
-        held=held,
-        known={"forwarding": held.forwarding(provider_kind), "consents": consents},
+        request=messages.AcceptRequest(
+            held=held,
+            known={"forwarding": held.forwarding(provider_kind), "consents": consents},
+        ),
     )

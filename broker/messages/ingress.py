@@ -41,11 +41,16 @@ from broker.core.errors import (
 )
 from broker.delivery.models import OutboxEntry
 from broker.envelopes import dsse
-from broker.envelopes.schemas import MessagePayload
 from broker.messages.keys import as_utc, ingress_facts, party_facts
 from broker.messages.models import Message, MessageStatus
 from broker.messages.policy import PartyFacts, Terms, decide, default_terms, terms_for
-from broker.messages.signing import checked_envelope, peek, verified_payload, verified_submission
+from broker.messages.signing import (
+    Signed,
+    checked_envelope,
+    peek,
+    verified_payload,
+    verified_submission,
+)
 from broker.oversight.models import AuditEvent
 from broker.oversight.service import AuditKind, audit_row, record_event
 from broker.policy.service import NodePolicy
@@ -88,6 +93,27 @@ class Refused:
             message_id=self.message_id,
             **extra,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptRequest:
+    """What a caller of ``accept`` knows beyond the signed submission.
+
+    - ``held``: the terms of the material a forward forwards;
+    - ``known``: context fields the payload does not give (see
+      ``broker.messages.policy.decide``);
+    - ``audit_kind``, ``audit_fields``: a caller that records an event carried by the message
+      (a case transition, a match query) makes the one leaf of the acceptance that event's
+      leaf; ``audit_fields`` are added to the refusal leaf too;
+    - ``parties``: both parties' facts, when the caller read them already (``submit`` reads
+      them with the signing key, in one statement).
+    """
+
+    held: Terms | None = None
+    known: Mapping[str, Any] = field(default_factory=dict)
+    audit_kind: AuditKind | None = None
+    audit_fields: Mapping[str, Any] = field(default_factory=dict)
+    parties: Mapping[str, PartyFacts] | None = None
 
 
 async def _existing_answer(
@@ -224,12 +250,10 @@ async def submit(
         session,
         node=node,
         caller=caller,
-        envelope=envelope,
-        payload=payload,
-        kid_used=kid_used,
+        signed=Signed(envelope, payload, kid_used),
         now=now,
         policy=policy,
-        parties=parties,
+        request=AcceptRequest(parties=parties),
     )
 
 
@@ -238,28 +262,22 @@ async def accept(
     *,
     node: NodeContext,
     caller: Caller,
-    envelope: dsse.UnsafeEnvelope,
-    payload: MessagePayload,
-    kid_used: str,
+    signed: Signed,
     now: dt.datetime,
     policy: NodePolicy | None = None,
-    held: Terms | None = None,
-    known: Mapping[str, Any] | None = None,
-    audit_kind: AuditKind | None = None,
-    audit_fields: Mapping[str, Any] | None = None,
-    parties: Mapping[str, PartyFacts] | None = None,
+    request: AcceptRequest | None = None,
 ) -> Accepted | Refused:
     """Decide and store a message whose sender signature ``verified_submission`` checked: the
     one path by which anything is accepted (submissions, forwards, consent messages).
 
-    ``held`` is the terms of the material a forward forwards; ``known`` sets context fields
-    the payload does not give (see ``broker.messages.policy.decide``). ``audit_kind`` and
-    ``audit_fields`` let a caller that records an event carried by the message (a case
-    transition) make the one leaf of the acceptance that event's leaf; ``audit_fields`` are
-    added to the refusal leaf too. Raises SenderMismatch,
+    ``request`` is what the caller adds (see ``AcceptRequest``). Raises SenderMismatch,
     ReplayConflict, ClockWindow, SchemaViolation, UnknownRecipient; returns ``Refused`` on a
     policy denial (its audit leaf flushed).
     """
+    envelope, payload, kid_used = signed
+    request = request or AcceptRequest()
+    held, known, audit_fields = request.held, request.known, request.audit_fields
+    parties = request.parties
     if payload.sender != caller.participant_id:
         raise SenderMismatch(
             f"the sender {payload.sender} is not your participant {caller.participant_id}",
@@ -289,7 +307,7 @@ async def accept(
             f"no participant {payload.recipient} is registered", field="payload.recipient"
         )
     decision = decide(
-        payload, parties[payload.sender], parties[payload.recipient], policy=policy, **(known or {})
+        payload, parties[payload.sender], parties[payload.recipient], policy=policy, **known
     )
     base_fields: dict[str, Any] = {
         "message_type": payload.type,
@@ -314,7 +332,7 @@ async def accept(
             participant_id=payload.sender,
             message_id=message_id,
             **base_fields,
-            **(audit_fields or {}),
+            **audit_fields,
         )
         return Refused(
             message_id,
@@ -354,7 +372,7 @@ async def accept(
     }
     outbox = {"message_id": message_id, "recipient_id": payload.recipient, "created_at": now}
     audit = audit_row(
-        kind=audit_kind or AuditKind.MESSAGE_ACCEPTED,
+        kind=request.audit_kind or AuditKind.MESSAGE_ACCEPTED,
         node=node.node_id,
         actor=caller.actor(),
         participant_id=payload.sender,
@@ -363,7 +381,7 @@ async def accept(
         payload_size=len(envelope.payload),
         handling=row["handling_code"],
         **base_fields,
-        **(audit_fields or {}),
+        **audit_fields,
     )
     if not await _store(session, row, outbox, audit):
         # This id is taken: the same envelope again (answer as the first time), a concurrent
@@ -391,9 +409,7 @@ async def sign_and_accept(
     caller: Caller,
     draft: Mapping[str, Any],
     policy: NodePolicy | None,
-    known: Mapping[str, Any] | None = None,
-    audit_kind: AuditKind | None = None,
-    audit_fields: Mapping[str, Any] | None = None,
+    request: AcceptRequest | None = None,
 ) -> Accepted | Refused:
     """Sign ``draft`` with the caller's participant's custodial key and ``accept`` it: how a
     domain sends a message of its own (a consent request or answer, a match query or answer,
@@ -403,21 +419,11 @@ async def sign_and_accept(
     PayloadTooLarge) and those of ``accept``; returns ``Refused`` on a policy denial.
     """
     now = utcnow()
-    envelope, payload, kid_used = await verified_submission(
+    signed = await verified_submission(
         session, node=node, caller=caller, data={"draft": dict(draft)}, now=now
     )
     return await accept(
-        session,
-        node=node,
-        caller=caller,
-        envelope=envelope,
-        payload=payload,
-        kid_used=kid_used,
-        now=now,
-        policy=policy,
-        known=known,
-        audit_kind=audit_kind,
-        audit_fields=audit_fields,
+        session, node=node, caller=caller, signed=signed, now=now, policy=policy, request=request
     )
 
 
@@ -441,6 +447,7 @@ def terms_row(message_id: str, terms: Terms) -> dict[str, Any]:
 
 
 __all__ = [
+    "AcceptRequest",
     "Accepted",
     "Refused",
     "accept",

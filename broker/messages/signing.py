@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from pydantic import ValidationError
@@ -83,18 +83,28 @@ def peek(payload: bytes) -> tuple[Any, str | None]:
 _PARTICIPANT_ID = re.compile(PARTICIPANT_ID_PATTERN)
 
 
+class Signed(NamedTuple):
+    """A submission whose sender's signature verified (or that the node signed for the
+    caller): what ``accept`` takes."""
+
+    envelope: dsse.UnsafeEnvelope
+    payload: MessagePayload
+    kid: str
+    """The id of the key that signed it."""
+
+
 async def verified_submission(
     session: AsyncSession, *, node: NodeContext, caller: Caller, data: Any, now: dt.datetime
-) -> tuple[dsse.UnsafeEnvelope, MessagePayload, str]:
+) -> Signed:
     """The envelope, its parsed payload and the signing key id, once the sender's signature
     verified under a key of the sender's that is valid now (or the node signed a draft)."""
     if isinstance(data, dict) and "draft" in data:
         envelope, payload = await _sign_draft(session, node=node, caller=caller, data=data, now=now)
-        return envelope, payload, envelope.signatures[0].keyid
+        return Signed(envelope, payload, envelope.signatures[0].keyid)
     envelope = checked_envelope(node, data)
     kid = envelope.signatures[0].keyid
     payload = verified_payload(envelope, await signing_key(session, kid), now=now)
-    return envelope, payload, kid
+    return Signed(envelope, payload, kid)
 
 
 def checked_envelope(node: NodeContext, data: Any) -> dsse.UnsafeEnvelope:
@@ -170,6 +180,7 @@ async def _sign_draft(
 
 __all__ = [
     "NOT_JSON",
+    "Signed",
     "checked_envelope",
     "parse_payload",
     "peek",
