@@ -16,6 +16,7 @@ from broker.messages.ingress import (
     submit,
 )
 from broker.messages.reading import (
+    countersigned_envelope,
     get_message_for,
     held_message,
     list_inbox,
@@ -34,6 +35,7 @@ __all__ = [
     "Refused",
     "Signed",
     "accept",
+    "countersigned_envelope",
     "get_message_for",
     "held_message",
     "list_inbox",

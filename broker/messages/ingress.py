@@ -227,22 +227,20 @@ async def submit(
     now = utcnow()
     parties: dict[str, PartyFacts] | None = None
     if isinstance(data, dict) and "draft" in data:
-        envelope, payload, kid_used = await verified_submission(
-            session, node=node, caller=caller, data=data, now=now
-        )
+        signed = await verified_submission(session, node=node, caller=caller, data=data, now=now)
     else:
         # The hot path: the signing key and both parties in one read.
-        envelope = checked_envelope(node, data)
-        kid_used = envelope.signatures[0].keyid
-        decoded, hint = peek(envelope.payload)
+        unsafe = checked_envelope(node, data)
+        decoded, hint = peek(unsafe.payload)
         key, parties = await ingress_facts(
-            session, kid=kid_used, sender=caller.participant_id, recipient=hint
+            session, kid=unsafe.signatures[0].keyid, sender=caller.participant_id, recipient=hint
         )
         # A payload that validates names a participant id as recipient, so it is the hint.
-        payload = verified_payload(envelope, key, now=now, decoded=decoded)
-    if payload.forwarded_from is not None:
+        signed = verified_payload(unsafe, key, now=now, decoded=decoded)
+    forwarded_from = signed.payload.forwarded_from
+    if forwarded_from is not None:
         raise SchemaViolation(
-            f"a forward goes to POST /v1/messages/{payload.forwarded_from}/forward, which "
+            f"a forward goes to POST /v1/messages/{forwarded_from}/forward, which "
             "decides it against the terms of the original",
             field="payload.forwarded_from",
         )
@@ -250,7 +248,7 @@ async def submit(
         session,
         node=node,
         caller=caller,
-        signed=Signed(envelope, payload, kid_used),
+        signed=signed,
         now=now,
         policy=policy,
         request=AcceptRequest(parties=parties),

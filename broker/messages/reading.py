@@ -28,6 +28,7 @@ from broker.core.errors import (
     NotFound,
 )
 from broker.core.text import justification as justified
+from broker.envelopes import dsse
 from broker.messages.models import InboxEntry, Message, MessageStatus
 from broker.messages.policy import Terms, default_terms
 from broker.oversight.service import AuditKind, record_event
@@ -101,6 +102,14 @@ def open_envelope(node: NodeContext, message: Message) -> dict[str, Any]:
     return envelope
 
 
+def countersigned_envelope(node: NodeContext, message: Message) -> dsse.VerifiedEnvelope:
+    """The stored envelope, once its last signature (the countersignature this node added
+    at acceptance) verified under the node's signing key: what delivery hands an adapter.
+    Raises BadSignature (not countersigned by this node's key)."""
+    envelope = dsse.parse_envelope(open_envelope(node, message))
+    return dsse.verify_signature(envelope, len(envelope.signatures) - 1, node.signer.public_key)
+
+
 async def read_content(
     session: AsyncSession,
     *,
@@ -156,6 +165,7 @@ async def list_sent(
 
 
 __all__ = [
+    "countersigned_envelope",
     "get_message_for",
     "held_message",
     "list_inbox",

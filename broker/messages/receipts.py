@@ -102,7 +102,7 @@ async def record_receipt(
 
 async def verify_receipt(
     session: AsyncSession, *, message: Message, envelope: dsse.UnsafeEnvelope, now: dt.datetime
-) -> dsse.UnsafeEnvelope:
+) -> dsse.VerifiedEnvelope:
     """``envelope``, once it is the recipient's receipt of ``message``: one signature, which
     verifies under a signing key of the recipient's valid ``now``, over a ``receipt`` payload
     that names the message and its digest. Raises SchemaViolation, UnknownKey, BadSignature,
@@ -111,11 +111,11 @@ async def verify_receipt(
         raise SchemaViolation("a receipt carries one signature", field="signatures")
     kid = envelope.signatures[0].keyid
     key_row = await signing_key(session, kid)
-    dsse.verify_signature(envelope, 0, bytes(key_row.public_key))
+    verified = dsse.verify_signature(envelope, 0, bytes(key_row.public_key))
     parsed = parse_payload(envelope.payload)
     check_signing_key(key_row, sender=message.recipient_id, now=now, kid=kid)
     _check_receipt(parsed, message)
-    return envelope
+    return verified
 
 
 def _check_receipt(payload: MessagePayload, message: Message) -> None:

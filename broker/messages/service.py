@@ -26,7 +26,7 @@ async def accept(
     *,
     node: NodeContext,
     caller: Caller,
-    envelope: dsse.UnsafeEnvelope,
+    envelope: dsse.VerifiedEnvelope,
     payload: MessagePayload,
     kid_used: str,
     now: dt.datetime,

@@ -87,7 +87,7 @@ class Signed(NamedTuple):
     """A submission whose sender's signature verified (or that the node signed for the
     caller): what ``accept`` takes."""
 
-    envelope: dsse.UnsafeEnvelope
+    envelope: dsse.VerifiedEnvelope
     payload: MessagePayload
     kid: str
     """The id of the key that signed it."""
@@ -101,10 +101,9 @@ async def verified_submission(
     if isinstance(data, dict) and "draft" in data:
         envelope, payload = await _sign_draft(session, node=node, caller=caller, data=data, now=now)
         return Signed(envelope, payload, envelope.signatures[0].keyid)
-    envelope = checked_envelope(node, data)
-    kid = envelope.signatures[0].keyid
-    payload = verified_payload(envelope, await signing_key(session, kid), now=now)
-    return Signed(envelope, payload, kid)
+    unsafe = checked_envelope(node, data)
+    kid = unsafe.signatures[0].keyid
+    return verified_payload(unsafe, await signing_key(session, kid), now=now)
 
 
 def checked_envelope(node: NodeContext, data: Any) -> dsse.UnsafeEnvelope:
@@ -127,17 +126,17 @@ def verified_payload(
     *,
     now: dt.datetime,
     decoded: Any = NOT_JSON,
-) -> MessagePayload:
-    """The payload, once the envelope's one signature verified under ``key``, a signing key
-    of the payload's sender valid now. ``decoded`` is the payload's JSON if ``peek``
-    decoded it already."""
+) -> Signed:
+    """The envelope and its payload, once the envelope's one signature verified under
+    ``key``, a signing key of the payload's sender valid now. ``decoded`` is the payload's
+    JSON if ``peek`` decoded it already."""
     kid = envelope.signatures[0].keyid
     if key is None:
         raise UnknownKey(f"no registered key has id {kid}", field="signatures[0].keyid")
-    dsse.verify_signature(envelope, 0, key.public_key)
+    verified = dsse.verify_signature(envelope, 0, key.public_key)
     payload = parse_payload(envelope.payload) if decoded is NOT_JSON else validate_payload(decoded)
     check_signing_key(key, sender=payload.sender, now=now, kid=kid)
-    return payload
+    return Signed(verified, payload, kid)
 
 
 async def _sign_draft(
@@ -147,7 +146,7 @@ async def _sign_draft(
     caller: Caller,
     data: dict[str, Any],
     now: dt.datetime,
-) -> tuple[dsse.UnsafeEnvelope, MessagePayload]:
+) -> tuple[dsse.VerifiedEnvelope, MessagePayload]:
     if set(data) != {"draft"}:
         raise SchemaViolation('a draft submission is {"draft": {...}} and nothing else', field="$")
     try:
