@@ -558,31 +558,6 @@ async def requeue_dead_letters(
     return [r.message_id for r in rows]
 
 
-# --- attempts ------------------------------------------------------------------------------
-
-
-async def attempts_of(session: AsyncSession, message_id: str) -> list[dict[str, Any]]:
-    """Every delivery attempt of a message, oldest first, as the status view shows them."""
-    rows = (
-        await session.scalars(
-            select(DeliveryAttempt)
-            .where(DeliveryAttempt.message_id == message_id)
-            .order_by(DeliveryAttempt.id)
-        )
-    ).all()
-    return [
-        {
-            "attempt": a.attempt,
-            "adapter": a.adapter,
-            "started_at": a.started_at,
-            "finished_at": a.finished_at,
-            "outcome": a.outcome,
-            "error": a.error,
-        }
-        for a in rows
-    ]
-
-
 # --- adapter configuration ---------------------------------------------------------------
 
 

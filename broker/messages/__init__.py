@@ -16,6 +16,7 @@ from broker.messages.ingress import (
     submit,
 )
 from broker.messages.reading import (
+    attempts_of,
     countersigned_envelope,
     get_message_for,
     held_message,
@@ -35,6 +36,7 @@ __all__ = [
     "Refused",
     "Signed",
     "accept",
+    "attempts_of",
     "countersigned_envelope",
     "get_message_for",
     "held_message",

@@ -25,7 +25,6 @@ from sqlalchemy import Table, insert, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from broker.consents.models import MessageTerms
 from broker.core import crypto
 from broker.core.context import Caller, NodeContext
 from broker.core.db import HotStatement, utcnow
@@ -39,10 +38,9 @@ from broker.core.errors import (
     SenderMismatch,
     UnknownRecipient,
 )
-from broker.delivery.models import OutboxEntry
 from broker.envelopes import dsse
 from broker.messages.keys import as_utc, ingress_facts, party_facts
-from broker.messages.models import Message, MessageStatus
+from broker.messages.models import Message, MessageStatus, MessageTerms, OutboxEntry
 from broker.messages.policy import PartyFacts, Terms, decide, default_terms, terms_for
 from broker.messages.signing import (
     Signed,

@@ -19,7 +19,6 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from broker.consents.models import MessageTerms
 from broker.core import crypto
 from broker.core.context import Caller, NodeContext
 from broker.core.errors import (
@@ -29,7 +28,13 @@ from broker.core.errors import (
 )
 from broker.core.text import justification as justified
 from broker.envelopes import dsse
-from broker.messages.models import InboxEntry, Message, MessageStatus
+from broker.messages.models import (
+    DeliveryAttempt,
+    InboxEntry,
+    Message,
+    MessageStatus,
+    MessageTerms,
+)
 from broker.messages.policy import Terms, default_terms
 from broker.oversight.service import AuditKind, record_event
 
@@ -164,7 +169,30 @@ async def list_sent(
     return list((await session.scalars(stmt)).all())
 
 
+async def attempts_of(session: AsyncSession, message_id: str) -> list[dict[str, Any]]:
+    """Every delivery attempt of a message, oldest first, as the status view shows them."""
+    rows = (
+        await session.scalars(
+            select(DeliveryAttempt)
+            .where(DeliveryAttempt.message_id == message_id)
+            .order_by(DeliveryAttempt.id)
+        )
+    ).all()
+    return [
+        {
+            "attempt": a.attempt,
+            "adapter": a.adapter,
+            "started_at": a.started_at,
+            "finished_at": a.finished_at,
+            "outcome": a.outcome,
+            "error": a.error,
+        }
+        for a in rows
+    ]
+
+
 __all__ = [
+    "attempts_of",
     "countersigned_envelope",
     "get_message_for",
     "held_message",

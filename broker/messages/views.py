@@ -7,9 +7,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from broker import messages
 from broker.core.errors import SchemaViolation
-from broker.delivery.service import attempts_of
 from broker.http import Handler, NodeDep, SessionDep, SettingsDep
-from broker.messages import forwarding
 from broker.messages.models import Message
 from broker.messages.schemas import (
     ContentRead,
@@ -65,10 +63,12 @@ async def submit_message(
         session, node=node, caller=caller, body=await request.body(), policy=policy
     )
     await session.commit()
-    return _submitted(outcome)
+    return accepted_response(outcome)
 
 
-def _submitted(outcome: messages.Accepted | messages.Refused) -> Response:
+def accepted_response(outcome: messages.Accepted | messages.Refused) -> Response:
+    """202 with the accepted message (200 for an envelope seen before), or the 403 problem of
+    a refusal: the answer to a submission and to a forward."""
     if isinstance(outcome, messages.Refused):
         raise outcome.error()
     return Response(
@@ -97,7 +97,7 @@ async def list_sent(
 async def get_message(message_id: str, session: SessionDep, caller: Handler) -> MessageRead:
     """Metadata and status, with every delivery attempt."""
     message = await messages.get_message_for(session, caller=caller, message_id=message_id)
-    return message_read(message, await attempts_of(session, message.id))
+    return message_read(message, await messages.attempts_of(session, message.id))
 
 
 @router.get("/messages/{message_id}/content", response_model=ContentRead)
@@ -155,35 +155,3 @@ async def inbox(
     rows = await messages.list_inbox(session, caller=caller, after=after, limit=size)
     items = [InboxItem(cursor=str(seq), message=message_read(m)) for seq, m in rows]
     return InboxPage(items=items, next_cursor=items[-1].cursor if items else cursor)
-
-
-@router.post(
-    "/messages/{message_id}/forward",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=SubmitAccepted,
-    responses={200: {"model": SubmitAccepted, "description": "the same envelope, seen before"}},
-)
-async def forward_message(
-    message_id: str,
-    request: Request,
-    session: SessionDep,
-    node: NodeDep,
-    caller: Handler,
-    policy: PolicyDep,
-) -> Response:
-    """Forward the material of a message you received: ``{"draft": {...}}`` (what you leave
-    out is taken from the original; its restrictions are added) for the node to sign with your
-    custodial key, or a self-signed envelope whose payload has ``forwarded_from``. Decided
-    against the original's terms (purpose, handling code, named recipients, restrictions) and
-    the consents its provider granted; a denial lists every failing rule and the consents
-    that would lift it."""
-    outcome = await forwarding.forward(
-        session,
-        node=node,
-        caller=caller,
-        message_id=message_id,
-        body=await request.body(),
-        policy=policy,
-    )
-    await session.commit()
-    return _submitted(outcome)

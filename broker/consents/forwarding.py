@@ -4,7 +4,9 @@ A forward is a NEW envelope, signed by the forwarding participant (by the node w
 custodial key for a draft, or by the participant itself), whose payload names the original in
 ``forwarded_from``. It is decided like any message, with ``Context.forwarding`` filled from
 the stored terms of the original and ``Context.consents`` from the consents granted for that
-material, and stored by the same path as a submission (``messages.accept``).
+material, and stored by the same path as a submission (``broker.messages.accept``). It lives
+with consents, which it reads, and uses messages only through ``broker.messages``' public
+names.
 
 Invariants:
 - Only the recipient of a delivered message forwards it; its sender gets 403 (a provider
