@@ -146,3 +146,11 @@ async def forward(
             known={"forwarding": held.forwarding(provider_kind), "consents": consents},
         ),
     )
+
+
+__all__ = [
+    "INHERITED",
+    "check_forward",
+    "complete_draft",
+    "forward",
+]

@@ -274,3 +274,13 @@ async def answer_consent(
         answer_message_id=outcome.message_id,
     )
     return consent
+
+
+__all__ = [
+    "CONSENT_TYPE",
+    "answer_consent",
+    "get_consent",
+    "granted_consents",
+    "list_consents",
+    "request_consent",
+]

@@ -182,3 +182,12 @@ async def import_drop(
             settle(path, accepted=True)
             (report.duplicates if outcome.duplicate else report.accepted).append(outcome.message_id)
     return report
+
+
+__all__ = [
+    "ImportReport",
+    "PeerNode",
+    "accept_forwarded",
+    "import_drop",
+    "peer_nodes",
+]

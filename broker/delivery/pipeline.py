@@ -210,3 +210,10 @@ async def _check_receipts(
             PushOutcome(outcome.pending, result, outcome.started_at, outcome.finished_at)
         )
     return checked, receipts
+
+
+__all__ = [
+    "AdapterPool",
+    "BatchReport",
+    "deliver_batch",
+]

@@ -25,3 +25,8 @@ async def verify_receipt(session: AsyncSession, *, message: Message, raw: bytes)
         session, message=message, envelope=dsse.parse_envelope_json(raw), now=utcnow()
     )
     return envelope.to_json().decode(), envelope.digest
+
+
+__all__ = [
+    "verify_receipt",
+]

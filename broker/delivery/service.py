@@ -611,3 +611,22 @@ async def check_adapters(session: AsyncSession) -> None:
             "adapter configuration refused; fix it with `palermo adapter set` (or the admin "
             "API) before starting the node: " + "; ".join(problems)
         )
+
+
+__all__ = [
+    "DeadLetter",
+    "Pending",
+    "PushOutcome",
+    "RetryPolicy",
+    "check_adapters",
+    "claim_due",
+    "complete_inbox",
+    "configure_adapter",
+    "extend_lease",
+    "list_dead_letters",
+    "load_pending",
+    "outbox_depth",
+    "record_push_outcomes",
+    "relay_outbox",
+    "requeue_dead_letters",
+]

@@ -234,3 +234,13 @@ async def answer(
     session.add(answered)
     await session.flush()
     return row, answered, outcome
+
+
+__all__ = [
+    "ANSWER_TYPE",
+    "QUERY_TYPE",
+    "answer",
+    "get_match",
+    "list_matches",
+    "query",
+]
