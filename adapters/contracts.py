@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from broker.core.crypto import Signer
 from broker.core.errors import SchemaViolation
-from broker.envelopes.dsse import UnsafeEnvelope
+from broker.envelopes.dsse import VerifiedEnvelope
 
 
 class AdapterConfigError(SchemaViolation):
@@ -46,14 +46,16 @@ class NodeIdentity:
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     """One message to deliver. ``envelope`` is the node-countersigned DSSE envelope the node
-    stored at acceptance (the sender's signature first, the node's last)."""
+    stored at acceptance (the sender's signature first, the node's last), its
+    countersignature verified when the node opened it: a ``VerifiedEnvelope``, which only
+    signature verification or the node's own signing makes."""
 
     message_id: str
     message_type: str
     sender: str
     recipient: str
     attempt: int
-    envelope: UnsafeEnvelope
+    envelope: VerifiedEnvelope
 
     @property
     def envelope_sha256(self) -> str:

@@ -59,7 +59,7 @@ from broker.core.db import Database
 from broker.core.ids import uuid7
 from broker.core.settings import Settings
 from broker.delivery.service import claim_due, complete_inbox
-from broker.messages.service import Accepted, submit
+from broker.messages import Accepted, submit
 from broker.participants import service as participants
 
 SENDER, RECIPIENT, REMOTE = "de.bka", "it.central-authority", "nl.fiu"

@@ -1,11 +1,7 @@
-"""Onward use of received material: the terms each accepted message carries, and consents.
+"""Consents for onward use of received material (the terms each accepted message carries
+are ``broker.messages.models.MessageTerms``, written with the message).
 
 Invariants:
-- ``message_terms`` holds a row only for a message whose terms differ from the defaults the
-  ``messages`` row already implies (provider = sender, permitted recipients = the recipient,
-  permitted purposes = the declared purpose, the message's handling code, no restrictions).
-  Both the writer and the reader derive the defaults with ``broker.messages.policy.
-  default_terms``, so a missing row never means "no terms".
 - A consent names exactly one provider, one onward recipient and one purpose, for the
   material of one original (``root_message_id``): granting it widens exactly that.
 - A consent's request and its answer are signed ``fiu.consent`` messages
@@ -22,24 +18,6 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broker.core.db import Base, UTCDateTime
-
-
-class MessageTerms(Base):
-    """What onward use of a message's material needs, when it differs from the defaults."""
-
-    __tablename__ = "message_terms"
-
-    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), primary_key=True)
-    # The first message of the material: consents are given for it, whoever forwards it.
-    root_message_id: Mapped[str] = mapped_column(String(36), index=True)
-    forwarded_from: Mapped[str | None] = mapped_column(ForeignKey("messages.id"), index=True)
-    provider_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
-    original_purpose: Mapped[str | None] = mapped_column(String(200))
-    permitted_recipients: Mapped[list[str]] = mapped_column(JSON)
-    permitted_purposes: Mapped[list[str]] = mapped_column(JSON)
-    handling_code: Mapped[str | None] = mapped_column(String(2))
-    handling_restriction: Mapped[str | None] = mapped_column(Text)
-    restrictions: Mapped[list[str]] = mapped_column(JSON)
 
 
 class ConsentStatus(enum.StrEnum):

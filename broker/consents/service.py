@@ -17,19 +17,17 @@ Invariants:
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from broker import messages
 from broker.consents.models import Consent, ConsentStatus
 from broker.consents.schemas import ConsentAnswer, ConsentCreate
 from broker.core.context import Caller, NodeContext
 from broker.core.db import utcnow
 from broker.core.errors import Conflict, Forbidden, InvalidState, NotFound
 from broker.core.ids import uuid7
-from broker.messages import service as messages
-from broker.messages.models import Message, MessageStatus
+from broker.messages.models import Message
 from broker.oversight.service import AuditKind, record_event
 from broker.policy.service import NodePolicy
 from policies import model as policy_model
@@ -55,41 +53,6 @@ async def granted_consents(
     return tuple(policy_model.Consent(r.provider_id, r.recipient_id, r.purpose) for r in rows)
 
 
-async def _held(session: AsyncSession, *, caller: Caller, message_id: str) -> Message:
-    message = await messages.get_message_for(session, caller=caller, message_id=message_id)
-    if message.recipient_id != caller.participant_id:
-        raise Forbidden("only the recipient of a message asks for consent to use it onward")
-    if message.status == MessageStatus.ACCEPTED:
-        raise InvalidState("the message is not yet delivered to your inbox")
-    return message
-
-
-async def _send(
-    session: AsyncSession,
-    *,
-    node: NodeContext,
-    caller: Caller,
-    draft: dict[str, Any],
-    known: dict[str, Any],
-    policy: NodePolicy | None,
-) -> messages.Accepted | messages.Refused:
-    now = utcnow()
-    envelope, payload, kid_used = await messages.verified_submission(
-        session, node=node, caller=caller, data={"draft": draft}, now=now
-    )
-    return await messages.accept(
-        session,
-        node=node,
-        caller=caller,
-        envelope=envelope,
-        payload=payload,
-        kid_used=kid_used,
-        now=now,
-        policy=policy,
-        known={"case_type": "fiu", **known},
-    )
-
-
 def _reasons_given(reasons: str | None) -> frozenset[str]:
     return frozenset({"reasons"}) if reasons and reasons.strip() else frozenset()
 
@@ -110,7 +73,12 @@ async def request_consent(
     (the caller provided the material, or the same request is pending), and the draft errors
     of ``messages.submit``. A policy denial is returned as ``Refused``.
     """
-    message = await _held(session, caller=caller, message_id=message_id)
+    message = await messages.held_message(
+        session,
+        caller=caller,
+        message_id=message_id,
+        forbidden="only the recipient of a message asks for consent to use it onward",
+    )
     held = await messages.terms_of(session, message)
     if held.provider_id == caller.participant_id:
         raise Conflict("you provided this material: its onward use needs no consent of yours")
@@ -142,13 +110,19 @@ async def request_consent(
             "reasons": create.reasons,
         },
     }
-    outcome = await _send(
+    outcome = await messages.sign_and_accept(
         session,
         node=node,
         caller=caller,
         draft={k: v for k, v in draft.items() if v is not None},
-        known={"case_event": "request_consent", "case_fields": _reasons_given(create.reasons)},
         policy=policy,
+        request=messages.AcceptRequest(
+            known={
+                "case_type": "fiu",
+                "case_event": "request_consent",
+                "case_fields": _reasons_given(create.reasons),
+            }
+        ),
     )
     if isinstance(outcome, messages.Refused):
         return outcome
@@ -259,16 +233,19 @@ async def answer_consent(
             "grounds": answer.grounds,
         },
     }
-    outcome = await _send(
+    outcome = await messages.sign_and_accept(
         session,
         node=node,
         caller=caller,
         draft={k: v for k, v in draft.items() if v is not None},
-        known={
-            "case_event": "grant_consent" if grant else "refuse_consent",
-            "case_fields": _reasons_given(answer.reasons),
-            "grounds": frozenset(answer.grounds),
-        },
+        request=messages.AcceptRequest(
+            known={
+                "case_type": "fiu",
+                "case_event": "grant_consent" if grant else "refuse_consent",
+                "case_fields": _reasons_given(answer.reasons),
+                "grounds": frozenset(answer.grounds),
+            }
+        ),
         policy=policy,
     )
     if isinstance(outcome, messages.Refused):
@@ -297,3 +274,13 @@ async def answer_consent(
         answer_message_id=outcome.message_id,
     )
     return consent
+
+
+__all__ = [
+    "CONSENT_TYPE",
+    "answer_consent",
+    "get_consent",
+    "granted_consents",
+    "list_consents",
+    "request_consent",
+]

@@ -2,13 +2,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, Response, status
 
-from broker.consents import service
+from broker.consents import forwarding, service
 from broker.consents.models import Consent
 from broker.consents.schemas import ConsentAnswer, ConsentCreate, ConsentPage, ConsentRead
 from broker.http import Handler, NodeDep, SessionDep, SettingsDep
-from broker.messages.service import Refused
+from broker.messages import Refused
+from broker.messages.schemas import SubmitAccepted
+from broker.messages.views import accepted_response
 from broker.policy.views import PolicyDep
 
 router = APIRouter(prefix="/v1", tags=["consents"])
@@ -125,3 +127,36 @@ async def refuse_consent(
 ) -> ConsentRead:
     """Refuse a consent you are asked for, with reasons (never on fiscal or secrecy grounds)."""
     return await _answer(consent_id, answer, False, session, node, caller, policy)
+
+
+@router.post(
+    "/messages/{message_id}/forward",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SubmitAccepted,
+    tags=["messages"],
+    responses={200: {"model": SubmitAccepted, "description": "the same envelope, seen before"}},
+)
+async def forward_message(
+    message_id: str,
+    request: Request,
+    session: SessionDep,
+    node: NodeDep,
+    caller: Handler,
+    policy: PolicyDep,
+) -> Response:
+    """Forward the material of a message you received: ``{"draft": {...}}`` (what you leave
+    out is taken from the original; its restrictions are added) for the node to sign with your
+    custodial key, or a self-signed envelope whose payload has ``forwarded_from``. Decided
+    against the original's terms (purpose, handling code, named recipients, restrictions) and
+    the consents its provider granted; a denial lists every failing rule and the consents
+    that would lift it."""
+    outcome = await forwarding.forward(
+        session,
+        node=node,
+        caller=caller,
+        message_id=message_id,
+        body=await request.body(),
+        policy=policy,
+    )
+    await session.commit()
+    return accepted_response(outcome)

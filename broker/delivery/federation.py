@@ -44,7 +44,7 @@ from broker.core.errors import (
     UnknownRecipient,
 )
 from broker.envelopes import dsse
-from broker.messages.service import Accepted, Refused, parse_payload, submit
+from broker.messages import Accepted, Refused, parse_payload, submit
 from broker.participants.models import Participant
 
 FORWARDING_ADAPTERS = ("peer", "filedrop")
@@ -182,3 +182,12 @@ async def import_drop(
             settle(path, accepted=True)
             (report.duplicates if outcome.duplicate else report.accepted).append(outcome.message_id)
     return report
+
+
+__all__ = [
+    "ImportReport",
+    "PeerNode",
+    "accept_forwarded",
+    "import_drop",
+    "peer_nodes",
+]

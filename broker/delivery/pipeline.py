@@ -39,9 +39,8 @@ from broker.delivery.service import (
     load_pending,
     record_push_outcomes,
 )
-from broker.envelopes import dsse
+from broker.messages import countersigned_envelope
 from broker.messages.models import Message
-from broker.messages.service import open_envelope
 
 log = get_logger(__name__)
 
@@ -177,7 +176,7 @@ async def _push_all(
                     sender=message.sender_id,
                     recipient=p.recipient_id,
                     attempt=p.attempt,
-                    envelope=dsse.parse_envelope(open_envelope(node, message)),
+                    envelope=countersigned_envelope(node, message),
                 )
                 result = await asyncio.wait_for(adapter.deliver(item), adapter_timeout)
             except TimeoutError:
@@ -211,3 +210,10 @@ async def _check_receipts(
             PushOutcome(outcome.pending, result, outcome.started_at, outcome.finished_at)
         )
     return checked, receipts
+
+
+__all__ = [
+    "AdapterPool",
+    "BatchReport",
+    "deliver_batch",
+]

@@ -558,31 +558,6 @@ async def requeue_dead_letters(
     return [r.message_id for r in rows]
 
 
-# --- attempts ------------------------------------------------------------------------------
-
-
-async def attempts_of(session: AsyncSession, message_id: str) -> list[dict[str, Any]]:
-    """Every delivery attempt of a message, oldest first, as the status view shows them."""
-    rows = (
-        await session.scalars(
-            select(DeliveryAttempt)
-            .where(DeliveryAttempt.message_id == message_id)
-            .order_by(DeliveryAttempt.id)
-        )
-    ).all()
-    return [
-        {
-            "attempt": a.attempt,
-            "adapter": a.adapter,
-            "started_at": a.started_at,
-            "finished_at": a.finished_at,
-            "outcome": a.outcome,
-            "error": a.error,
-        }
-        for a in rows
-    ]
-
-
 # --- adapter configuration ---------------------------------------------------------------
 
 
@@ -636,3 +611,22 @@ async def check_adapters(session: AsyncSession) -> None:
             "adapter configuration refused; fix it with `palermo adapter set` (or the admin "
             "API) before starting the node: " + "; ".join(problems)
         )
+
+
+__all__ = [
+    "DeadLetter",
+    "Pending",
+    "PushOutcome",
+    "RetryPolicy",
+    "check_adapters",
+    "claim_due",
+    "complete_inbox",
+    "configure_adapter",
+    "extend_lease",
+    "list_dead_letters",
+    "load_pending",
+    "outbox_depth",
+    "record_push_outcomes",
+    "relay_outbox",
+    "requeue_dead_letters",
+]

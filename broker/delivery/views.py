@@ -19,7 +19,7 @@ from broker.delivery.schemas import (
     RequeueRead,
 )
 from broker.http import Admin, NodeDep, SessionDep, SettingsDep
-from broker.messages.service import Refused
+from broker.messages import Refused
 from broker.participants.service import get_participant
 
 router = APIRouter(prefix="/v1", tags=["delivery"])

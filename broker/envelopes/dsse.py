@@ -7,6 +7,11 @@ so no JSON canonicalisation is needed.
 
 ``parse_envelope`` only checks structure and returns an ``UnsafeEnvelope``: **its signatures
 have not been checked, and nothing in it may be trusted** until ``verify_signature`` passes.
+``verify_signature`` answers a ``VerifiedEnvelope``, and so do ``sign_envelope`` and
+``add_signature`` (the node's own signing, of a verified envelope): nothing else can make one
+(its constructor refuses any caller without this module's private token), so a function that
+takes a ``VerifiedEnvelope`` (``messages.accept``, the adapters' ``Outgoing``) cannot be handed
+an unchecked envelope without mypy refusing it.
 """
 
 from __future__ import annotations
@@ -14,8 +19,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import InitVar, dataclass, field
+from typing import Any, overload
 
 import orjson
 
@@ -72,6 +77,61 @@ class UnsafeEnvelope:
         return orjson.dumps(self.to_dict())
 
 
+_VERIFIED = object()
+"""The token only this module holds: what ``VerifiedEnvelope``'s constructor asks for."""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedEnvelope:
+    """An envelope one of whose signatures verified under the key its verifier chose (the
+    sender's at ingress, the node's for a stored envelope), or that the node signed itself.
+
+    Only ``verify_signature``, ``sign_envelope`` and ``add_signature`` make one: constructing
+    it elsewhere raises TypeError (and ``dataclasses.replace`` cannot copy the token)."""
+
+    envelope: UnsafeEnvelope
+    token: InitVar[object]
+
+    def __post_init__(self, token: object) -> None:
+        if token is not _VERIFIED:
+            raise TypeError(
+                "a VerifiedEnvelope comes only from dsse.verify_signature or the node's signing"
+            )
+
+    @property
+    def payload_type(self) -> str:
+        return self.envelope.payload_type
+
+    @property
+    def payload(self) -> bytes:
+        return self.envelope.payload
+
+    @property
+    def signatures(self) -> tuple[Signature, ...]:
+        return self.envelope.signatures
+
+    @property
+    def digest(self) -> str:
+        return self.envelope.digest
+
+    def signed_bytes(self) -> bytes:
+        return self.envelope.signed_bytes()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.envelope.to_dict()
+
+    def to_json(self) -> bytes:
+        return self.envelope.to_json()
+
+
+Envelope = UnsafeEnvelope | VerifiedEnvelope
+"""Either kind, where only the envelope's content is read (never trusted)."""
+
+
+def _unsafe(envelope: Envelope) -> UnsafeEnvelope:
+    return envelope.envelope if isinstance(envelope, VerifiedEnvelope) else envelope
+
+
 def envelope_digest(payload_type: str, payload: bytes) -> str:
     """SHA-256 of the signed bytes, in hex: what identifies an envelope's content."""
     return hashlib.sha256(pae(payload_type, payload)).hexdigest()
@@ -117,36 +177,47 @@ def parse_envelope_json(raw: bytes) -> UnsafeEnvelope:
     return parse_envelope(data)
 
 
-def verify_signature(envelope: UnsafeEnvelope, index: int, public_key: bytes) -> None:
-    """Raises BadSignature unless signature ``index`` verifies under ``public_key``."""
-    if index >= len(envelope.signatures):
+def verify_signature(envelope: Envelope, index: int, public_key: bytes) -> VerifiedEnvelope:
+    """The envelope, verified: raises BadSignature unless signature ``index`` verifies under
+    ``public_key``."""
+    unsafe = _unsafe(envelope)
+    if index >= len(unsafe.signatures):
         raise BadSignature(f"there is no signature {index}", field="signatures")
-    signature = envelope.signatures[index]
+    signature = unsafe.signatures[index]
     try:
-        crypto.verify(public_key, envelope.signed_bytes(), signature.sig)
+        crypto.verify(public_key, unsafe.signed_bytes(), signature.sig)
     except crypto.CryptoError as exc:
         raise BadSignature(
             f"signature {index} (keyid {signature.keyid}) does not verify",
             field=f"signatures[{index}]",
         ) from exc
+    return VerifiedEnvelope(unsafe, _VERIFIED)
 
 
 def sign_envelope(
     payload: bytes, signer: crypto.Signer, *, payload_type: str = PAYLOAD_TYPE
-) -> UnsafeEnvelope:
+) -> VerifiedEnvelope:
     """A new envelope carrying one signature by ``signer``."""
     sig = signer.sign(pae(payload_type, payload))
-    return UnsafeEnvelope(
+    unsafe = UnsafeEnvelope(
         payload_type,
         payload,
         (Signature(signer.key_id, sig),),
         envelope_digest(payload_type, payload),
     )
+    return VerifiedEnvelope(unsafe, _VERIFIED)
 
 
-def add_signature(envelope: UnsafeEnvelope, signer: crypto.Signer) -> UnsafeEnvelope:
-    """The same envelope with one more signature (the node's countersignature)."""
-    sig = Signature(signer.key_id, signer.sign(envelope.signed_bytes()))
-    return UnsafeEnvelope(
-        envelope.payload_type, envelope.payload, (*envelope.signatures, sig), envelope.digest
+@overload
+def add_signature(envelope: VerifiedEnvelope, signer: crypto.Signer) -> VerifiedEnvelope: ...
+@overload
+def add_signature(envelope: UnsafeEnvelope, signer: crypto.Signer) -> UnsafeEnvelope: ...
+def add_signature(envelope: Envelope, signer: crypto.Signer) -> Envelope:
+    """The same envelope with one more signature (the node's countersignature): verified if
+    ``envelope`` was, and unchecked otherwise (signing adds no trust to what it signs)."""
+    unsafe = _unsafe(envelope)
+    sig = Signature(signer.key_id, signer.sign(unsafe.signed_bytes()))
+    signed = UnsafeEnvelope(
+        unsafe.payload_type, unsafe.payload, (*unsafe.signatures, sig), unsafe.digest
     )
+    return VerifiedEnvelope(signed, _VERIFIED) if isinstance(envelope, VerifiedEnvelope) else signed

@@ -28,16 +28,15 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from broker import messages
 from broker.cases import service as cases
 from broker.cases.bodies import FiuRequest
 from broker.cases.tables import FIU_REQUEST
 from broker.core.context import Caller, NodeContext
-from broker.core.db import utcnow
 from broker.core.errors import Conflict, Forbidden, NotFound, SchemaViolation, UnknownRecipient
 from broker.core.ids import uuid7
 from broker.fiu.models import MatchAnswer, MatchQuery
 from broker.fiu.schemas import MatchCreate
-from broker.messages import service as messages
 from broker.oversight.service import AuditKind
 from broker.participants.models import Participant
 from broker.policy.service import NodePolicy
@@ -57,35 +56,6 @@ async def _fiu(session: AsyncSession, participant_id: str, field: str) -> Partic
             field=field,
         )
     return found
-
-
-async def _send(
-    session: AsyncSession,
-    *,
-    node: NodeContext,
-    caller: Caller,
-    policy: NodePolicy | None,
-    draft: dict[str, Any],
-    kind: AuditKind,
-    leaf: dict[str, Any],
-) -> messages.Accepted | messages.Refused:
-    now = utcnow()
-    envelope, payload, kid = await messages.verified_submission(
-        session, node=node, caller=caller, data={"draft": draft}, now=now
-    )
-    return await messages.accept(
-        session,
-        node=node,
-        caller=caller,
-        envelope=envelope,
-        payload=payload,
-        kid_used=kid,
-        now=now,
-        policy=policy,
-        known={"case_type": "fiu"},
-        audit_kind=kind,
-        audit_fields=leaf,
-    )
 
 
 async def query(
@@ -126,7 +96,7 @@ async def query(
     }
     if create.sealed_key is not None:
         body["sealed_key"] = create.sealed_key
-    outcome = await _send(
+    outcome = await messages.sign_and_accept(
         session,
         node=node,
         caller=caller,
@@ -139,12 +109,15 @@ async def query(
             "data_categories": ["keyed_filter"],
             "body": body,
         },
-        kind=AuditKind.MATCH_QUERIED,
-        leaf={
-            "match_id": match_id,
-            "exchange_id": create.exchange_id,
-            "filter_count": len(create.filters),
-        },
+        request=messages.AcceptRequest(
+            known={"case_type": "fiu"},
+            audit_kind=AuditKind.MATCH_QUERIED,
+            audit_fields={
+                "match_id": match_id,
+                "exchange_id": create.exchange_id,
+                "filter_count": len(create.filters),
+            },
+        ),
     )
     if isinstance(outcome, messages.Refused):
         return outcome
@@ -215,7 +188,7 @@ async def answer(
         raise Forbidden("only the partner FIU that was asked answers a matching query")
     if existing is not None:
         raise Conflict(f"this query was already answered: {existing.result}")
-    outcome = await _send(
+    outcome = await messages.sign_and_accept(
         session,
         node=node,
         caller=caller,
@@ -229,8 +202,11 @@ async def answer(
             "data_categories": ["match_result"],
             "body": {"query_id": row.id, "result": result},
         },
-        kind=AuditKind.MATCH_ANSWERED,
-        leaf={"match_id": row.id, "exchange_id": row.exchange_id, "result": result},
+        request=messages.AcceptRequest(
+            known={"case_type": "fiu"},
+            audit_kind=AuditKind.MATCH_ANSWERED,
+            audit_fields={"match_id": row.id, "exchange_id": row.exchange_id, "result": result},
+        ),
     )
     if isinstance(outcome, messages.Refused):
         return outcome
@@ -259,3 +235,13 @@ async def answer(
     session.add(answered)
     await session.flush()
     return row, answered, outcome
+
+
+__all__ = [
+    "ANSWER_TYPE",
+    "QUERY_TYPE",
+    "answer",
+    "get_match",
+    "list_matches",
+    "query",
+]

@@ -4,13 +4,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
+from broker import messages
 from broker.cases.views import ClockDep, ConfigDep
 from broker.core.context import Caller
 from broker.fiu import service
 from broker.fiu.models import MatchAnswer, MatchQuery
 from broker.fiu.schemas import MatchAnswerCreate, MatchAnswered, MatchCreate, MatchPage, MatchRead
 from broker.http import Handler, NodeDep, SessionDep
-from broker.messages import service as messages
 from broker.policy.views import PolicyDep
 
 router = APIRouter(prefix="/v1/fiu", tags=["fiu"])

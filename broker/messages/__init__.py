@@ -1,0 +1,56 @@
+"""Messages: ingress, reading and receipts of signed messages.
+
+What other domains may call is the names below (``__all__``); everything else in the package
+is its own. ``accept`` is the one path by which a message is accepted, ``sign_and_accept``
+the one way a domain sends a message of its own, and ``held_message`` the one answer to "the
+delivered message the caller holds".
+"""
+
+from broker.messages.ingress import (
+    Accepted,
+    AcceptRequest,
+    Refused,
+    accept,
+    load_body,
+    sign_and_accept,
+    submit,
+)
+from broker.messages.reading import (
+    attempts_of,
+    countersigned_envelope,
+    get_message_for,
+    held_message,
+    list_inbox,
+    list_sent,
+    open_envelope,
+    read_content,
+    terms_of,
+)
+from broker.messages.receipts import RECEIPT_TYPE, receipt_payload, record_receipt, verify_receipt
+from broker.messages.signing import Signed, parse_payload, verified_submission
+
+__all__ = [
+    "RECEIPT_TYPE",
+    "AcceptRequest",
+    "Accepted",
+    "Refused",
+    "Signed",
+    "accept",
+    "attempts_of",
+    "countersigned_envelope",
+    "get_message_for",
+    "held_message",
+    "list_inbox",
+    "list_sent",
+    "load_body",
+    "open_envelope",
+    "parse_payload",
+    "read_content",
+    "receipt_payload",
+    "record_receipt",
+    "sign_and_accept",
+    "submit",
+    "terms_of",
+    "verified_submission",
+    "verify_receipt",
+]

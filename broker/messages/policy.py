@@ -11,7 +11,7 @@ Invariants:
   provider, the permitted recipients and purposes and the original purpose of the first
   message of the material, can only narrow them, and carries every restriction that bound it.
 - ``default_terms`` is the one definition of what a message's own row already implies; terms
-  equal to it are not stored (``broker.consents.models.MessageTerms``).
+  equal to it are not stored (``broker.messages.models.MessageTerms``).
 """
 
 from __future__ import annotations

@@ -5,10 +5,9 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Query, Request, Response, status
 
+from broker import messages
 from broker.core.paging import parse_cursor
-from broker.delivery.service import attempts_of
 from broker.http import Handler, NodeDep, SessionDep, SettingsDep
-from broker.messages import forwarding, service
 from broker.messages.models import Message
 from broker.messages.schemas import (
     ContentRead,
@@ -60,15 +59,17 @@ async def submit_message(
 ) -> Response:
     """Submit a self-signed DSSE envelope, or ``{"draft": {...}}`` for the node to sign with
     your participant's custodial key."""
-    outcome = await service.submit(
+    outcome = await messages.submit(
         session, node=node, caller=caller, body=await request.body(), policy=policy
     )
     await session.commit()
-    return _submitted(outcome)
+    return accepted_response(outcome)
 
 
-def _submitted(outcome: service.Accepted | service.Refused) -> Response:
-    if isinstance(outcome, service.Refused):
+def accepted_response(outcome: messages.Accepted | messages.Refused) -> Response:
+    """202 with the accepted message (200 for an envelope seen before), or the 403 problem of
+    a refusal: the answer to a submission and to a forward."""
+    if isinstance(outcome, messages.Refused):
         raise outcome.error()
     return Response(
         orjson.dumps(outcome.to_dict(), option=orjson.OPT_UTC_Z),
@@ -86,7 +87,7 @@ async def list_sent(
     before: Annotated[str | None, Query(max_length=36)] = None,
     limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
 ) -> SentPage:
-    rows = await service.list_sent(
+    rows = await messages.list_sent(
         session, caller=caller, limit=limit or settings.inbox_page_size, before=before
     )
     return SentPage(items=[message_read(m) for m in rows])
@@ -95,8 +96,8 @@ async def list_sent(
 @router.get("/messages/{message_id}", response_model=MessageRead)
 async def get_message(message_id: str, session: SessionDep, caller: Handler) -> MessageRead:
     """Metadata and status, with every delivery attempt."""
-    message = await service.get_message_for(session, caller=caller, message_id=message_id)
-    return message_read(message, await attempts_of(session, message.id))
+    message = await messages.get_message_for(session, caller=caller, message_id=message_id)
+    return message_read(message, await messages.attempts_of(session, message.id))
 
 
 @router.get("/messages/{message_id}/content", response_model=ContentRead)
@@ -109,7 +110,7 @@ async def get_content(
     justification: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> ContentRead:
     """The decrypted envelope and payload. Every call is logged with its justification."""
-    message, envelope, payload = await service.read_content(
+    message, envelope, payload = await messages.read_content(
         session,
         node=node,
         caller=caller,
@@ -129,7 +130,7 @@ async def receipt(
 ) -> MessageRead:
     """Record your signed receipt (a ``receipt`` envelope), or send an empty body to have the
     node sign it with your custodial key."""
-    message = await service.record_receipt(
+    message = await messages.record_receipt(
         session, node=node, caller=caller, message_id=message_id, body=await request.body()
     )
     await session.commit()
@@ -149,38 +150,6 @@ async def inbox(
     if cursor:
         after = parse_cursor(cursor)
     size = limit or settings.inbox_page_size
-    rows = await service.list_inbox(session, caller=caller, after=after, limit=size)
+    rows = await messages.list_inbox(session, caller=caller, after=after, limit=size)
     items = [InboxItem(cursor=str(seq), message=message_read(m)) for seq, m in rows]
     return InboxPage(items=items, next_cursor=items[-1].cursor if items else cursor)
-
-
-@router.post(
-    "/messages/{message_id}/forward",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=SubmitAccepted,
-    responses={200: {"model": SubmitAccepted, "description": "the same envelope, seen before"}},
-)
-async def forward_message(
-    message_id: str,
-    request: Request,
-    session: SessionDep,
-    node: NodeDep,
-    caller: Handler,
-    policy: PolicyDep,
-) -> Response:
-    """Forward the material of a message you received: ``{"draft": {...}}`` (what you leave
-    out is taken from the original; its restrictions are added) for the node to sign with your
-    custodial key, or a self-signed envelope whose payload has ``forwarded_from``. Decided
-    against the original's terms (purpose, handling code, named recipients, restrictions) and
-    the consents its provider granted; a denial lists every failing rule and the consents
-    that would lift it."""
-    outcome = await forwarding.forward(
-        session,
-        node=node,
-        caller=caller,
-        message_id=message_id,
-        body=await request.body(),
-        policy=policy,
-    )
-    await session.commit()
-    return _submitted(outcome)

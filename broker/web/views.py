@@ -17,11 +17,9 @@ from fastapi.responses import RedirectResponse, Response
 
 from broker.core.db import utcnow
 from broker.core.errors import Forbidden, InvalidGrant, JustificationRequired
-from broker.delivery.service import attempts_of
 from broker.http import NodeDep, SessionDep, SettingsDep
-
-# The message services the pages use, from one import site (the module is being split).
-from broker.messages.service import (
+from broker.messages import (
+    attempts_of,
     get_message_for,
     list_inbox,
     list_sent,

@@ -20,7 +20,7 @@ from broker.core.settings import Settings
 from broker.delivery.pipeline import AdapterPool, BatchReport, deliver_batch
 from broker.delivery.tasks import claim_batches, node_identity, retry_policy
 from broker.envelopes import dsse
-from broker.messages.service import receipt_payload
+from broker.messages import receipt_payload
 
 
 def deliver_once(settings: Settings) -> BatchReport:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 
 import pytest
 
@@ -40,6 +41,39 @@ def test_a_changed_payload_type_breaks_the_signature() -> None:
     env["payloadType"] = "application/json"
     with pytest.raises(BadSignature):
         dsse.verify_signature(dsse.parse_envelope(env), 0, sender.public_key)
+
+
+def test_only_verification_or_the_nodes_signing_makes_a_verified_envelope() -> None:
+    sender = crypto.Signer(crypto.generate_signing_key()[0])
+    signed = dsse.sign_envelope(b'{"a":1}', sender)
+    assert isinstance(signed, dsse.VerifiedEnvelope)
+    unsafe = dsse.parse_envelope(signed.to_dict())
+    assert not isinstance(unsafe, dsse.VerifiedEnvelope)
+    with pytest.raises(TypeError):
+        dsse.VerifiedEnvelope(unsafe, object())
+    with pytest.raises(TypeError):
+        dsse.VerifiedEnvelope(unsafe, None)
+    with pytest.raises(ValueError, match="InitVar"):
+        dataclasses.replace(signed, envelope=unsafe)  # type: ignore[call-arg]  # mypy refuses it too
+    verified = dsse.verify_signature(unsafe, 0, sender.public_key)
+    assert isinstance(verified, dsse.VerifiedEnvelope)
+    assert verified.to_dict() == signed.to_dict()
+    assert verified.digest == unsafe.digest
+    # Countersigning adds no trust: an unchecked envelope stays unchecked.
+    node = crypto.Signer(crypto.generate_signing_key()[0])
+    assert not isinstance(dsse.add_signature(unsafe, node), dsse.VerifiedEnvelope)
+    assert isinstance(dsse.add_signature(verified, node), dsse.VerifiedEnvelope)
+
+
+def test_a_tampered_envelope_gives_no_verified_envelope() -> None:
+    sender = crypto.Signer(crypto.generate_signing_key()[0])
+    data = dsse.sign_envelope(b'{"amount":1}', sender).to_dict()
+    data["payload"] = base64.b64encode(b'{"amount":9}').decode()
+    tampered = dsse.parse_envelope(data)
+    verified = None
+    with pytest.raises(BadSignature):
+        verified = dsse.verify_signature(tampered, 0, sender.public_key)
+    assert verified is None
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,9 @@ A forward is a NEW envelope, signed by the forwarding participant (by the node w
 custodial key for a draft, or by the participant itself), whose payload names the original in
 ``forwarded_from``. It is decided like any message, with ``Context.forwarding`` filled from
 the stored terms of the original and ``Context.consents`` from the consents granted for that
-material, and stored by the same path as a submission (``service.accept``).
+material, and stored by the same path as a submission (``broker.messages.accept``). It lives
+with consents, which it reads, and uses messages only through ``broker.messages``' public
+names.
 
 Invariants:
 - Only the recipient of a delivered message forwards it; its sender gets 403 (a provider
@@ -27,13 +29,13 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from broker import messages
 from broker.consents.service import granted_consents
 from broker.core.context import Caller, NodeContext
 from broker.core.db import utcnow
-from broker.core.errors import Forbidden, InvalidState, SchemaViolation
+from broker.core.errors import SchemaViolation
 from broker.envelopes.schemas import MessagePayload
-from broker.messages import service
-from broker.messages.models import Message, MessageStatus
+from broker.messages.models import Message
 from broker.messages.policy import Terms
 from broker.participants.models import Participant
 from broker.policy.service import NodePolicy
@@ -52,23 +54,6 @@ INHERITED = (
     "attachments",
     "body",
 )
-
-
-async def held_message(session: AsyncSession, *, caller: Caller, message_id: str) -> Message:
-    """The delivered message ``message_id`` if the caller's participant received it.
-
-    Raises NotFound (not the caller's), Forbidden (the caller sent it), InvalidState (not
-    yet delivered).
-    """
-    message = await service.get_message_for(session, caller=caller, message_id=message_id)
-    if message.recipient_id != caller.participant_id:
-        raise Forbidden(
-            "only the recipient of a message uses it onward; as its sender, send your "
-            "material as a new message"
-        )
-    if message.status == MessageStatus.ACCEPTED:
-        raise InvalidState("the message is not yet delivered to your inbox")
-    return message
 
 
 def complete_draft(
@@ -111,7 +96,7 @@ def check_forward(payload: MessagePayload, *, message_id: str, held: Terms) -> N
 
 
 def _payload_of(node: NodeContext, message: Message) -> dict[str, Any]:
-    envelope = service.open_envelope(node, message)
+    envelope = messages.open_envelope(node, message)
     payload: dict[str, Any] = orjson.loads(base64.b64decode(envelope["payload"]))
     return payload
 
@@ -124,40 +109,48 @@ async def forward(
     message_id: str,
     body: bytes,
     policy: NodePolicy | None = None,
-) -> service.Accepted | service.Refused:
+) -> messages.Accepted | messages.Refused:
     """Forward the material of ``message_id``: ``body`` is ``{"draft": {...}}`` (the node signs
     with the caller's custodial key) or a DSSE envelope whose payload has ``forwarded_from``.
     Flushes; the caller commits.
 
-    Raises NotFound, Forbidden, InvalidState (see ``held_message``), SchemaViolation, and the
-    envelope errors of ``service.submit``. A policy denial is returned as ``Refused``.
+    Raises NotFound, Forbidden, InvalidState (see ``messages.held_message``), SchemaViolation,
+    and the envelope errors of ``messages.submit``. A policy denial is returned as ``Refused``.
     """
-    original = await held_message(session, caller=caller, message_id=message_id)
-    data = service.load_body(node, body)
-    held = await service.terms_of(session, original)
+    original = await messages.held_message(session, caller=caller, message_id=message_id)
+    data = messages.load_body(node, body)
+    held = await messages.terms_of(session, original)
     if isinstance(data, dict) and isinstance(data.get("draft"), dict):
         completed = complete_draft(
             data["draft"], original=_payload_of(node, original), held=held, message_id=message_id
         )
         data = {**data, "draft": completed}
     now = utcnow()
-    envelope, payload, kid_used = await service.verified_submission(
+    signed = await messages.verified_submission(
         session, node=node, caller=caller, data=data, now=now
     )
-    check_forward(payload, message_id=message_id, held=held)
+    check_forward(signed.payload, message_id=message_id, held=held)
     provider_kind = (
         await session.execute(select(Participant.kind).where(Participant.id == held.provider_id))
     ).scalar_one()
     consents = await granted_consents(session, root_message_id=held.root_message_id)
-    return await service.accept(
+    return await messages.accept(
         session,
         node=node,
         caller=caller,
-        envelope=envelope,
-        payload=payload,
-        kid_used=kid_used,
+        signed=signed,
         now=now,
         policy=policy,
-        held=held,
-        known={"forwarding": held.forwarding(provider_kind), "consents": consents},
+        request=messages.AcceptRequest(
+            held=held,
+            known={"forwarding": held.forwarding(provider_kind), "consents": consents},
+        ),
     )
+
+
+__all__ = [
+    "INHERITED",
+    "check_forward",
+    "complete_draft",
+    "forward",
+]

@@ -1,0 +1,454 @@
+"""Ingress: accept a signed message, or refuse it.
+
+The ingress path (``submit``) is the hot path: it verifies the sender's signature, asks the
+policy engine, and writes the message, its audit leaf and its outbox row in the caller's one
+transaction. ``accept`` is the one path by which anything is accepted (submissions, forwards,
+consent and matching messages, case events); ``sign_and_accept`` is how a domain sends a
+message of its own. Invariants:
+- nothing is stored for a refused submission but the ``message:refused`` audit leaf, which
+  holds the decision's rule ids and pack hash and no content;
+- the same envelope submitted again returns the first answer and stores nothing new; the
+  same id with other content is a conflict;
+- the body is stored only encrypted, under a per-message key wrapped for the node (master
+  key) and sealed to the sender's and recipient's X25519 keys.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import Table, insert, select, text
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from broker.core import crypto
+from broker.core.context import Caller, NodeContext
+from broker.core.db import HotStatement, utcnow
+from broker.core.errors import (
+    ClockWindow,
+    MalformedJSON,
+    PayloadTooLarge,
+    PolicyDenied,
+    ReplayConflict,
+    SchemaViolation,
+    SenderMismatch,
+    UnknownRecipient,
+)
+from broker.envelopes import dsse
+from broker.messages.keys import as_utc, ingress_facts, party_facts
+from broker.messages.models import Message, MessageStatus, MessageTerms, OutboxEntry
+from broker.messages.policy import PartyFacts, Terms, decide, default_terms, terms_for
+from broker.messages.signing import (
+    Signed,
+    checked_envelope,
+    peek,
+    verified_payload,
+    verified_submission,
+)
+from broker.oversight.models import AuditEvent
+from broker.oversight.service import AuditKind, audit_row, record_event
+from broker.policy.service import NodePolicy
+
+_M = Message.__table__.c
+_MESSAGES: Table = Message.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    message_id: str
+    status: str
+    accepted_at: dt.datetime
+    envelope: dict[str, Any]
+    duplicate: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.message_id,
+            "status": self.status,
+            "accepted_at": self.accepted_at,
+            "envelope": self.envelope,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    message_id: str
+    reasons: list[dict[str, str]]
+    pack_hash: str
+    obligations: list[dict[str, str]] = field(default_factory=list)
+
+    def error(self) -> PolicyDenied:
+        """The 403 problem: every failing rule with its citation, and what would lift it."""
+        extra = {"obligations": self.obligations} if self.obligations else {}
+        return PolicyDenied(
+            "; ".join(f"{r['rule']}: {r['text']}" for r in self.reasons),
+            reasons=self.reasons,
+            policy_pack=self.pack_hash,
+            message_id=self.message_id,
+            **extra,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptRequest:
+    """What a caller of ``accept`` knows beyond the signed submission.
+
+    - ``held``: the terms of the material a forward forwards;
+    - ``known``: context fields the payload does not give (see
+      ``broker.messages.policy.decide``);
+    - ``audit_kind``, ``audit_fields``: a caller that records an event carried by the message
+      (a case transition, a match query) makes the one leaf of the acceptance that event's
+      leaf; ``audit_fields`` are added to the refusal leaf too;
+    - ``parties``: both parties' facts, when the caller read them already (``submit`` reads
+      them with the signing key, in one statement).
+    """
+
+    held: Terms | None = None
+    known: Mapping[str, Any] = field(default_factory=dict)
+    audit_kind: AuditKind | None = None
+    audit_fields: Mapping[str, Any] = field(default_factory=dict)
+    parties: Mapping[str, PartyFacts] | None = None
+
+
+async def _existing_answer(
+    session: AsyncSession, node: NodeContext, message_id: str, digest: str
+) -> Accepted | None:
+    row = (
+        await session.execute(
+            select(
+                _M.envelope_sha256, _M.status, _M.accepted_at, _M.ciphertext, _M.key_for_node
+            ).where(_M.id == message_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    if not crypto.constant_time_equal(row.envelope_sha256.encode(), digest.encode()):
+        raise ReplayConflict(
+            f"message id {message_id} was already used for a different envelope", field="payload.id"
+        )
+    key = crypto.secretbox_decrypt(node.master_key, row.key_for_node)
+    envelope = orjson.loads(crypto.secretbox_decrypt(key, row.ciphertext))
+    return Accepted(message_id, row.status, as_utc(row.accepted_at), envelope, duplicate=True)
+
+
+_PG_STORE = HotStatement(
+    # The message, its outbox row and its audit leaf in one statement (one round trip); the
+    # last two only when the message row was stored, so a taken id stores nothing.
+    """
+    WITH m AS (
+        INSERT INTO messages (
+            id, type, sender_id, recipient_id, case_id, in_reply_to, created_at, accepted_at,
+            status, submitted_by, legal_basis, purpose, handling_code, payload_size,
+            envelope_sha256, sender_kid, policy_hash, policy_rules, ciphertext, key_for_node,
+            key_for_sender, key_for_recipient, sender_enc_kid, recipient_enc_kid
+        ) VALUES (
+            :id, :type, :sender_id, :recipient_id, :case_id, :in_reply_to, :created_at,
+            :accepted_at, :status, :submitted_by, :legal_basis, :purpose, :handling_code,
+            :payload_size, :envelope_sha256, :sender_kid, :policy_hash,
+            CAST(:policy_rules AS json), :ciphertext, :key_for_node, :key_for_sender,
+            :key_for_recipient, :sender_enc_kid, :recipient_enc_kid
+        )
+        ON CONFLICT (id) DO NOTHING RETURNING id
+    ), o AS (
+        INSERT INTO outbox (message_id, recipient_id, created_at)
+        SELECT id, :recipient_id, :accepted_at FROM m
+    ), a AS (
+        INSERT INTO audit_events (event_id, kind, message_id, participant_id, created_at, leaf)
+        SELECT :event_id, :kind, id, :participant_id, :event_created_at, :leaf FROM m
+    )
+    SELECT id FROM m
+    """
+)
+
+
+_SQLITE_INSERT_MESSAGE = sqlite_insert(_MESSAGES).on_conflict_do_nothing(index_elements=["id"])
+_SQLITE_CHANGES = text("SELECT changes()")
+
+
+async def _store(
+    session: AsyncSession, row: dict[str, Any], outbox: dict[str, Any], audit: dict[str, Any]
+) -> bool:
+    """Insert the message, and its outbox row and audit leaf, unless its id is taken.
+    True when this call stored them."""
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        values = {
+            **row,
+            "policy_rules": orjson.dumps(row["policy_rules"]).decode(),
+            "event_id": audit["event_id"],
+            "kind": audit["kind"],
+            "participant_id": audit["participant_id"],
+            "event_created_at": audit["created_at"],
+            "leaf": audit["leaf"],
+        }
+        return bool(await _PG_STORE.rows(session, values))
+    await connection.execute(_SQLITE_INSERT_MESSAGE, row)
+    if not (await connection.execute(_SQLITE_CHANGES)).scalar_one():
+        return False
+    await connection.execute(insert(OutboxEntry), [outbox])
+    await connection.execute(insert(AuditEvent), [audit])
+    return True
+
+
+def load_body(node: NodeContext, body: bytes) -> Any:
+    """The parsed JSON of a submission. Raises PayloadTooLarge, MalformedJSON."""
+    if len(body) > node.max_payload_bytes * 4 // 3 + 65_536:
+        raise PayloadTooLarge(f"request body over the limit of {node.max_payload_bytes} bytes")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedJSON(f"request body is not valid JSON: {exc}") from exc
+
+
+async def submit(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    caller: Caller,
+    body: bytes,
+    policy: NodePolicy | None = None,
+) -> Accepted | Refused:
+    """Accept a self-signed envelope, or a draft (``{"draft": {...}}``) that the node signs with
+    the caller's participant's custodial key, deciding it against ``policy`` (the shipped
+    packs when None). Flushes; the caller commits.
+
+    Raises PayloadTooLarge, MalformedJSON, SchemaViolation, BadBase64, BadSignature,
+    UnknownKey, RevokedKey, ExpiredKey, KeyNotSenders, SenderMismatch, UnknownRecipient,
+    ClockWindow, ReplayConflict. A policy denial is returned as ``Refused`` (its audit leaf is
+    flushed) so the caller can commit the leaf before answering 403.
+    """
+    data = load_body(node, body)
+    now = utcnow()
+    parties: dict[str, PartyFacts] | None = None
+    if isinstance(data, dict) and "draft" in data:
+        signed = await verified_submission(session, node=node, caller=caller, data=data, now=now)
+    else:
+        # The hot path: the signing key and both parties in one read.
+        unsafe = checked_envelope(node, data)
+        decoded, hint = peek(unsafe.payload)
+        key, parties = await ingress_facts(
+            session, kid=unsafe.signatures[0].keyid, sender=caller.participant_id, recipient=hint
+        )
+        # A payload that validates names a participant id as recipient, so it is the hint.
+        signed = verified_payload(unsafe, key, now=now, decoded=decoded)
+    forwarded_from = signed.payload.forwarded_from
+    if forwarded_from is not None:
+        raise SchemaViolation(
+            f"a forward goes to POST /v1/messages/{forwarded_from}/forward, which "
+            "decides it against the terms of the original",
+            field="payload.forwarded_from",
+        )
+    return await accept(
+        session,
+        node=node,
+        caller=caller,
+        signed=signed,
+        now=now,
+        policy=policy,
+        request=AcceptRequest(parties=parties),
+    )
+
+
+async def accept(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    caller: Caller,
+    signed: Signed,
+    now: dt.datetime,
+    policy: NodePolicy | None = None,
+    request: AcceptRequest | None = None,
+) -> Accepted | Refused:
+    """Decide and store a message whose sender signature ``verified_submission`` checked: the
+    one path by which anything is accepted (submissions, forwards, consent messages).
+
+    ``request`` is what the caller adds (see ``AcceptRequest``). Raises SenderMismatch,
+    ReplayConflict, ClockWindow, SchemaViolation, UnknownRecipient; returns ``Refused`` on a
+    policy denial (its audit leaf flushed).
+    """
+    envelope, payload, kid_used = signed
+    request = request or AcceptRequest()
+    held, known, audit_fields = request.held, request.known, request.audit_fields
+    parties = request.parties
+    if payload.sender != caller.participant_id:
+        raise SenderMismatch(
+            f"the sender {payload.sender} is not your participant {caller.participant_id}",
+            field="payload.sender",
+        )
+    message_id = str(payload.id)
+    # The first answer to an envelope seen before is looked up only where this submission
+    # would otherwise fail (clock, recipient, policy) or its insert conflicts, so the common
+    # path spends no round trip on it.
+    skew = dt.timedelta(seconds=node.clock_skew_seconds)
+    if abs(payload.created_utc() - now) > skew:
+        if existing := await _existing_answer(session, node, message_id, envelope.digest):
+            return existing
+        raise ClockWindow(
+            f"created_at {payload.created_at.isoformat()} is more than "
+            f"{node.clock_skew_seconds} s from the node's clock {now.isoformat()}",
+            field="payload.created_at",
+        )
+    if payload.expires_at is not None and payload.expires_at <= now:
+        raise SchemaViolation("expires_at is in the past", field="payload.expires_at")
+    if parties is None:
+        parties = await party_facts(session, (payload.sender, payload.recipient))
+    if payload.recipient not in parties:
+        if existing := await _existing_answer(session, node, message_id, envelope.digest):
+            return existing
+        raise UnknownRecipient(
+            f"no participant {payload.recipient} is registered", field="payload.recipient"
+        )
+    decision = decide(
+        payload, parties[payload.sender], parties[payload.recipient], policy=policy, **known
+    )
+    base_fields: dict[str, Any] = {
+        "message_type": payload.type,
+        "sender": payload.sender,
+        "recipient": payload.recipient,
+        "legal_basis": payload.legal_basis,
+        "purpose": payload.purpose,
+        "case_id": str(payload.case_id) if payload.case_id else None,
+        "forwarded_from": str(payload.forwarded_from) if payload.forwarded_from else None,
+        "envelope_sha256": envelope.digest,
+        "policy_pack": decision.pack_hash,
+        "policy_rules": [r.rule_id for r in decision.reasons],
+    }
+    if not decision.permitted:
+        if existing := await _existing_answer(session, node, message_id, envelope.digest):
+            return existing
+        await record_event(
+            session,
+            kind=AuditKind.MESSAGE_REFUSED,
+            node=node.node_id,
+            actor=caller.actor(),
+            participant_id=payload.sender,
+            message_id=message_id,
+            **base_fields,
+            **audit_fields,
+        )
+        return Refused(
+            message_id,
+            [{"rule": r.rule_id, "text": r.text, "citation": r.citation} for r in decision.reasons],
+            decision.pack_hash,
+            [{"kind": o.kind, "value": o.value, "rule": o.rule_id} for o in decision.obligations],
+        )
+    countersigned = dsse.add_signature(envelope, node.signer)
+    envelope_dict = countersigned.to_dict()
+    message_key = crypto.random_key()
+    sender_facts, recipient_facts = parties[payload.sender], parties[payload.recipient]
+    row = {
+        "id": message_id,
+        "type": payload.type,
+        "sender_id": payload.sender,
+        "recipient_id": payload.recipient,
+        "case_id": str(payload.case_id) if payload.case_id else None,
+        "in_reply_to": str(payload.in_reply_to) if payload.in_reply_to else None,
+        "created_at": payload.created_utc(),
+        "accepted_at": now,
+        "status": MessageStatus.ACCEPTED.value,
+        "submitted_by": caller.account_id,
+        "legal_basis": payload.legal_basis,
+        "purpose": payload.purpose,
+        "handling_code": payload.handling.code if payload.handling else None,
+        "payload_size": len(envelope.payload),
+        "envelope_sha256": envelope.digest,
+        "sender_kid": kid_used,
+        "policy_hash": decision.pack_hash,
+        "policy_rules": [r.rule_id for r in decision.reasons],
+        "ciphertext": crypto.secretbox_encrypt(message_key, orjson.dumps(envelope_dict)),
+        "key_for_node": crypto.secretbox_encrypt(node.master_key, message_key),
+        "key_for_sender": _seal(sender_facts.encryption_key, message_key),
+        "key_for_recipient": _seal(recipient_facts.encryption_key, message_key),
+        "sender_enc_kid": sender_facts.encryption_kid,
+        "recipient_enc_kid": recipient_facts.encryption_kid,
+    }
+    outbox = {"message_id": message_id, "recipient_id": payload.recipient, "created_at": now}
+    audit = audit_row(
+        kind=request.audit_kind or AuditKind.MESSAGE_ACCEPTED,
+        node=node.node_id,
+        actor=caller.actor(),
+        participant_id=payload.sender,
+        message_id=message_id,
+        at=now,
+        payload_size=len(envelope.payload),
+        handling=row["handling_code"],
+        **base_fields,
+        **audit_fields,
+    )
+    if not await _store(session, row, outbox, audit):
+        # This id is taken: the same envelope again (answer as the first time), a concurrent
+        # submission of it that committed first, or other content (a replay conflict).
+        existing = await _existing_answer(session, node, message_id, envelope.digest)
+        if existing is None:  # pragma: no cover - the conflicting row was there a moment ago
+            raise ReplayConflict(f"message id {message_id} is taken", field="payload.id")
+        return existing
+    terms = terms_for(payload, decision, held)
+    if terms != default_terms(
+        message_id=message_id,
+        sender=payload.sender,
+        recipient=payload.recipient,
+        purpose=payload.purpose,
+        handling_code=payload.handling.code if payload.handling else None,
+    ):
+        await session.execute(insert(MessageTerms), [terms_row(message_id, terms)])
+    return Accepted(message_id, MessageStatus.ACCEPTED.value, now, envelope_dict)
+
+
+async def sign_and_accept(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    caller: Caller,
+    draft: Mapping[str, Any],
+    policy: NodePolicy | None,
+    request: AcceptRequest | None = None,
+) -> Accepted | Refused:
+    """Sign ``draft`` with the caller's participant's custodial key and ``accept`` it: how a
+    domain sends a message of its own (a consent request or answer, a match query or answer,
+    a case event). Flushes; the caller commits.
+
+    Raises the draft errors of ``submit`` (Forbidden: no custodial key; SchemaViolation,
+    PayloadTooLarge) and those of ``accept``; returns ``Refused`` on a policy denial.
+    """
+    now = utcnow()
+    signed = await verified_submission(
+        session, node=node, caller=caller, data={"draft": dict(draft)}, now=now
+    )
+    return await accept(
+        session, node=node, caller=caller, signed=signed, now=now, policy=policy, request=request
+    )
+
+
+def _seal(public_key: bytes | None, message_key: bytes) -> bytes | None:
+    return crypto.seal(public_key, message_key) if public_key is not None else None
+
+
+def terms_row(message_id: str, terms: Terms) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "root_message_id": terms.root_message_id,
+        "forwarded_from": terms.forwarded_from,
+        "provider_id": terms.provider_id,
+        "original_purpose": terms.original_purpose,
+        "permitted_recipients": sorted(terms.permitted_recipients),
+        "permitted_purposes": sorted(terms.permitted_purposes),
+        "handling_code": terms.handling_code,
+        "handling_restriction": terms.handling_restriction,
+        "restrictions": list(terms.restrictions),
+    }
+
+
+__all__ = [
+    "AcceptRequest",
+    "Accepted",
+    "Refused",
+    "accept",
+    "load_body",
+    "sign_and_accept",
+    "submit",
+    "terms_row",
+]

@@ -1,0 +1,204 @@
+"""Reading: a message served to its sender and recipient, and what the recipient holds.
+
+Invariants:
+- only the sender and the recipient see a message (anyone else gets NotFound: existence is
+  not disclosed); content is served only with a justification, and each serving is an
+  audit leaf (``content:consulted``);
+- ``held_message`` is the one answer to "the delivered message the caller holds": received
+  by the caller's participant, and delivered (what forwarding and consent requests start
+  from).
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from broker.core import crypto
+from broker.core.context import Caller, NodeContext
+from broker.core.errors import (
+    Forbidden,
+    InvalidState,
+    NotFound,
+)
+from broker.core.text import justification as justified
+from broker.envelopes import dsse
+from broker.messages.models import (
+    DeliveryAttempt,
+    InboxEntry,
+    Message,
+    MessageStatus,
+    MessageTerms,
+)
+from broker.messages.policy import Terms, default_terms
+from broker.oversight.service import AuditKind, record_event
+
+
+async def terms_of(session: AsyncSession, message: Message) -> Terms:
+    """The terms of onward use of an accepted message: its stored row, else the defaults its
+    ``messages`` row implies."""
+    row = await session.get(MessageTerms, message.id)
+    if row is None:
+        return default_terms(
+            message_id=message.id,
+            sender=message.sender_id,
+            recipient=message.recipient_id,
+            purpose=message.purpose,
+            handling_code=message.handling_code,
+        )
+    return Terms(
+        root_message_id=row.root_message_id,
+        provider_id=row.provider_id,
+        original_purpose=row.original_purpose,
+        permitted_recipients=frozenset(row.permitted_recipients),
+        permitted_purposes=frozenset(row.permitted_purposes),
+        handling_code=row.handling_code,
+        handling_restriction=row.handling_restriction,
+        restrictions=tuple(row.restrictions),
+        forwarded_from=row.forwarded_from,
+    )
+
+
+async def get_message_for(session: AsyncSession, *, caller: Caller, message_id: str) -> Message:
+    """The message, if the caller's participant sent or received it. Raises NotFound (also
+    for messages of others: existence is not disclosed)."""
+    try:
+        uuid.UUID(message_id)
+    except ValueError as exc:
+        raise NotFound(f"no message {message_id}") from exc
+    message = await session.get(Message, message_id)
+    if message is None or caller.participant_id not in (message.sender_id, message.recipient_id):
+        raise NotFound(f"no message {message_id}")
+    return message
+
+
+async def held_message(
+    session: AsyncSession,
+    *,
+    caller: Caller,
+    message_id: str,
+    forbidden: str = (
+        "only the recipient of a message uses it onward; as its sender, send your "
+        "material as a new message"
+    ),
+) -> Message:
+    """The delivered message ``message_id`` if the caller's participant received it: what
+    the caller holds, and may use onward (forward, ask consent for).
+
+    Raises NotFound (not the caller's), Forbidden with ``forbidden`` (the caller sent it),
+    InvalidState (not yet delivered).
+    """
+    message = await get_message_for(session, caller=caller, message_id=message_id)
+    if message.recipient_id != caller.participant_id:
+        raise Forbidden(forbidden)
+    if message.status == MessageStatus.ACCEPTED:
+        raise InvalidState("the message is not yet delivered to your inbox")
+    return message
+
+
+def open_envelope(node: NodeContext, message: Message) -> dict[str, Any]:
+    key = crypto.secretbox_decrypt(node.master_key, message.key_for_node)
+    envelope: dict[str, Any] = orjson.loads(crypto.secretbox_decrypt(key, message.ciphertext))
+    return envelope
+
+
+def countersigned_envelope(node: NodeContext, message: Message) -> dsse.VerifiedEnvelope:
+    """The stored envelope, once its last signature (the countersignature this node added
+    at acceptance) verified under the node's signing key: what delivery hands an adapter.
+    Raises BadSignature (not countersigned by this node's key)."""
+    envelope = dsse.parse_envelope(open_envelope(node, message))
+    return dsse.verify_signature(envelope, len(envelope.signatures) - 1, node.signer.public_key)
+
+
+async def read_content(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    caller: Caller,
+    message_id: str,
+    justification: str | None,
+    min_justification: int,
+) -> tuple[Message, dict[str, Any], dict[str, Any]]:
+    """The countersigned envelope and its decoded payload; writes a ``content:consulted`` leaf.
+    Raises NotFound, JustificationRequired."""
+    message = await get_message_for(session, caller=caller, message_id=message_id)
+    if caller.participant_id == message.recipient_id and message.status == MessageStatus.ACCEPTED:
+        raise InvalidState("the message is not yet delivered to your inbox")
+    text = justified(justification, minimum=min_justification, what="content")
+    envelope = open_envelope(node, message)
+    payload = orjson.loads(base64.b64decode(envelope["payload"]))
+    await record_event(
+        session,
+        kind=AuditKind.CONTENT_CONSULTED,
+        node=node.node_id,
+        actor=caller.actor(),
+        participant_id=caller.participant_id,
+        message_id=message.id,
+        justification=text,
+        envelope_sha256=message.envelope_sha256,
+        role="recipient" if caller.participant_id == message.recipient_id else "sender",
+    )
+    return message, envelope, payload
+
+
+async def list_inbox(
+    session: AsyncSession, *, caller: Caller, after: int, limit: int
+) -> list[tuple[int, Message]]:
+    stmt = (
+        select(InboxEntry.seq, Message)
+        .join(Message, Message.id == InboxEntry.message_id)
+        .where(InboxEntry.recipient_id == caller.participant_id, InboxEntry.seq > after)
+        .order_by(InboxEntry.seq)
+        .limit(limit)
+    )
+    return [(seq, msg) for seq, msg in (await session.execute(stmt)).all()]
+
+
+async def list_sent(
+    session: AsyncSession, *, caller: Caller, limit: int, before: str | None
+) -> list[Message]:
+    stmt = select(Message).where(Message.sender_id == caller.participant_id)
+    if before:
+        stmt = stmt.where(Message.id < before)
+    stmt = stmt.order_by(Message.id.desc()).limit(limit)
+    return list((await session.scalars(stmt)).all())
+
+
+async def attempts_of(session: AsyncSession, message_id: str) -> list[dict[str, Any]]:
+    """Every delivery attempt of a message, oldest first, as the status view shows them."""
+    rows = (
+        await session.scalars(
+            select(DeliveryAttempt)
+            .where(DeliveryAttempt.message_id == message_id)
+            .order_by(DeliveryAttempt.id)
+        )
+    ).all()
+    return [
+        {
+            "attempt": a.attempt,
+            "adapter": a.adapter,
+            "started_at": a.started_at,
+            "finished_at": a.finished_at,
+            "outcome": a.outcome,
+            "error": a.error,
+        }
+        for a in rows
+    ]
+
+
+__all__ = [
+    "attempts_of",
+    "countersigned_envelope",
+    "get_message_for",
+    "held_message",
+    "list_inbox",
+    "list_sent",
+    "open_envelope",
+    "read_content",
+    "terms_of",
+]
