@@ -81,6 +81,10 @@ TONES = {
 }
 
 
+# Events that end or turn back a request: shown last, in red.
+STOPPING = frozenset({"withdraw", "refuse", "return_to_drafter"})
+
+
 def tone(state: str) -> str:
     return TONES.get(state, "active")
 
@@ -332,6 +336,11 @@ async def _case_context(
         "deadlines": [(d, time_left(d.due_at, now)) for d in read.deadlines],
         "left": time_left(read.next_due_at, now),
         "drafted_by_me": user.caller.account_id in loaded.drafters,
+        # What moves the case on first, then side events, then what ends it.
+        "next_events": sorted(
+            read.allowed_events,
+            key=lambda e: (e.event in STOPPING, e.to is None),
+        ),
         "supervisor": user.caller.has_any("supervisor"),
     }
 

@@ -114,6 +114,9 @@ def _fields(
             name=prefix + key, key=key, kind="text", required=key in required, citation=citation
         )
         made.note = note
+        default = raw.get("default")
+        if isinstance(default, str):
+            made.value = default
         kind = node.get("type")
         if kind == "object" or ("properties" in node and kind is None):
             continue
@@ -130,22 +133,34 @@ def _fields(
             made.maxlength = node.get("maxLength")
             made.kind = "textarea" if (made.maxlength or 0) > 500 else "text"
         elif kind == "array":
-            items, _ = _resolve(node.get("items", {}), defs)
-            if "enum" in items:
-                made.kind = "checkboxes"
-                made.choices = tuple((str(v), str(v)) for v in items["enum"])
-            elif items.get("format") == "uuid":
-                made.kind = "checkboxes"
-                made.choices = tuple(choices.get(key, ()))
-            elif items.get("type") == "object":
-                made.kind = "group"
-                made.rows = [
-                    _fields(items, defs, choices, f"{prefix}{key}.{i}.") for i in range(GROUP_ROWS)
-                ]
-            else:
-                made.kind = "lines"
+            _array(made, node, defs, choices, prefix)
         out.append(made)
     return out
+
+
+def _array(
+    made: FormField,
+    node: Mapping[str, Any],
+    defs: Mapping[str, Any],
+    choices: Mapping[str, Sequence[tuple[str, str]]],
+    prefix: str,
+) -> None:
+    """A list field: checkboxes over its closed values (or the choices given for its ids),
+    rows of sub-fields for objects, else one value per line."""
+    items, _ = _resolve(node.get("items", {}), defs)
+    if "enum" in items:
+        made.kind = "checkboxes"
+        made.choices = tuple((str(v), str(v)) for v in items["enum"])
+    elif items.get("format") == "uuid":
+        made.kind = "checkboxes"
+        made.choices = tuple(choices.get(made.key, ()))
+    elif items.get("type") == "object":
+        made.kind = "group"
+        made.rows = [
+            _fields(items, defs, choices, f"{prefix}{made.key}.{i}.") for i in range(GROUP_ROWS)
+        ]
+    else:
+        made.kind = "lines"
 
 
 def fill(fields: Sequence[FormField], values: Mapping[str, Any]) -> None:
