@@ -185,3 +185,20 @@ def _shots() -> Path | None:
         return None
     Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
     return Path(SCREENSHOTS)
+
+
+def test_case_pages_at_tablet_width(page: Any, api: Any) -> None:
+    from tests.integration.test_case_helpers import to_transmitted
+
+    case = to_transmitted(api)
+    _sign_in(page, "it.officer")
+    page.set_viewport_size({"width": 768, "height": 1024})
+    for path, name in (
+        ("/cases", "cases-tablet"),
+        (f"/cases/{case['id']}", "case-tablet"),
+        ("/cases/new?workflow=mla.request&counterpart=us.central-authority", "case-new-tablet"),
+    ):
+        page.goto(path)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} scrolls sideways at 768 px"
+        check_page(page, name)
