@@ -426,3 +426,7 @@ async def acknowledge(
     await record_receipt(session, node=node, caller=user.caller, message_id=message_id, body=b"")
     await session.commit()
     return RedirectResponse(f"/messages/{message_id}?acknowledged=1", status_code=303)
+
+
+# The case pages live in their own module and add their routes to this router.
+from broker.web import case_views  # noqa: E402, F401
