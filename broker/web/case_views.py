@@ -18,7 +18,7 @@ from urllib.parse import quote
 from fastapi import Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
-from broker.cases import evidence
+from broker.cases import evidence, read_models
 from broker.cases import service as cases
 from broker.cases import views as case_api
 from broker.cases.models import Case
@@ -157,7 +157,7 @@ async def case_list(
 
 
 def _row(case: Case, user: WebUser, now: dt.datetime) -> dict[str, Any]:
-    s = case_api.summary(case, user.caller, now)
+    s = read_models.summary(case, user.caller, now)
     return {
         "case": s,
         "tone": tone(s.state),
@@ -322,7 +322,7 @@ async def _case_context(
 ) -> dict[str, Any]:
     case = await cases.case_for(session, caller=user.caller, case_id=case_id)
     loaded = await cases.load(session, case)
-    read = await case_api.case_read(session, loaded, user.caller, config, now)
+    read = await read_models.case_read(session, loaded, user.caller, config, now)
     visited = {ev.from_state for ev in read.timeline} | {ev.to_state for ev in read.timeline}
     mine = cases.side_of(case, user.caller.participant_id)
     return {
