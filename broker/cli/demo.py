@@ -31,6 +31,7 @@ PARTICIPANTS = [
     ("de.bka", "police", "Germany, Bundeskriminalamt"),
     ("us.central-authority", "central_authority", "United States, Office of International Affairs"),
     ("it.garante", "oversight", "Italy, data protection supervisory authority"),
+    ("it.fiu", "fiu", "Italy, UIF (financial intelligence unit)"),
 ]
 PEOPLE = [
     ("it.officer", "it.central-authority", ["officer"], "Giulia Rossi"),
@@ -39,6 +40,9 @@ PEOPLE = [
     ("nl.supervisor", "nl.fiu", ["supervisor"], "Pieter Jansen"),
     ("de.officer", "de.bka", ["officer"], "Lena Schmidt"),
     ("us.officer", "us.central-authority", ["officer"], "Jordan Lee"),
+    ("us.supervisor", "us.central-authority", ["supervisor"], "Avery Morgan"),
+    ("it.analyst", "it.fiu", ["officer"], "Chiara Conti"),
+    ("it.fiu-supervisor", "it.fiu", ["supervisor"], "Luca Ferrari"),
     ("oversight", "it.garante", ["oversight"], "Oversight reviewer"),
     ("admin", "it.central-authority", ["admin"], "Node operator"),
 ]

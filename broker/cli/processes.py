@@ -62,12 +62,46 @@ def cmd_beat(args: argparse.Namespace) -> int:
     return _celery("beat", "--loglevel", args.loglevel, "--schedule", str(schedule))
 
 
-def _print_banner(url: str, data_dir: Path) -> None:
-    logins = json.loads((data_dir / DEMO_LOGINS_FILE).read_text())
+def _tail(path: Path, lines: int = 20) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _load_sample(url: str, data_dir: Path, logins: dict[str, Any]) -> list[str]:
+    """The sample work, made once per data directory."""
+    from broker.cli.sample import SAMPLE_MARKER, SampleError, seed_sample
+
+    marker = data_dir / SAMPLE_MARKER
+    if marker.exists():
+        return ["(loaded before; a fresh data directory loads it again)"]
+    try:
+        made = seed_sample(url, logins)
+    except SampleError as exc:
+        print(f"palermo dev: the sample could not be loaded: {exc}", file=sys.stderr)
+        return []
+    marker.write_text("\n".join(made) + "\n")
+    return made
+
+
+def _print_banner(
+    url: str,
+    data_dir: Path,
+    logins: dict[str, Any],
+    logs: dict[str, Path],
+    *,
+    sample: list[str],
+    asked: bool,
+) -> None:
     print("", flush=True)
     print(f"Palermo is running at {url}  (OpenAPI: {url}/docs)")
     print(f"open {url}/ in a browser and sign in with one of the demo logins below")
     print(f"data directory: {data_dir.resolve()}   stop with Ctrl-C")
+    print("logs: " + "  ".join(f"{name} {path}" for name, path in logs.items()))
+    if sample:
+        print("sample work:")
+        for line in sample:
+            print(f"  {line}")
+    elif not asked:
+        print("for example messages and cases to look at: palermo dev --sample")
     print("demo logins (the web app, or POST /v1/auth/token with grant_type=password):")
     for person in logins["people"]:
         print(
@@ -104,9 +138,15 @@ def cmd_dev(args: argparse.Namespace) -> int:
         "worker": [*exe, "worker", "--pool", "solo", "--concurrency", "1"],
         "beat": [*exe, "beat"],
     }
-    children: dict[str, subprocess.Popen[bytes]] = {
-        name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()
-    }
+    # The console keeps the URL and the logins; each process logs to its own file (the
+    # scheduler and the worker write lines every second).
+    log_dir = settings.data_dir / "logs"
+    log_dir.mkdir(exist_ok=True)
+    logs = {name: log_dir / f"{name}.log" for name in commands}
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    for name, cmd in commands.items():
+        with logs[name].open("ab") as sink:
+            children[name] = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT)
     stopping = False
 
     def stop(*_: Any) -> None:
@@ -115,13 +155,16 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    if _wait_ready(url, children):
-        _print_banner(url, settings.data_dir)
     code = 0
+    if _wait_ready(url, children):
+        logins = json.loads((settings.data_dir / DEMO_LOGINS_FILE).read_text())
+        sample = _load_sample(url, settings.data_dir, logins) if args.sample else []
+        _print_banner(url, settings.data_dir, logins, logs, sample=sample, asked=args.sample)
     while not stopping:
         for name, child in children.items():
             if child.poll() is not None:
                 print(f"palermo dev: {name} exited with {child.returncode}", file=sys.stderr)
+                print(_tail(logs[name]), file=sys.stderr)
                 stopping, code = True, 1
         time.sleep(0.5)
     for child in children.values():
@@ -174,4 +217,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("dev", help="embedded node: init, demo participants, API + worker + beat")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--sample",
+        action="store_true",
+        help="also load example messages and cases (once per data directory)",
+    )
     p.set_defaults(handler=cmd_dev)

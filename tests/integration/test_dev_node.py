@@ -96,7 +96,10 @@ def test_dev_node_routes_a_message_between_demo_participants(tmp_path: Path) -> 
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
-    lines = (tmp_path / "dev.log").read_text().splitlines()
+    console = (tmp_path / "dev.log").read_text()
+    assert "palermo dev --sample" in console  # the banner offers the sample work
+    assert '"event": "request"' not in console  # the processes log to files, not the console
+    lines = (tmp_path / "data" / "logs" / "api.log").read_text().splitlines()
     # Every request line of the API is structured JSON carrying its request id.
     requests = [json.loads(x) for x in lines if x.startswith("{") and '"event": "request"' in x]
     assert requests
