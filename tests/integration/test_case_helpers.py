@@ -4,6 +4,7 @@ short ways to open cases and fire events through the HTTP API."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
 from dataclasses import replace
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from broker.cases.clocks import parse_clocks
 from broker.cases.config import CaseConfig
 from broker.cases.scheduler import run_clocks
+from broker.cli.sample import MLA_REQUEST
 from broker.core.context import node_context
 from broker.core.db import Database
 from tests.conftest import ACCOUNTS, PASSWORD, Api
@@ -77,24 +79,7 @@ def register_partner(
 def mla_request(**over: Any) -> dict[str, Any]:
     """A request that meets 18(15), in English (which the US accepts), on the IT-US treaty,
     through the central authorities, with a transfer basis (US is outside the LED area)."""
-    request: dict[str, Any] = {
-        "requesting_authority": "Procura della Repubblica di Milano",
-        "subject_matter": "Laundering of proceeds of drug trafficking through shell companies",
-        "conducting_authority": "Public prosecutor, DDA Milano, proceeding RG 1234/2026",
-        "facts_summary": "Funds moved from Milan to accounts in New York between 2024 and 2025.",
-        "assistance_sought": "Bank records of two accounts held at a New York bank.",
-        "persons_concerned": [
-            {"ref": "p1", "category": "suspect", "identity": "M. R.", "nationality": "IT"}
-        ],
-        "purpose": "criminal_investigation",
-        "assistance_types": ["records"],
-        "offence": "money laundering",
-        "max_penalty_years": 12,
-        "legal_basis": "it-us-mlat-1982",
-        "language": "en",
-        "channel": "central_authority",
-        "transfer_basis": "appropriate_safeguards",
-    }
+    request: dict[str, Any] = copy.deepcopy(MLA_REQUEST)  # the demo node's sample request
     request.update(over)
     return request
 
