@@ -175,13 +175,12 @@ async def approvals(
     rows = await cases.list_cases(
         session, caller=user.caller, now=now, state="CA_VETTING", limit=PAGE_SIZE
     )
+    rows = [c for c in rows if cases.side_of(c, user.caller.participant_id) is Side.REQUESTING]
+    mine = await cases.drafted_by(session, rows, user.caller.account_id)
     items = []
     for c in rows:
-        if cases.side_of(c, user.caller.participant_id) is not Side.REQUESTING:
-            continue
-        loaded = await cases.load(session, c)
         item = _row(c, user, now)
-        item["drafted_by_me"] = user.caller.account_id in loaded.drafters
+        item["drafted_by_me"] = c.id in mine
         items.append(item)
     await session.commit()
     return render(

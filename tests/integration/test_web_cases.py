@@ -145,6 +145,7 @@ def test_draft_vet_and_approve_by_a_supervisor(browser: Browser, api: Api) -> No
     browser.sign_in("it.supervisor")
     queue = browser.get("/cases/approvals").text
     assert f"/cases/{case_id}" in queue
+    assert "You drafted it" not in queue  # the officer drafted it
     shown = browser.get(f"/cases/{case_id}").text
     assert f'href="/cases/{case_id}/events/transmit"' in shown
     r = browser.submit(f"/cases/{case_id}/events/transmit", f"/cases/{case_id}/events/transmit")
@@ -164,6 +165,7 @@ def test_a_guard_refusal_is_shown_with_its_citation(browser: Browser, api: Api) 
     assert browser.submit(path, path).status_code == 303
     shown = browser.get(f"/cases/{case['id']}").text
     assert "four eyes" in shown
+    assert "You drafted it" in browser.get("/cases/approvals").text
     path = f"/cases/{case['id']}/events/transmit"
     r = browser.submit(path, path)
     assert r.status_code == 403

@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from broker.cases.service.firing import Fired, fire_event, prepare_event
-from broker.cases.service.loading import Loaded, can_see, case_for, load, side_of
+from broker.cases.service.loading import Loaded, can_see, case_for, drafted_by, load, side_of
 from broker.cases.service.notices import (
     case_deadlines,
     progress,
@@ -58,6 +58,7 @@ __all__: Sequence[str] = [
     "case_for",
     "children_of",
     "consents_on_record",
+    "drafted_by",
     "fire_event",
     "list_cases",
     "load",

@@ -50,6 +50,25 @@ class Loaded:
         return frozenset(ids)
 
 
+async def drafted_by(session: AsyncSession, cases: list[Case], account_id: str) -> set[str]:
+    """The ids of those ``cases`` the account drafted (``Loaded.drafters``), in one query
+    for the whole list rather than a load per case."""
+    mine = {c.id for c in cases if c.opened_by == account_id}
+    by_id = {c.id: c for c in cases if c.id not in mine}
+    if not by_id:
+        return mine
+    rows = await session.execute(
+        select(CaseEvent.case_id, CaseEvent.from_state, CaseEvent.event).where(
+            CaseEvent.case_id.in_(by_id), CaseEvent.actor_account == account_id
+        )
+    )
+    for case_id, from_state, event in rows:
+        t = WORKFLOWS[by_id[case_id].workflow].transition(from_state, event)
+        if t is not None and t.drafting:
+            mine.add(case_id)
+    return mine
+
+
 def _fired(wf: Workflow, ev: CaseEvent) -> Transition | None:
     """The row of the table an event of the history was fired by (None for a notice)."""
     return wf.transition(ev.from_state, ev.event)
