@@ -1,5 +1,6 @@
-"""Browser tests: a real node served by uvicorn on a free port, driven by Debian's Chromium
-through Playwright, with axe-core run on every page visited.
+"""Browser tests: a real node served by uvicorn on a free port (in a thread of the test
+process), driven by Debian's Chromium through Playwright, with axe-core run on every page
+visited.
 
 Without Chromium (``/usr/bin/chromium``, or ``PALERMO_CHROMIUM``) the tests skip, or fail
 with ``PALERMO_TEST_REQUIRE_SERVICES=1`` as in CI. ``PALERMO_E2E_SCREENSHOTS=<dir>`` saves a
@@ -9,16 +10,16 @@ screenshot of every page the tests check.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+import uvicorn
 
+from broker.app import create_app
 from broker.core.settings import Settings
 from tests.conftest import REQUIRE_SERVICES
 from tests.support.processes import free_port
@@ -30,60 +31,33 @@ FAILING_IMPACTS = {"serious", "critical"}
 
 
 @pytest.fixture
-def node(settings: Settings, world: Any, tmp_path: Path) -> Iterator[str]:
-    """The URL of a node serving the test's database over real HTTP."""
+def node(settings: Settings) -> Iterator[str]:
+    """The URL of a node serving the test's database over real HTTP: uvicorn on a free port,
+    in a thread of this process (its own event loop), so that the app's modules are not
+    imported again for every test."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        **world.secrets,
-        "PALERMO_ENV": "test",
-        "PALERMO_DATA_DIR": str(tmp_path),
-        "PALERMO_DATABASE_URL": settings.resolved_database_url,
-        "PALERMO_NODE_ID": settings.node_id,
-        "PALERMO_PUBLIC_URL": url,
-        "PALERMO_LOG_LEVEL": "WARNING",
-        "PALERMO_DB_POOL_SIZE": "4",
-    }
-    log = (tmp_path / "uvicorn.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "broker.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    app = create_app(settings.model_copy(update={"public_url": url, "db_pool_size": 4}))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
+    thread = threading.Thread(target=server.run, name=f"e2e-node-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the node did not start")
+        time.sleep(0.02)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the node did not start: {(tmp_path / 'uvicorn.log').read_text()}")
-            time.sleep(0.1)
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
-@pytest.fixture
-def page(node: str) -> Iterator[Any]:
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """One headless Chromium per test process; each test opens its own context in it."""
     if not CHROMIUM.exists():
         message = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
         if REQUIRE_SERVICES:
@@ -93,16 +67,23 @@ def page(node: str) -> Iterator[Any]:
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        context = browser.new_context(
-            base_url=node, viewport={"width": 1280, "height": 900}, locale="en-GB"
-        )
-        tab = context.new_page()
-        tab.set_default_timeout(15_000)
         try:
-            yield tab
+            yield browser
         finally:
-            context.close()
             browser.close()
+
+
+@pytest.fixture
+def page(node: str, chromium: Any) -> Iterator[Any]:
+    context = chromium.new_context(
+        base_url=node, viewport={"width": 1280, "height": 900}, locale="en-GB"
+    )
+    tab = context.new_page()
+    tab.set_default_timeout(15_000)
+    try:
+        yield tab
+    finally:
+        context.close()
 
 
 def check_page(page: Any, name: str) -> None:
