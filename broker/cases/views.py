@@ -6,6 +6,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
+from broker import messages
 from broker.cases import evidence, service
 from broker.cases.clocks import Clock
 from broker.cases.config import CaseConfig
@@ -40,7 +41,6 @@ from broker.core.errors import (
 from broker.core.ids import uuid7
 from broker.core.text import justification as justified
 from broker.http import CallerDep, Handler, NodeDep, Oversight, SessionDep, SettingsDep
-from broker.messages import service as messages
 from broker.oversight.service import AuditKind, record_event
 from broker.policy.views import PolicyDep
 

@@ -18,6 +18,7 @@ from urllib.parse import quote
 from fastapi import Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
+from broker import messages
 from broker.cases import evidence, read_models
 from broker.cases import service as cases
 from broker.cases import views as case_api
@@ -37,7 +38,6 @@ from broker.core.errors import (
 from broker.core.ids import uuid7
 from broker.core.text import justification as justified
 from broker.http import NodeDep, SessionDep, SettingsDep
-from broker.messages import service as messages
 from broker.oversight.service import AuditKind, record_event
 from broker.participants.service import list_participants
 from broker.policy.views import PolicyDep

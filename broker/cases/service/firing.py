@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from broker import messages
 from broker.cases.config import CaseConfig
 from broker.cases.fold import step
 from broker.cases.guards import EvidenceFacts, Facts
@@ -36,7 +37,6 @@ from broker.core.db import utcnow
 from broker.core.errors import Conflict, Forbidden, InvalidState, SchemaViolation
 from broker.core.ids import uuid7
 from broker.envelopes.schemas import MessagePayload
-from broker.messages import service as messages
 from broker.messages.models import Message
 from broker.oversight.service import AuditKind
 from broker.policy.service import NodePolicy
@@ -130,7 +130,7 @@ class _Plan:
     side: Side
     body: BaseModel
     request: BaseModel | None
-    signed: tuple[Any, MessagePayload, str] | None
+    signed: messages.Signed | None
 
 
 async def _plan(
@@ -145,14 +145,14 @@ async def _plan(
     new_case: bool,
 ) -> _Plan | Fired:
     case, wf, p = loaded.case, loaded.workflow, loaded.projection
-    signed: tuple[Any, MessagePayload, str] | None = None
+    signed: messages.Signed | None = None
     if envelope is not None:
         if event is not None or data is not None:
             raise SchemaViolation("give either an envelope or an event with its body", field="$")
         signed = await messages.verified_submission(
             session, node=node, caller=caller, data=envelope, now=utcnow()
         )
-        payload = signed[1]
+        payload = signed.payload
         previous = (
             await session.scalars(select(CaseEvent).where(CaseEvent.message_id == str(payload.id)))
         ).first()
@@ -252,25 +252,9 @@ async def fire(
     seq = p.seq + 1
     recipient = _recipient(loaded, t, side, caller, new_case)
     draft = envelope_draft(loaded, t, event_data(body, request), body, request, recipient, seq)
-    signed = planned.signed
-    if signed is None:
-        signed = await messages.verified_submission(
-            session, node=node, caller=caller, data={"draft": draft}, now=utcnow()
-        )
-    else:
-        check_matches(signed[1], draft)
-    env, payload, kid = signed
     event_id = str(uuid7())
     to_state = t.target_from(p.state)
-    outcome = await messages.accept(
-        session,
-        node=node,
-        caller=caller,
-        envelope=env,
-        payload=payload,
-        kid_used=kid,
-        now=utcnow(),
-        policy=policy,
+    accept_request = messages.AcceptRequest(
         known=known_fields(case=case, projection=p, event=t.event, body=body, request=request),
         audit_kind=AuditKind(t.audit_kind),
         audit_fields={
@@ -283,6 +267,27 @@ async def fire(
             "side": side.value,
         },
     )
+    outcome: messages.Accepted | messages.Refused
+    if planned.signed is None:
+        outcome = await messages.sign_and_accept(
+            session,
+            node=node,
+            caller=caller,
+            draft=draft,
+            policy=policy,
+            request=accept_request,
+        )
+    else:
+        check_matches(planned.signed.payload, draft)
+        outcome = await messages.accept(
+            session,
+            node=node,
+            caller=caller,
+            signed=planned.signed,
+            now=utcnow(),
+            policy=policy,
+            request=accept_request,
+        )
     if isinstance(outcome, messages.Refused):
         return outcome
     if new_case:
@@ -305,7 +310,7 @@ async def fire(
                 "actor_participant": caller.participant_id,
                 "actor_account": caller.account_id,
                 "message_id": outcome.message_id,
-                "envelope_sha256": env.digest,
+                "envelope_sha256": message.envelope_sha256,
                 "at": now,
                 "details": details,
                 "policy_pack": message.policy_hash,

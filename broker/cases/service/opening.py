@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from broker import messages
 from broker.cases import bodies
 from broker.cases.config import CaseConfig
 from broker.cases.fold import Projection, projection_json
@@ -23,7 +24,6 @@ from broker.core.context import Caller, NodeContext
 from broker.core.db import utcnow
 from broker.core.errors import Conflict, Forbidden, InvalidState, SchemaViolation, UnknownRecipient
 from broker.core.ids import uuid7
-from broker.messages import service as messages
 from broker.oversight.service import AuditKind, record_event
 from broker.participants.models import Participant
 from broker.policy.service import NodePolicy
