@@ -41,7 +41,7 @@ from broker.core.errors import (
 from broker.core.ids import uuid7
 from broker.core.text import justification as justified
 from broker.http import CallerDep, Handler, NodeDep, Oversight, SessionDep, SettingsDep
-from broker.oversight.service import AuditKind, record_event
+from broker.oversight.service import record_consultation
 from broker.policy.views import PolicyDep
 
 router = APIRouter(prefix="/v1", tags=["cases"])
@@ -187,14 +187,12 @@ async def get_request(
     case = await service.case_for(session, caller=caller, case_id=case_id)
     text = justified(justification, minimum=settings.justification_min_length, what="request")
     request = service.request_json(node, case)
-    await record_event(
+    await record_consultation(
         session,
-        kind=AuditKind.CONTENT_CONSULTED,
         node=node.node_id,
         actor=caller.actor(),
-        participant_id=caller.participant_id,
-        case_id=case.id,
         justification=text,
+        case_id=case.id,
         object="case_request",
     )
     await session.commit()
@@ -391,18 +389,16 @@ async def download_evidence(
     if row.erased_at is not None or row.key_for_node is None:
         raise InvalidState("this file was erased at the end of retention")
     text = justified(justification, minimum=settings.justification_min_length, what="evidence")
-    await record_event(
+    await record_consultation(
         session,
-        kind=AuditKind.CONTENT_CONSULTED,
         node=node.node_id,
         actor=caller.actor(),
-        participant_id=caller.participant_id,
+        justification=text,
         case_id=case.id,
+        object="evidence",
         evidence_id=row.id,
         sha256=row.sha256,
         size=row.size,
-        justification=text,
-        object="evidence",
     )
     key = evidence.open_key(node, row)
     path = config.evidence_dir / row.storage

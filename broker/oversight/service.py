@@ -151,6 +151,35 @@ async def record_event(
     return str(row["event_id"])
 
 
+async def record_consultation(
+    session: AsyncSession,
+    *,
+    node: str,
+    actor: dict[str, str | None],
+    justification: str,
+    case_id: str | None = None,
+    message_id: str | None = None,
+    **what: Any,
+) -> str:
+    """Write the one ``content:consulted`` leaf of a content read (a message's payload, a
+    case's request, an evidence file), in the session's transaction: who read (``actor``, whose
+    participant the leaf belongs to), what (the case or message and ``what`` names: the
+    ``object``, digests, sizes, the reader's role) and why (the checked ``justification``).
+    Return its event id."""
+    if case_id is not None:
+        what["case_id"] = case_id
+    return await record_event(
+        session,
+        kind=AuditKind.CONTENT_CONSULTED,
+        node=node,
+        actor=actor,
+        participant_id=actor["participant"],
+        message_id=message_id,
+        justification=justification,
+        **what,
+    )
+
+
 # Reading the log ---------------------------------------------------------------------------
 #
 # Everything below reads only what a signed checkpoint covers: entries, proofs and exports

@@ -38,7 +38,7 @@ from broker.core.errors import (
 from broker.core.ids import uuid7
 from broker.core.text import justification as justified
 from broker.http import NodeDep, SessionDep, SettingsDep
-from broker.oversight.service import AuditKind, record_event
+from broker.oversight.service import record_consultation
 from broker.participants.service import list_participants
 from broker.policy.views import PolicyDep
 from broker.web import i18n
@@ -615,18 +615,16 @@ async def download_evidence(
             user=user,
             status=422,
         )
-    await record_event(
+    await record_consultation(
         session,
-        kind=AuditKind.CONTENT_CONSULTED,
         node=node.node_id,
         actor=user.caller.actor(),
-        participant_id=user.caller.participant_id,
+        justification=text,
         case_id=case.id,
+        object="evidence",
         evidence_id=row.id,
         sha256=row.sha256,
         size=row.size,
-        justification=text,
-        object="evidence",
     )
     key = evidence.open_key(node, row)
     path = config.evidence_dir / row.storage
@@ -685,14 +683,12 @@ async def letter(
             request, "case_letter.html", {**context, "letter": None}, user=user, status=422
         )
     body = cases.request_json(node, case) or {}
-    await record_event(
+    await record_consultation(
         session,
-        kind=AuditKind.CONTENT_CONSULTED,
         node=node.node_id,
         actor=user.caller.actor(),
-        participant_id=user.caller.participant_id,
-        case_id=case.id,
         justification=text,
+        case_id=case.id,
         object="case_request",
     )
     loaded = await cases.load(session, case)
