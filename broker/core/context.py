@@ -23,6 +23,25 @@ class NodeContext:
 
 
 @dataclass(frozen=True, slots=True)
+class Actor:
+    """Who did something, as audit leaves record it: a participant and an account, either of
+    which may be absent (the node itself has neither; the operator at the CLI has an account
+    ``cli:<user>`` and no participant; a recipient's system answering a push has no account).
+    """
+
+    participant_id: str | None
+    account_id: str | None = None
+
+    def to_json(self) -> dict[str, str | None]:
+        """The ``actor`` object of an audit leaf: ``{"participant": ..., "account": ...}``."""
+        return {"participant": self.participant_id, "account": self.account_id}
+
+
+NO_ACTOR = Actor(None, None)
+"""The node acting on its own (a delivery, a timer, a draft it opens after a match)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Caller:
     """An authenticated account: who is calling, for which participant, with which roles."""
 
@@ -31,8 +50,8 @@ class Caller:
     roles: frozenset[str]
     kind: str
 
-    def actor(self) -> dict[str, str | None]:
-        return {"participant": self.participant_id, "account": self.account_id}
+    def actor(self) -> Actor:
+        return Actor(self.participant_id, self.account_id)
 
     def has_any(self, *roles: str) -> bool:
         return not self.roles.isdisjoint(roles)

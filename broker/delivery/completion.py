@@ -28,6 +28,7 @@ from sqlalchemy import delete, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import adapters
+from broker.core.context import Actor
 from broker.core.db import utcnow
 from broker.delivery.models import DeliveryAttempt, DeliveryOutcome, OutboxEntry
 from broker.delivery.outbox import Pending, PushOutcome, RetryPolicy
@@ -250,7 +251,7 @@ async def _record_receipt(
             session,
             kind=AuditKind.MESSAGE_RECEIPTED,
             node=node_id,
-            actor={"participant": pending.recipient_id, "account": None},
+            actor=Actor(pending.recipient_id),
             participant_id=pending.recipient_id,
             message_id=pending.message_id,
             receipt_sha256=digest,

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import adapters
 from adapters.contracts import AdapterConfigError
+from broker.core.context import Actor
 from broker.core.db import utcnow
 from broker.core.errors import NotFound
 from broker.core.settings import ConfigurationError
@@ -101,7 +102,7 @@ async def requeue_dead_letters(
     session: AsyncSession,
     *,
     node_id: str,
-    actor: dict[str, str | None] | None,
+    actor: Actor | None,
     message_ids: Sequence[str] | None = None,
     recipient: str | None = None,
 ) -> list[str]:
@@ -168,7 +169,7 @@ async def configure_adapter(
     participant_id: str,
     adapter: str,
     config: dict[str, Any] | None,
-    actor: dict[str, str | None] | None,
+    actor: Actor | None,
 ) -> Participant:
     """Set a participant's adapter and its configuration, checked first. Raises NotFound,
     AdapterConfigError."""

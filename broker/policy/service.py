@@ -25,6 +25,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from broker.core.context import Actor
 from broker.core.settings import ConfigurationError, Settings
 from broker.oversight.models import AuditEvent
 from broker.oversight.service import AuditKind, record_event
@@ -219,7 +220,7 @@ async def record_policy_loaded(
     *,
     node_id: str,
     policy: NodePolicy,
-    actor: dict[str, str | None] | None,
+    actor: Actor | None,
 ) -> bool:
     """Write a ``policy:loaded`` leaf if the policy set or the reference data differs from the
     last one recorded; return whether it wrote one. Flushes; the caller commits."""

@@ -20,7 +20,7 @@ from broker.cases.service.loading import Loaded, case_for, side_of
 from broker.cases.service.request import apply_request, seal_request, validated
 from broker.cases.tables import CHILD_WORKFLOWS, WORKFLOWS
 from broker.cases.workflow import START, Side, Transition, Workflow
-from broker.core.context import Caller, NodeContext
+from broker.core.context import NO_ACTOR, Actor, Caller, NodeContext
 from broker.core.db import utcnow
 from broker.core.errors import Conflict, Forbidden, InvalidState, SchemaViolation, UnknownRecipient
 from broker.core.ids import uuid7
@@ -129,7 +129,7 @@ async def open_draft_for(
         opened_by=opened_by,
         request=request,
         origin=origin,
-        actor={"participant": None, "account": None},
+        actor=NO_ACTOR,
         now=now,
     )
 
@@ -144,7 +144,7 @@ async def _open(
     opened_by: str,
     request: BaseModel,
     origin: str | None,
-    actor: dict[str, str | None],
+    actor: Actor,
     now: dt.datetime,
 ) -> Case:
     """A new case in its workflow's initial state, its request sealed, and its
