@@ -31,6 +31,7 @@ from broker.cases.statistics import statistics
 from broker.cases.tables import WORKFLOWS
 from broker.cases.workflow import START, Workflow, describe_transition
 from broker.core import crypto
+from broker.core.context import CallContext
 from broker.core.db import utcnow
 from broker.core.errors import (
     InvalidState,
@@ -102,10 +103,7 @@ async def open_case(
     now = clock()
     outcome = await service.open_case(
         session,
-        node=node,
-        caller=caller,
-        policy=policy,
-        config=config,
+        ctx=CallContext(node, caller, policy, config, now),
         workflow=body.workflow,
         counterpart=body.counterpart,
         request=body.request,
@@ -113,7 +111,6 @@ async def open_case(
         event=body.event,
         body=body.body,
         envelope=body.envelope,
-        now=now,
     )
     await session.commit()
     if isinstance(outcome, messages.Refused):
@@ -206,6 +203,8 @@ async def draft_event(
     session: SessionDep,
     node: NodeDep,
     caller: Handler,
+    policy: PolicyDep,
+    config: ConfigDep,
     clock: ClockDep,
 ) -> EventDraft:
     """For a client that signs its own envelopes: the payload to sign to fire ``event`` with
@@ -216,12 +215,10 @@ async def draft_event(
         raise SchemaViolation("a draft is asked with an event and its body", field="envelope")
     payload = await service.prepare_event(
         session,
-        node=node,
-        caller=caller,
+        ctx=CallContext(node, caller, policy, config, clock()),
         case_id=case_id,
         event=body.event,
         body=body.body,
-        now=clock(),
     )
     return EventDraft(payload=payload)
 
@@ -249,15 +246,11 @@ async def fire_event(
     now = clock()
     outcome = await service.fire_event(
         session,
-        node=node,
-        caller=caller,
-        policy=policy,
-        config=config,
+        ctx=CallContext(node, caller, policy, config, now),
         case_id=case_id,
         event=body.event,
         body=body.body,
         envelope=body.envelope,
-        now=now,
     )
     await session.commit()
     if isinstance(outcome, messages.Refused):

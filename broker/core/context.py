@@ -1,9 +1,12 @@
-"""What a request or task knows about the node and its caller, passed to services."""
+"""What a request or task knows about the node and its caller, passed to services: the
+node (``NodeContext``), the authenticated caller (``Caller``), who an audit leaf names as the
+actor (``Actor``), and the one context object a service call takes (``CallContext``)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,6 +58,31 @@ class Caller:
 
     def has_any(self, *roles: str) -> bool:
         return not self.roles.isdisjoint(roles)
+
+
+PolicyT_co = TypeVar("PolicyT_co", covariant=True)
+ConfigT_co = TypeVar("ConfigT_co", covariant=True)
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext(Generic[PolicyT_co, ConfigT_co]):
+    """What travels together through a service call: the node, the caller, the node's policy,
+    the domain's configuration and the time of the call. A view or task builds it once per
+    request and passes it instead of five parameters.
+
+    ``broker.core`` imports no domain, so the policy and configuration types are parameters:
+    ``broker.cases.config.CaseContext`` is ``CallContext[NodePolicy | None, CaseConfig]`` and
+    ``broker.policy.service.PolicyContext`` is ``CallContext[NodePolicy | None, None]``. Both
+    parameters are covariant, so a case context can be given where a policy context is asked.
+    Build one with ``CallContext(...)`` itself: an alias such as ``CaseContext`` is for
+    annotations only (calling a subscripted frozen dataclass fails at run time).
+    """
+
+    node: NodeContext
+    caller: Caller
+    policy: PolicyT_co
+    config: ConfigT_co
+    now: dt.datetime
 
 
 class CallerLookup(Protocol):

@@ -25,7 +25,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from broker.core.context import Actor
+from broker.core.context import Actor, CallContext
 from broker.core.settings import ConfigurationError, Settings
 from broker.oversight.models import AuditEvent
 from broker.oversight.service import AuditKind, record_event
@@ -112,6 +112,11 @@ class NodePolicy:
             }
             for p in self.policy.packs
         ]
+
+
+PolicyContext = CallContext[NodePolicy | None, None]
+"""The context of a service that asks the node's policy and has no configuration of its own
+(consents, FIU matching): node, caller, policy, now."""
 
 
 def _split(value: str, sep: str) -> list[str]:

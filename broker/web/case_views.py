@@ -26,6 +26,7 @@ from broker.cases.models import Case
 from broker.cases.tables import CHILD_WORKFLOWS, WORKFLOWS
 from broker.cases.workflow import GuardError, Side, Transition
 from broker.core import crypto
+from broker.core.context import CallContext
 from broker.core.errors import (
     Forbidden,
     InvalidState,
@@ -285,10 +286,7 @@ async def new_case(
         try:
             outcome = await cases.open_case(
                 session,
-                node=node,
-                caller=user.caller,
-                policy=policy,
-                config=config,
+                ctx=CallContext(node, user.caller, policy, config, clock()),
                 workflow=workflow,
                 counterpart=counterpart,
                 request=data,
@@ -296,7 +294,6 @@ async def new_case(
                 event=None,
                 body=None,
                 envelope=None,
-                now=clock(),
             )
         except PalermoError as exc:
             if exc.status >= 500:
@@ -451,15 +448,11 @@ async def fire_event(
         try:
             outcome = await cases.fire_event(
                 session,
-                node=node,
-                caller=user.caller,
-                policy=policy,
-                config=config,
+                ctx=CallContext(node, user.caller, policy, config, clock()),
                 case_id=case_id,
                 event=event,
                 body=data,
                 envelope=None,
-                now=clock(),
             )
         except (GuardError, Forbidden, InvalidState, SchemaViolation) as exc:
             await session.rollback()
