@@ -43,7 +43,7 @@ from bench.common import free_port, register_parties
 from broker.accounts import service as accounts
 from broker.accounts.models import AccountKind
 from broker.core import migrate
-from broker.core.context import node_context
+from broker.core.context import Actor, node_context
 from broker.core.db import Database
 from broker.core.settings import Settings, write_secret_files
 
@@ -76,7 +76,7 @@ BLOCK = 1024 * 1024
 async def seed(settings: Settings) -> None:
     db = Database(settings.resolved_database_url, pool_size=1)
     node = node_context(settings)
-    actor: dict[str, str | None] = {"participant": None, "account": "bench-seed"}
+    actor = Actor(None, "bench-seed")
     try:
         async with db.session() as s:
             await register_parties(s, node=node, parties=PARTICIPANTS, actor=actor)

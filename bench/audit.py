@@ -60,7 +60,7 @@ from bench.ingress import Server
 from broker.accounts import service as accounts
 from broker.accounts.models import AccountKind
 from broker.core import migrate
-from broker.core.context import node_context
+from broker.core.context import Actor, node_context
 from broker.core.db import Database
 from broker.core.settings import Settings, write_secret_files
 from broker.core.tokens import issue_token
@@ -144,8 +144,8 @@ def lifecycle_rows(message_number: int) -> list[tuple[object, ...]]:
     """The four leaves of one message, as the services write them."""
     message_id = str(uuid.uuid4())
     account = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a10"
-    actor: dict[str, str | None] = {"participant": SENDER, "account": account}
-    reader: dict[str, str | None] = {"participant": RECIPIENT, "account": account}
+    actor = Actor(SENDER, account)
+    reader = Actor(RECIPIENT, account)
     digest = secrets.token_hex(32)
     rows = [
         audit_row(
@@ -276,7 +276,7 @@ def proof_latency(settings: Settings, size: int, count: int) -> tuple[list[float
 
 async def seed_oversight(settings: Settings) -> str:
     db = Database(settings.resolved_database_url, pool_size=1)
-    actor: dict[str, str | None] = {"participant": None, "account": "bench-seed"}
+    actor = Actor(None, "bench-seed")
     try:
         async with db.session() as s:
             await participants.register_participant(

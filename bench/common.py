@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 import psycopg
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from broker.core.context import NodeContext
+from broker.core.context import Actor, NodeContext
 from broker.participants import service as participants
 from tests.support.processes import free_port
 
@@ -50,7 +50,7 @@ async def register_parties(
     *,
     node: NodeContext,
     parties: Iterable[tuple[str, str, str]],
-    actor: dict[str, str | None],
+    actor: Actor,
 ) -> None:
     """Register each (id, kind, display name) with a generated custodial signing key and
     encryption key, in the caller's transaction."""

@@ -53,7 +53,7 @@ from broker.accounts import service as accounts
 from broker.accounts.models import AccountKind
 from broker.client import KeyFile, new_payload, sign
 from broker.core import migrate
-from broker.core.context import Caller, node_context
+from broker.core.context import Actor, Caller, node_context
 from broker.core.crypto import Signer
 from broker.core.db import Database
 from broker.core.ids import uuid7
@@ -248,7 +248,7 @@ async def seed(node: Node, key_seed: bytes | None) -> KeyFile:
     both nodes, as a registry mirrors a remote participant's public keys) and an account."""
     db = Database(node.db_url, pool_size=1)
     ctx = node_context(node.settings)
-    actor: dict[str, str | None] = {"participant": None, "account": "bench"}
+    actor = Actor(None, "bench")
     try:
         async with db.session() as s:
             await register_parties(s, node=ctx, parties=PARTICIPANTS, actor=actor)

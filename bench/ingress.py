@@ -50,7 +50,7 @@ from broker.accounts import service as accounts
 from broker.accounts.models import AccountKind
 from broker.client import KeyFile, new_payload, sign
 from broker.core import migrate
-from broker.core.context import node_context
+from broker.core.context import Actor, node_context
 from broker.core.db import Database
 from broker.core.settings import Settings, write_secret_files
 from broker.participants import service as participants
@@ -142,7 +142,7 @@ async def seed(settings: Settings) -> Seeded:
     the sender (the pattern of tests/conftest.py)."""
     db = Database(settings.resolved_database_url, pool_size=1)
     node = node_context(settings)
-    actor: dict[str, str | None] = {"participant": None, "account": "bench-seed"}
+    actor = Actor(None, "bench-seed")
     try:
         async with db.session() as s:
             await register_parties(s, node=node, parties=PARTICIPANTS, actor=actor)

@@ -38,7 +38,7 @@ from broker.accounts.models import AccountKind
 from broker.app import create_app
 from broker.client import KeyFile
 from broker.core import crypto, migrate
-from broker.core.context import node_context
+from broker.core.context import Actor, node_context
 from broker.core.db import Database, make_sync_engine
 from broker.core.settings import PasswordHashSettings, Settings
 from broker.core.tokens import issue_token
@@ -132,7 +132,7 @@ def make_settings(database_url: str, data_dir: Path, world_secrets: dict[str, st
 async def _seed(settings: Settings, world: World) -> None:
     db = Database(settings.resolved_database_url, pool_size=1)
     node = node_context(settings)
-    actor = {"participant": None, "account": "test-seed"}
+    actor = Actor(None, "test-seed")
     async with db.session() as s:
         for pid, kind, name in PARTICIPANTS:
             await participants.register_participant(

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.accounts.models import Account, AccountKind
 from broker.core import crypto
-from broker.core.context import Caller, NodeContext
+from broker.core.context import Actor, Caller, NodeContext
 from broker.core.db import HotStatement, utcnow
 from broker.core.errors import Conflict, InvalidGrant, NotFound, SchemaViolation
 from broker.core.ids import uuid7
@@ -37,7 +37,7 @@ async def create_account(
     display_name: str,
     secret: str | None,
     roles: frozenset[str],
-    actor: dict[str, str | None] | None,
+    actor: Actor | None,
 ) -> tuple[Account, str]:
     """Create a person (``secret`` is the password) or a system (a secret is generated when
     ``secret`` is None). Returns the account and its secret. Raises NotFound, Conflict,
@@ -88,7 +88,7 @@ async def set_account_active(
     node: NodeContext,
     account_id: str,
     active: bool,
-    actor: dict[str, str | None] | None,
+    actor: Actor | None,
 ) -> Account:
     account = await session.get(Account, account_id)
     if account is None:

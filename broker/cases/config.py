@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from broker.cases.clocks import ReferenceClock, load_clocks
+from broker.core.context import CallContext
 from broker.core.settings import ConfigurationError, Settings
+from broker.policy.service import NodePolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,3 +36,7 @@ class CaseConfig:
             evidence_max_bytes=settings.evidence_max_bytes,
             max_filters=settings.fiu_match_max_filters,
         )
+
+
+CaseContext = CallContext[NodePolicy | None, CaseConfig]
+"""The context a case service takes: node, caller, policy, case configuration, now."""

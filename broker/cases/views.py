@@ -6,6 +6,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
+from broker import messages
 from broker.cases import evidence, service
 from broker.cases.clocks import Clock
 from broker.cases.config import CaseConfig
@@ -30,6 +31,7 @@ from broker.cases.statistics import statistics
 from broker.cases.tables import WORKFLOWS
 from broker.cases.workflow import START, Workflow, describe_transition
 from broker.core import crypto
+from broker.core.context import CallContext
 from broker.core.db import utcnow
 from broker.core.errors import (
     InvalidState,
@@ -40,8 +42,7 @@ from broker.core.errors import (
 from broker.core.ids import uuid7
 from broker.core.text import justification as justified
 from broker.http import CallerDep, Handler, NodeDep, Oversight, SessionDep, SettingsDep
-from broker.messages import service as messages
-from broker.oversight.service import AuditKind, record_event
+from broker.oversight.service import record_consultation
 from broker.policy.views import PolicyDep
 
 router = APIRouter(prefix="/v1", tags=["cases"])
@@ -102,10 +103,7 @@ async def open_case(
     now = clock()
     outcome = await service.open_case(
         session,
-        node=node,
-        caller=caller,
-        policy=policy,
-        config=config,
+        ctx=CallContext(node, caller, policy, config, now),
         workflow=body.workflow,
         counterpart=body.counterpart,
         request=body.request,
@@ -113,7 +111,6 @@ async def open_case(
         event=body.event,
         body=body.body,
         envelope=body.envelope,
-        now=now,
     )
     await session.commit()
     if isinstance(outcome, messages.Refused):
@@ -187,14 +184,12 @@ async def get_request(
     case = await service.case_for(session, caller=caller, case_id=case_id)
     text = justified(justification, minimum=settings.justification_min_length, what="request")
     request = service.request_json(node, case)
-    await record_event(
+    await record_consultation(
         session,
-        kind=AuditKind.CONTENT_CONSULTED,
         node=node.node_id,
         actor=caller.actor(),
-        participant_id=caller.participant_id,
-        case_id=case.id,
         justification=text,
+        case_id=case.id,
         object="case_request",
     )
     await session.commit()
@@ -208,6 +203,8 @@ async def draft_event(
     session: SessionDep,
     node: NodeDep,
     caller: Handler,
+    policy: PolicyDep,
+    config: ConfigDep,
     clock: ClockDep,
 ) -> EventDraft:
     """For a client that signs its own envelopes: the payload to sign to fire ``event`` with
@@ -218,12 +215,10 @@ async def draft_event(
         raise SchemaViolation("a draft is asked with an event and its body", field="envelope")
     payload = await service.prepare_event(
         session,
-        node=node,
-        caller=caller,
+        ctx=CallContext(node, caller, policy, config, clock()),
         case_id=case_id,
         event=body.event,
         body=body.body,
-        now=clock(),
     )
     return EventDraft(payload=payload)
 
@@ -251,15 +246,11 @@ async def fire_event(
     now = clock()
     outcome = await service.fire_event(
         session,
-        node=node,
-        caller=caller,
-        policy=policy,
-        config=config,
+        ctx=CallContext(node, caller, policy, config, now),
         case_id=case_id,
         event=body.event,
         body=body.body,
         envelope=body.envelope,
-        now=now,
     )
     await session.commit()
     if isinstance(outcome, messages.Refused):
@@ -391,18 +382,16 @@ async def download_evidence(
     if row.erased_at is not None or row.key_for_node is None:
         raise InvalidState("this file was erased at the end of retention")
     text = justified(justification, minimum=settings.justification_min_length, what="evidence")
-    await record_event(
+    await record_consultation(
         session,
-        kind=AuditKind.CONTENT_CONSULTED,
         node=node.node_id,
         actor=caller.actor(),
-        participant_id=caller.participant_id,
+        justification=text,
         case_id=case.id,
+        object="evidence",
         evidence_id=row.id,
         sha256=row.sha256,
         size=row.size,
-        justification=text,
-        object="evidence",
     )
     key = evidence.open_key(node, row)
     path = config.evidence_dir / row.storage

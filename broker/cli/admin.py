@@ -19,7 +19,7 @@ from broker.accounts import service as accounts
 from broker.accounts.models import AccountKind
 from broker.client import KeyFile
 from broker.core import migrate
-from broker.core.context import NodeContext, node_context
+from broker.core.context import Actor, NodeContext, node_context
 from broker.core.db import Database
 from broker.core.errors import PalermoError
 from broker.core.roles import PERSON_ROLES, Role
@@ -35,8 +35,8 @@ class CommandError(Exception):
     """A command could not do what was asked; the message says why."""
 
 
-def cli_actor() -> dict[str, str | None]:
-    return {"participant": None, "account": f"cli:{getpass.getuser()}"}
+def cli_actor() -> Actor:
+    return Actor(None, f"cli:{getpass.getuser()}")
 
 
 def run_in_session(

@@ -31,14 +31,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker import messages
 from broker.consents.service import granted_consents
-from broker.core.context import Caller, NodeContext
+from broker.core.context import NodeContext
 from broker.core.db import utcnow
 from broker.core.errors import SchemaViolation
 from broker.envelopes.schemas import MessagePayload
 from broker.messages.models import Message
 from broker.messages.policy import Terms
 from broker.participants.models import Participant
-from broker.policy.service import NodePolicy
+from broker.policy.service import PolicyContext
 
 # What a forward draft takes from the original when it leaves it out.
 INHERITED = (
@@ -104,11 +104,9 @@ def _payload_of(node: NodeContext, message: Message) -> dict[str, Any]:
 async def forward(
     session: AsyncSession,
     *,
-    node: NodeContext,
-    caller: Caller,
+    ctx: PolicyContext,
     message_id: str,
     body: bytes,
-    policy: NodePolicy | None = None,
 ) -> messages.Accepted | messages.Refused:
     """Forward the material of ``message_id``: ``body`` is ``{"draft": {...}}`` (the node signs
     with the caller's custodial key) or a DSSE envelope whose payload has ``forwarded_from``.
@@ -117,6 +115,7 @@ async def forward(
     Raises NotFound, Forbidden, InvalidState (see ``messages.held_message``), SchemaViolation,
     and the envelope errors of ``messages.submit``. A policy denial is returned as ``Refused``.
     """
+    node, caller, policy = ctx.node, ctx.caller, ctx.policy
     original = await messages.held_message(session, caller=caller, message_id=message_id)
     data = messages.load_body(node, body)
     held = await messages.terms_of(session, original)

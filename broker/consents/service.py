@@ -23,13 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from broker import messages
 from broker.consents.models import Consent, ConsentStatus
 from broker.consents.schemas import ConsentAnswer, ConsentCreate
-from broker.core.context import Caller, NodeContext
+from broker.core.context import Caller
 from broker.core.db import utcnow
 from broker.core.errors import Conflict, Forbidden, InvalidState, NotFound
 from broker.core.ids import uuid7
 from broker.messages.models import Message
 from broker.oversight.service import AuditKind, record_event
-from broker.policy.service import NodePolicy
+from broker.policy.service import PolicyContext
 from policies import model as policy_model
 
 CONSENT_TYPE = "fiu.consent"
@@ -60,11 +60,9 @@ def _reasons_given(reasons: str | None) -> frozenset[str]:
 async def request_consent(
     session: AsyncSession,
     *,
-    node: NodeContext,
-    caller: Caller,
+    ctx: PolicyContext,
     message_id: str,
     create: ConsentCreate,
-    policy: NodePolicy | None = None,
 ) -> Consent | messages.Refused:
     """Ask the provider of the material of ``message_id`` to let ``create.recipient`` use it
     for ``create.purpose``: a ``fiu.consent`` message to the provider. Flushes.
@@ -73,6 +71,7 @@ async def request_consent(
     (the caller provided the material, or the same request is pending), and the draft errors
     of ``messages.submit``. A policy denial is returned as ``Refused``.
     """
+    node, caller, policy = ctx.node, ctx.caller, ctx.policy
     message = await messages.held_message(
         session,
         caller=caller,
@@ -188,12 +187,10 @@ async def list_consents(
 async def answer_consent(
     session: AsyncSession,
     *,
-    node: NodeContext,
-    caller: Caller,
+    ctx: PolicyContext,
     consent_id: str,
     grant: bool,
     answer: ConsentAnswer,
-    policy: NodePolicy | None = None,
 ) -> Consent | messages.Refused:
     """Grant or refuse a pending consent: a ``fiu.consent`` message to the requester. Flushes.
 
@@ -201,6 +198,7 @@ async def answer_consent(
     draft errors of ``messages.submit``. A policy denial (for example a refusal without
     reasons) is returned as ``Refused`` and leaves the consent pending.
     """
+    node, caller, policy = ctx.node, ctx.caller, ctx.policy
     consent = await session.scalar(
         select(Consent).where(Consent.id == consent_id).with_for_update()
     )

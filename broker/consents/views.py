@@ -7,6 +7,8 @@ from fastapi import APIRouter, Query, Request, Response, status
 from broker.consents import forwarding, service
 from broker.consents.models import Consent
 from broker.consents.schemas import ConsentAnswer, ConsentCreate, ConsentPage, ConsentRead
+from broker.core.context import CallContext
+from broker.core.db import utcnow
 from broker.http import Handler, NodeDep, SessionDep, SettingsDep
 from broker.messages import Refused
 from broker.messages.schemas import SubmitAccepted
@@ -51,7 +53,10 @@ async def request_consent(
     """Ask the provider of a message you received to let ``recipient`` use its material for
     ``purpose``. The node signs the ``fiu.consent`` request with your custodial key."""
     outcome = await service.request_consent(
-        session, node=node, caller=caller, message_id=message_id, create=create, policy=policy
+        session,
+        ctx=CallContext(node, caller, policy, None, utcnow()),
+        message_id=message_id,
+        create=create,
     )
     await session.commit()
     if isinstance(outcome, Refused):
@@ -90,12 +95,10 @@ async def _answer(
 ) -> ConsentRead:
     outcome = await service.answer_consent(
         session,
-        node=node,
-        caller=caller,
+        ctx=CallContext(node, caller, policy, None, utcnow()),
         consent_id=consent_id,
         grant=grant,
         answer=answer,
-        policy=policy,
     )
     await session.commit()
     if isinstance(outcome, Refused):
@@ -152,11 +155,9 @@ async def forward_message(
     that would lift it."""
     outcome = await forwarding.forward(
         session,
-        node=node,
-        caller=caller,
+        ctx=CallContext(node, caller, policy, None, utcnow()),
         message_id=message_id,
         body=await request.body(),
-        policy=policy,
     )
     await session.commit()
     return accepted_response(outcome)

@@ -1,9 +1,12 @@
-"""What a request or task knows about the node and its caller, passed to services."""
+"""What a request or task knows about the node and its caller, passed to services: the
+node (``NodeContext``), the authenticated caller (``Caller``), who an audit leaf names as the
+actor (``Actor``), and the one context object a service call takes (``CallContext``)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +26,25 @@ class NodeContext:
 
 
 @dataclass(frozen=True, slots=True)
+class Actor:
+    """Who did something, as audit leaves record it: a participant and an account, either of
+    which may be absent (the node itself has neither; the operator at the CLI has an account
+    ``cli:<user>`` and no participant; a recipient's system answering a push has no account).
+    """
+
+    participant_id: str | None
+    account_id: str | None = None
+
+    def to_json(self) -> dict[str, str | None]:
+        """The ``actor`` object of an audit leaf: ``{"participant": ..., "account": ...}``."""
+        return {"participant": self.participant_id, "account": self.account_id}
+
+
+NO_ACTOR = Actor(None, None)
+"""The node acting on its own (a delivery, a timer, a draft it opens after a match)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Caller:
     """An authenticated account: who is calling, for which participant, with which roles."""
 
@@ -31,11 +53,36 @@ class Caller:
     roles: frozenset[str]
     kind: str
 
-    def actor(self) -> dict[str, str | None]:
-        return {"participant": self.participant_id, "account": self.account_id}
+    def actor(self) -> Actor:
+        return Actor(self.participant_id, self.account_id)
 
     def has_any(self, *roles: str) -> bool:
         return not self.roles.isdisjoint(roles)
+
+
+PolicyT_co = TypeVar("PolicyT_co", covariant=True)
+ConfigT_co = TypeVar("ConfigT_co", covariant=True)
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext(Generic[PolicyT_co, ConfigT_co]):
+    """What travels together through a service call: the node, the caller, the node's policy,
+    the domain's configuration and the time of the call. A view or task builds it once per
+    request and passes it instead of five parameters.
+
+    ``broker.core`` imports no domain, so the policy and configuration types are parameters:
+    ``broker.cases.config.CaseContext`` is ``CallContext[NodePolicy | None, CaseConfig]`` and
+    ``broker.policy.service.PolicyContext`` is ``CallContext[NodePolicy | None, None]``. Both
+    parameters are covariant, so a case context can be given where a policy context is asked.
+    Build one with ``CallContext(...)`` itself: an alias such as ``CaseContext`` is for
+    annotations only (calling a subscripted frozen dataclass fails at run time).
+    """
+
+    node: NodeContext
+    caller: Caller
+    policy: PolicyT_co
+    config: ConfigT_co
+    now: dt.datetime
 
 
 class CallerLookup(Protocol):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import uuid
 from typing import Any
 
@@ -31,15 +30,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from broker import messages
 from broker.cases import service as cases
 from broker.cases.bodies import FiuRequest
+from broker.cases.config import CaseContext
 from broker.cases.tables import FIU_REQUEST
-from broker.core.context import Caller, NodeContext
+from broker.core.context import Caller
 from broker.core.errors import Conflict, Forbidden, NotFound, SchemaViolation, UnknownRecipient
 from broker.core.ids import uuid7
 from broker.fiu.models import MatchAnswer, MatchQuery
 from broker.fiu.schemas import MatchCreate
 from broker.oversight.service import AuditKind
 from broker.participants.models import Participant
-from broker.policy.service import NodePolicy
 
 QUERY_TYPE = "fiu.match"
 ANSWER_TYPE = "fiu.match_result"
@@ -61,18 +60,16 @@ async def _fiu(session: AsyncSession, participant_id: str, field: str) -> Partic
 async def query(
     session: AsyncSession,
     *,
-    node: NodeContext,
-    caller: Caller,
-    policy: NodePolicy | None,
+    ctx: CaseContext,
     create: MatchCreate,
-    max_filters: int,
-    now: dt.datetime,
 ) -> tuple[MatchQuery, messages.Accepted] | messages.Refused:
     """Send a matching query to a partner FIU. Flushes.
 
     Raises Forbidden (the caller is not an FIU), UnknownRecipient, SchemaViolation (the
     partner is not an FIU; too many or repeated filters; a sealed key that is not base64).
     """
+    node, caller, policy, now = ctx.node, ctx.caller, ctx.policy, ctx.now
+    max_filters = ctx.config.max_filters
     me = await session.get(Participant, caller.participant_id)
     if me is None or me.kind != "fiu":
         raise Forbidden("anonymous matching is between financial intelligence units")
@@ -174,15 +171,13 @@ async def list_matches(
 async def answer(
     session: AsyncSession,
     *,
-    node: NodeContext,
-    caller: Caller,
-    policy: NodePolicy | None,
+    ctx: CaseContext,
     match_id: str,
     result: str,
-    now: dt.datetime,
 ) -> tuple[MatchQuery, MatchAnswer, messages.Accepted] | messages.Refused:
     """Answer a query hit or no hit; a hit opens a draft FIU request for the asking FIU.
     Flushes. Raises NotFound, Forbidden (the asker answers), Conflict (already answered)."""
+    node, caller, policy, now = ctx.node, ctx.caller, ctx.policy, ctx.now
     row, existing = await get_match(session, caller=caller, match_id=match_id)
     if caller.participant_id != row.counterpart_id:
         raise Forbidden("only the partner FIU that was asked answers a matching query")

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, status
 
 from broker import messages
 from broker.cases.views import ClockDep, ConfigDep
-from broker.core.context import Caller
+from broker.core.context import CallContext, Caller
 from broker.fiu import service
 from broker.fiu.models import MatchAnswer, MatchQuery
 from broker.fiu.schemas import MatchAnswerCreate, MatchAnswered, MatchCreate, MatchPage, MatchRead
@@ -48,12 +48,8 @@ async def create_match(
     filters. The partner reads the filters from its inbox and answers hit or no hit."""
     outcome = await service.query(
         session,
-        node=node,
-        caller=caller,
-        policy=policy,
+        ctx=CallContext(node, caller, policy, config, clock()),
         create=body,
-        max_filters=config.max_filters,
-        now=clock(),
     )
     await session.commit()
     if isinstance(outcome, messages.Refused):
@@ -85,18 +81,16 @@ async def answer_match(
     node: NodeDep,
     caller: Handler,
     policy: PolicyDep,
+    config: ConfigDep,
     clock: ClockDep,
 ) -> MatchAnswered:
     """Answer hit or no hit, computed on your side from your holdings' keyed filters. A hit
     opens a draft FIU request for the asking FIU."""
     outcome = await service.answer(
         session,
-        node=node,
-        caller=caller,
-        policy=policy,
+        ctx=CallContext(node, caller, policy, config, clock()),
         match_id=match_id,
         result=body.result,
-        now=clock(),
     )
     await session.commit()
     if isinstance(outcome, messages.Refused):

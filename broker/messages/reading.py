@@ -36,7 +36,7 @@ from broker.messages.models import (
     MessageTerms,
 )
 from broker.messages.policy import Terms, default_terms
-from broker.oversight.service import AuditKind, record_event
+from broker.oversight.service import record_consultation
 
 
 async def terms_of(session: AsyncSession, message: Message) -> Terms:
@@ -132,14 +132,12 @@ async def read_content(
     text = justified(justification, minimum=min_justification, what="content")
     envelope = open_envelope(node, message)
     payload = orjson.loads(base64.b64decode(envelope["payload"]))
-    await record_event(
+    await record_consultation(
         session,
-        kind=AuditKind.CONTENT_CONSULTED,
         node=node.node_id,
         actor=caller.actor(),
-        participant_id=caller.participant_id,
-        message_id=message.id,
         justification=text,
+        message_id=message.id,
         envelope_sha256=message.envelope_sha256,
         role="recipient" if caller.participant_id == message.recipient_id else "sender",
     )

@@ -31,6 +31,7 @@ from audit import (
     inclusion_proof,
     root_hash,
 )
+from broker.core.context import NO_ACTOR, Actor
 from broker.core.db import utcnow
 from broker.core.errors import InvalidState, NotFound, SchemaViolation
 from broker.core.ids import uuid7
@@ -84,7 +85,7 @@ def build_leaf(
     node: str,
     at: dt.datetime,
     event_id: str,
-    actor: dict[str, str | None] | None,
+    actor: Actor | None,
     fields: dict[str, Any],
 ) -> bytes:
     leaf: dict[str, Any] = {
@@ -93,7 +94,7 @@ def build_leaf(
         "kind": str(kind),
         "node": node,
         "time": at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
-        "actor": actor or {"participant": None, "account": None},
+        "actor": (actor or NO_ACTOR).to_json(),
     }
     leaf.update({k: v for k, v in fields.items() if v is not None})
     return canonical_json(leaf)
@@ -103,7 +104,7 @@ def audit_row(
     *,
     kind: AuditKind,
     node: str,
-    actor: dict[str, str | None] | None,
+    actor: Actor | None,
     participant_id: str | None = None,
     message_id: str | None = None,
     at: dt.datetime | None = None,
@@ -131,7 +132,7 @@ async def record_event(
     *,
     kind: AuditKind,
     node: str,
-    actor: dict[str, str | None] | None,
+    actor: Actor | None,
     participant_id: str | None = None,
     message_id: str | None = None,
     at: dt.datetime | None = None,
@@ -149,6 +150,35 @@ async def record_event(
     )
     await session.execute(insert(AuditEvent), [row])
     return str(row["event_id"])
+
+
+async def record_consultation(
+    session: AsyncSession,
+    *,
+    node: str,
+    actor: Actor,
+    justification: str,
+    case_id: str | None = None,
+    message_id: str | None = None,
+    **what: Any,
+) -> str:
+    """Write the one ``content:consulted`` leaf of a content read (a message's payload, a
+    case's request, an evidence file), in the session's transaction: who read (``actor``, whose
+    participant the leaf belongs to), what (the case or message and ``what`` names: the
+    ``object``, digests, sizes, the reader's role) and why (the checked ``justification``).
+    Return its event id."""
+    if case_id is not None:
+        what["case_id"] = case_id
+    return await record_event(
+        session,
+        kind=AuditKind.CONTENT_CONSULTED,
+        node=node,
+        actor=actor,
+        participant_id=actor.participant_id,
+        message_id=message_id,
+        justification=justification,
+        **what,
+    )
 
 
 # Reading the log ---------------------------------------------------------------------------

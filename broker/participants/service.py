@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import adapters
 from broker.core import crypto
-from broker.core.context import NodeContext
+from broker.core.context import Actor, NodeContext
 from broker.core.db import utcnow
 from broker.core.errors import Conflict, InvalidState, NotFound, SchemaViolation
 from broker.envelopes.schemas import PARTICIPANT_ID_PATTERN
@@ -52,7 +52,7 @@ async def register_participant(
     display_name: str,
     adapter: str = "inbox",
     adapter_config: dict[str, Any] | None = None,
-    actor: dict[str, str | None] | None,
+    actor: Actor | None,
 ) -> Participant:
     """Raises Conflict if the id exists; SchemaViolation for a malformed id, an unknown kind,
     an unknown adapter or an adapter configuration it cannot use."""
@@ -127,7 +127,7 @@ async def update_participant(
     participant_id: str,
     display_name: str | None,
     status: str | None,
-    actor: dict[str, str | None] | None,
+    actor: Actor | None,
 ) -> Participant:
     participant = await get_participant(session, participant_id)
     changed = {}
@@ -172,7 +172,7 @@ async def add_key(
     generate: bool,
     not_before: dt.datetime | None = None,
     not_after: dt.datetime | None = None,
-    actor: dict[str, str | None] | None,
+    actor: Actor | None,
     custodial: bool = True,
 ) -> GeneratedKey:
     """Register ``public_key``, or generate a key pair: custodial (sealed under the master key)
@@ -243,7 +243,7 @@ async def rotate_key(
     grace: dt.timedelta,
     public_key: bytes | None = None,
     custodial: bool = True,
-    actor: dict[str, str | None] | None,
+    actor: Actor | None,
 ) -> GeneratedKey:
     """Add a new key and end the validity of the current ones after ``grace``, so what they
     signed keeps verifying until then."""
@@ -274,7 +274,7 @@ async def revoke_key(
     participant_id: str,
     kid: str,
     reason: str,
-    actor: dict[str, str | None] | None,
+    actor: Actor | None,
 ) -> ParticipantKey:
     """Revoke at once. Raises NotFound, InvalidState (already revoked)."""
     key = await session.get(ParticipantKey, kid)

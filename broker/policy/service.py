@@ -25,6 +25,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from broker.core.context import Actor, CallContext
 from broker.core.settings import ConfigurationError, Settings
 from broker.oversight.models import AuditEvent
 from broker.oversight.service import AuditKind, record_event
@@ -111,6 +112,11 @@ class NodePolicy:
             }
             for p in self.policy.packs
         ]
+
+
+PolicyContext = CallContext[NodePolicy | None, None]
+"""The context of a service that asks the node's policy and has no configuration of its own
+(consents, FIU matching): node, caller, policy, now."""
 
 
 def _split(value: str, sep: str) -> list[str]:
@@ -219,7 +225,7 @@ async def record_policy_loaded(
     *,
     node_id: str,
     policy: NodePolicy,
-    actor: dict[str, str | None] | None,
+    actor: Actor | None,
 ) -> bool:
     """Write a ``policy:loaded`` leaf if the policy set or the reference data differs from the
     last one recorded; return whether it wrote one. Flushes; the caller commits."""

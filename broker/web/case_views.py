@@ -18,6 +18,7 @@ from urllib.parse import quote
 from fastapi import Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
+from broker import messages
 from broker.cases import evidence, read_models
 from broker.cases import service as cases
 from broker.cases import views as case_api
@@ -25,6 +26,7 @@ from broker.cases.models import Case
 from broker.cases.tables import CHILD_WORKFLOWS, WORKFLOWS
 from broker.cases.workflow import GuardError, Side, Transition
 from broker.core import crypto
+from broker.core.context import CallContext
 from broker.core.errors import (
     Forbidden,
     InvalidState,
@@ -37,8 +39,7 @@ from broker.core.errors import (
 from broker.core.ids import uuid7
 from broker.core.text import justification as justified
 from broker.http import NodeDep, SessionDep, SettingsDep
-from broker.messages import service as messages
-from broker.oversight.service import AuditKind, record_event
+from broker.oversight.service import record_consultation
 from broker.participants.service import list_participants
 from broker.policy.views import PolicyDep
 from broker.web import i18n
@@ -284,10 +285,7 @@ async def new_case(
         try:
             outcome = await cases.open_case(
                 session,
-                node=node,
-                caller=user.caller,
-                policy=policy,
-                config=config,
+                ctx=CallContext(node, user.caller, policy, config, clock()),
                 workflow=workflow,
                 counterpart=counterpart,
                 request=data,
@@ -295,7 +293,6 @@ async def new_case(
                 event=None,
                 body=None,
                 envelope=None,
-                now=clock(),
             )
         except PalermoError as exc:
             if exc.status >= 500:
@@ -450,15 +447,11 @@ async def fire_event(
         try:
             outcome = await cases.fire_event(
                 session,
-                node=node,
-                caller=user.caller,
-                policy=policy,
-                config=config,
+                ctx=CallContext(node, user.caller, policy, config, clock()),
                 case_id=case_id,
                 event=event,
                 body=data,
                 envelope=None,
-                now=clock(),
             )
         except (GuardError, Forbidden, InvalidState, SchemaViolation) as exc:
             await session.rollback()
@@ -614,18 +607,16 @@ async def download_evidence(
             user=user,
             status=422,
         )
-    await record_event(
+    await record_consultation(
         session,
-        kind=AuditKind.CONTENT_CONSULTED,
         node=node.node_id,
         actor=user.caller.actor(),
-        participant_id=user.caller.participant_id,
+        justification=text,
         case_id=case.id,
+        object="evidence",
         evidence_id=row.id,
         sha256=row.sha256,
         size=row.size,
-        justification=text,
-        object="evidence",
     )
     key = evidence.open_key(node, row)
     path = config.evidence_dir / row.storage
@@ -684,14 +675,12 @@ async def letter(
             request, "case_letter.html", {**context, "letter": None}, user=user, status=422
         )
     body = cases.request_json(node, case) or {}
-    await record_event(
+    await record_consultation(
         session,
-        kind=AuditKind.CONTENT_CONSULTED,
         node=node.node_id,
         actor=user.caller.actor(),
-        participant_id=user.caller.participant_id,
-        case_id=case.id,
         justification=text,
+        case_id=case.id,
         object="case_request",
     )
     loaded = await cases.load(session, case)

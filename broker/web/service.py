@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from broker.accounts.models import AccountKind
 from broker.accounts.service import active_account, authenticate
 from broker.core import crypto
-from broker.core.context import Caller, NodeContext
+from broker.core.context import Actor, Caller, NodeContext
 from broker.core.errors import InvalidGrant, PalermoError
 from broker.messages.models import Message, MessageStatus
 from broker.oversight.service import AuditKind, record_event
@@ -153,7 +153,7 @@ async def sign_in(
         session,
         kind=AuditKind.SIGNIN_SUCCEEDED,
         node=node.node_id,
-        actor={"participant": account.participant_id, "account": account.id},
+        actor=Actor(account.participant_id, account.id),
         participant_id=account.participant_id,
         channel="web",
     )

@@ -18,7 +18,7 @@ from psycopg import sql
 
 from audit import Ed25519Verifier, verify_bundle
 from broker.core import migrate
-from broker.core.context import node_context
+from broker.core.context import Actor, node_context
 from broker.core.db import Database
 from broker.core.settings import Settings
 from broker.oversight import service
@@ -129,7 +129,7 @@ def test_a_member_of_the_app_role_records_sequences_and_exports(
                     participant_id="pt.pj",
                     kind="police",
                     display_name="Policia Judiciaria",
-                    actor={"participant": None, "account": "role-test"},
+                    actor=Actor(None, "role-test"),
                 )
                 await session.commit()
             added, last = await sequence_all(

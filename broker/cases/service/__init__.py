@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from broker.cases.config import CaseContext
 from broker.cases.service.firing import Fired, fire_event, prepare_event
 from broker.cases.service.loading import Loaded, can_see, case_for, drafted_by, load, side_of
 from broker.cases.service.notices import (
@@ -50,6 +51,7 @@ from broker.cases.service.reading import (
 from broker.cases.service.request import request_json
 
 __all__: Sequence[str] = [
+    "CaseContext",
     "Fired",
     "Loaded",
     "allowed_events",

@@ -14,7 +14,8 @@ from pydantic import BaseModel
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from broker.cases.config import CaseConfig
+from broker import messages
+from broker.cases.config import CaseContext
 from broker.cases.fold import step
 from broker.cases.guards import EvidenceFacts, Facts
 from broker.cases.models import Case, CaseEvent
@@ -31,15 +32,13 @@ from broker.cases.service.loading import Loaded, advance, case_for, load, side_o
 from broker.cases.service.notices import progress, record_notice, reschedule
 from broker.cases.service.request import validated
 from broker.cases.workflow import Side, Transition, Workflow
-from broker.core.context import Caller, NodeContext
+from broker.core.context import Caller
 from broker.core.db import utcnow
 from broker.core.errors import Conflict, Forbidden, InvalidState, SchemaViolation
 from broker.core.ids import uuid7
 from broker.envelopes.schemas import MessagePayload
-from broker.messages import service as messages
 from broker.messages.models import Message
 from broker.oversight.service import AuditKind
-from broker.policy.service import NodePolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,15 +56,11 @@ class Fired:
 async def fire_event(
     session: AsyncSession,
     *,
-    node: NodeContext,
-    caller: Caller,
-    policy: NodePolicy | None,
-    config: CaseConfig,
+    ctx: CaseContext,
     case_id: str,
     event: str | None,
     body: Any,
     envelope: Any,
-    now: dt.datetime,
 ) -> Fired | messages.Refused:
     """Fire ``event`` with ``body`` (the node signs with the caller's custodial key), or
     submit a self-signed ``envelope`` whose payload body is ``{"event", "workflow", "seq",
@@ -79,20 +74,10 @@ async def fire_event(
     ``messages.submit``.
     Returns ``messages.Refused`` when policy denies the event.
     """
-    case = await case_for(session, caller=caller, case_id=case_id, lock=True)
+    case = await case_for(session, caller=ctx.caller, case_id=case_id, lock=True)
     loaded = await load(session, case)
     return await fire(
-        session,
-        node=node,
-        caller=caller,
-        policy=policy,
-        config=config,
-        loaded=loaded,
-        event=event,
-        data=body,
-        envelope=envelope,
-        now=now,
-        new_case=False,
+        session, ctx=ctx, loaded=loaded, event=event, data=body, envelope=envelope, new_case=False
     )
 
 
@@ -130,29 +115,29 @@ class _Plan:
     side: Side
     body: BaseModel
     request: BaseModel | None
-    signed: tuple[Any, MessagePayload, str] | None
+    signed: messages.Signed | None
 
 
 async def _plan(
     session: AsyncSession,
     *,
-    node: NodeContext,
-    caller: Caller,
+    ctx: CaseContext,
     loaded: Loaded,
     event: str | None,
     data: Any,
     envelope: Any,
     new_case: bool,
 ) -> _Plan | Fired:
+    node, caller = ctx.node, ctx.caller
     case, wf, p = loaded.case, loaded.workflow, loaded.projection
-    signed: tuple[Any, MessagePayload, str] | None = None
+    signed: messages.Signed | None = None
     if envelope is not None:
         if event is not None or data is not None:
             raise SchemaViolation("give either an envelope or an event with its body", field="$")
         signed = await messages.verified_submission(
             session, node=node, caller=caller, data=envelope, now=utcnow()
         )
-        payload = signed[1]
+        payload = signed.payload
         previous = (
             await session.scalars(select(CaseEvent).where(CaseEvent.message_id == str(payload.id)))
         ).first()
@@ -221,21 +206,17 @@ def _check_guards(loaded: Loaded, plan: _Plan, caller: Caller, now: dt.datetime)
 async def fire(
     session: AsyncSession,
     *,
-    node: NodeContext,
-    caller: Caller,
-    policy: NodePolicy | None,
-    config: CaseConfig,
+    ctx: CaseContext,
     loaded: Loaded,
     event: str | None,
     data: Any,
     envelope: Any,
-    now: dt.datetime,
     new_case: bool,
 ) -> Fired | messages.Refused:
+    node, caller, policy, config, now = ctx.node, ctx.caller, ctx.policy, ctx.config, ctx.now
     planned = await _plan(
         session,
-        node=node,
-        caller=caller,
+        ctx=ctx,
         loaded=loaded,
         event=event,
         data=data,
@@ -252,25 +233,9 @@ async def fire(
     seq = p.seq + 1
     recipient = _recipient(loaded, t, side, caller, new_case)
     draft = envelope_draft(loaded, t, event_data(body, request), body, request, recipient, seq)
-    signed = planned.signed
-    if signed is None:
-        signed = await messages.verified_submission(
-            session, node=node, caller=caller, data={"draft": draft}, now=utcnow()
-        )
-    else:
-        check_matches(signed[1], draft)
-    env, payload, kid = signed
     event_id = str(uuid7())
     to_state = t.target_from(p.state)
-    outcome = await messages.accept(
-        session,
-        node=node,
-        caller=caller,
-        envelope=env,
-        payload=payload,
-        kid_used=kid,
-        now=utcnow(),
-        policy=policy,
+    accept_request = messages.AcceptRequest(
         known=known_fields(case=case, projection=p, event=t.event, body=body, request=request),
         audit_kind=AuditKind(t.audit_kind),
         audit_fields={
@@ -283,6 +248,27 @@ async def fire(
             "side": side.value,
         },
     )
+    outcome: messages.Accepted | messages.Refused
+    if planned.signed is None:
+        outcome = await messages.sign_and_accept(
+            session,
+            node=node,
+            caller=caller,
+            draft=draft,
+            policy=policy,
+            request=accept_request,
+        )
+    else:
+        check_matches(planned.signed.payload, draft)
+        outcome = await messages.accept(
+            session,
+            node=node,
+            caller=caller,
+            signed=planned.signed,
+            now=utcnow(),
+            policy=policy,
+            request=accept_request,
+        )
     if isinstance(outcome, messages.Refused):
         return outcome
     if new_case:
@@ -305,7 +291,7 @@ async def fire(
                 "actor_participant": caller.participant_id,
                 "actor_account": caller.account_id,
                 "message_id": outcome.message_id,
-                "envelope_sha256": env.digest,
+                "envelope_sha256": message.envelope_sha256,
                 "at": now,
                 "details": details,
                 "policy_pack": message.policy_hash,
@@ -348,22 +334,20 @@ def _recipient(loaded: Loaded, t: Transition, side: Side, caller: Caller, new_ca
 async def prepare_event(
     session: AsyncSession,
     *,
-    node: NodeContext,
-    caller: Caller,
+    ctx: CaseContext,
     case_id: str,
     event: str | None,
     body: Any,
-    now: dt.datetime,
 ) -> dict[str, Any]:
     """The payload a self-signing client signs to fire ``event`` with ``body`` now, without
     ``id``, ``sender`` and ``created_at`` (the client adds them). Nothing is stored. Raises
     what ``fire_event`` raises before signing."""
+    caller = ctx.caller
     case = await case_for(session, caller=caller, case_id=case_id)
     loaded = await load(session, case)
     planned = await _plan(
         session,
-        node=node,
-        caller=caller,
+        ctx=ctx,
         loaded=loaded,
         event=event,
         data=body,
@@ -371,7 +355,7 @@ async def prepare_event(
         new_case=False,
     )
     assert isinstance(planned, _Plan)
-    _check_guards(loaded, planned, caller, now)
+    _check_guards(loaded, planned, caller, ctx.now)
     t, request = planned.transition, planned.request
     recipient = _recipient(loaded, t, planned.side, caller, False)
     data = event_data(planned.body, request)

@@ -9,8 +9,9 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from broker import messages
 from broker.cases import bodies
-from broker.cases.config import CaseConfig
+from broker.cases.config import CaseContext
 from broker.cases.fold import Projection, projection_json
 from broker.cases.guards import Facts
 from broker.cases.models import Case
@@ -19,14 +20,12 @@ from broker.cases.service.loading import Loaded, case_for, side_of
 from broker.cases.service.request import apply_request, seal_request, validated
 from broker.cases.tables import CHILD_WORKFLOWS, WORKFLOWS
 from broker.cases.workflow import START, Side, Transition, Workflow
-from broker.core.context import Caller, NodeContext
+from broker.core.context import NO_ACTOR, Actor, NodeContext
 from broker.core.db import utcnow
 from broker.core.errors import Conflict, Forbidden, InvalidState, SchemaViolation, UnknownRecipient
 from broker.core.ids import uuid7
-from broker.messages import service as messages
 from broker.oversight.service import AuditKind, record_event
 from broker.participants.models import Participant
-from broker.policy.service import NodePolicy
 
 
 async def _participant(session: AsyncSession, participant_id: str, field: str) -> Participant:
@@ -39,10 +38,7 @@ async def _participant(session: AsyncSession, participant_id: str, field: str) -
 async def open_case(
     session: AsyncSession,
     *,
-    node: NodeContext,
-    caller: Caller,
-    policy: NodePolicy | None,
-    config: CaseConfig,
+    ctx: CaseContext,
     workflow: str,
     counterpart: str | None,
     request: Any,
@@ -50,7 +46,6 @@ async def open_case(
     event: str | None,
     body: Any,
     envelope: Any,
-    now: dt.datetime,
 ) -> Case | Fired | messages.Refused:
     """Open a case. A request workflow (MLA, FIU request, disclosure) opens a draft with the
     request as given (``case:opened`` leaf); a thread (consent, feedback) opens by firing its
@@ -60,6 +55,7 @@ async def open_case(
     yourself), Forbidden (role), InvalidState (parent not shared), and what ``fire_event``
     raises.
     """
+    node, caller, now = ctx.node, ctx.caller, ctx.now
     wf = WORKFLOWS.get(workflow)
     if wf is None:
         raise SchemaViolation(
@@ -68,16 +64,12 @@ async def open_case(
     if workflow in CHILD_WORKFLOWS:
         return await _open_thread(
             session,
-            node=node,
-            caller=caller,
-            policy=policy,
-            config=config,
+            ctx=ctx,
             wf=wf,
             parent_id=parent_id,
             event=event,
             body=body,
             envelope=envelope,
-            now=now,
         )
     if caller.roles.isdisjoint({"officer", "supervisor", "system"}):
         raise Forbidden("opening a case needs a case-handling role")
@@ -129,7 +121,7 @@ async def open_draft_for(
         opened_by=opened_by,
         request=request,
         origin=origin,
-        actor={"participant": None, "account": None},
+        actor=NO_ACTOR,
         now=now,
     )
 
@@ -144,7 +136,7 @@ async def _open(
     opened_by: str,
     request: BaseModel,
     origin: str | None,
-    actor: dict[str, str | None],
+    actor: Actor,
     now: dt.datetime,
 ) -> Case:
     """A new case in its workflow's initial state, its request sealed, and its
@@ -193,17 +185,14 @@ async def _open(
 async def _open_thread(
     session: AsyncSession,
     *,
-    node: NodeContext,
-    caller: Caller,
-    policy: NodePolicy | None,
-    config: CaseConfig,
+    ctx: CaseContext,
     wf: Workflow,
     parent_id: str | None,
     event: str | None,
     body: Any,
     envelope: Any,
-    now: dt.datetime,
 ) -> Fired | messages.Refused:
+    caller, now = ctx.caller, ctx.now
     if parent_id is None:
         raise SchemaViolation(
             f"a {wf.name} thread opens under a case: give parent_id", field="parent_id"
@@ -269,17 +258,7 @@ async def _open_thread(
         event = fitting[0].event
     loaded = Loaded(case, wf, Projection(state=START), [], [], parent)
     return await fire(
-        session,
-        node=node,
-        caller=caller,
-        policy=policy,
-        config=config,
-        loaded=loaded,
-        event=event,
-        data=body,
-        envelope=envelope,
-        now=now,
-        new_case=True,
+        session, ctx=ctx, loaded=loaded, event=event, data=body, envelope=envelope, new_case=True
     )
 
 
