@@ -6,6 +6,7 @@ the one way a domain sends a message of its own, and ``held_message`` the one an
 delivered message the caller holds".
 """
 
+from broker.messages.checking import check_draft
 from broker.messages.ingress import (
     Accepted,
     AcceptRequest,
@@ -14,6 +15,13 @@ from broker.messages.ingress import (
     load_body,
     sign_and_accept,
     submit,
+)
+from broker.messages.lists import (
+    STATUSES,
+    MessageFilter,
+    filtered_inbox,
+    filtered_sent,
+    message_types,
 )
 from broker.messages.reading import (
     attempts_of,
@@ -31,18 +39,24 @@ from broker.messages.signing import Signed, parse_payload, verified_submission
 
 __all__ = [
     "RECEIPT_TYPE",
+    "STATUSES",
     "AcceptRequest",
     "Accepted",
+    "MessageFilter",
     "Refused",
     "Signed",
     "accept",
     "attempts_of",
+    "check_draft",
     "countersigned_envelope",
+    "filtered_inbox",
+    "filtered_sent",
     "get_message_for",
     "held_message",
     "list_inbox",
     "list_sent",
     "load_body",
+    "message_types",
     "open_envelope",
     "parse_payload",
     "read_content",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -19,14 +20,19 @@ from broker.core.db import utcnow
 from broker.core.errors import Forbidden, InvalidGrant, JustificationRequired
 from broker.http import NodeDep, SessionDep, SettingsDep
 from broker.messages import (
+    STATUSES,
+    MessageFilter,
     attempts_of,
+    filtered_inbox,
+    filtered_sent,
     get_message_for,
-    list_inbox,
     list_sent,
+    message_types,
     read_content,
     record_receipt,
     terms_of,
 )
+from broker.participants.service import list_participants
 from broker.web import i18n, service
 from broker.web.rendering import CSRF_COOKIE, SESSION_COOKIE, render, safe_next, set_cookie
 from broker.web.service import CsrfRefused, Limits, TooManySignIns, WebUser
@@ -289,6 +295,39 @@ async def home(request: Request, session: SessionDep, user: SignedIn) -> Respons
     )
 
 
+def _filter(
+    type: str | None, counterpart: str | None, status: str | None, handling: str | None
+) -> MessageFilter:
+    return MessageFilter(type=type, counterpart=counterpart, status=status, handling_code=handling)
+
+
+FilterParam = Annotated[str | None, Query(max_length=64)]
+
+
+async def _filter_context(
+    session: SessionDep, user: WebUser, where: MessageFilter, path: str
+) -> dict[str, Any]:
+    query = {
+        k: v
+        for k, v in (
+            ("type", where.type),
+            ("counterpart", where.counterpart),
+            ("status", where.status),
+            ("handling", where.handling_code),
+        )
+        if v
+    }
+    return {
+        "filter": where,
+        "filter_query": ("&" + urlencode(query)) if query else "",
+        "types": await message_types(session, caller=user.caller),
+        "participants": await list_participants(session),
+        "statuses": STATUSES,
+        "handling_codes": ("H0", "H1", "H2", "H3"),
+        "path": path,
+    }
+
+
 @router.get("/inbox")
 async def inbox(
     request: Request,
@@ -296,22 +335,26 @@ async def inbox(
     settings: SettingsDep,
     user: Handling,
     cursor: Annotated[int, Query(ge=0)] = 0,
+    type: FilterParam = None,
+    counterpart: FilterParam = None,
+    status: FilterParam = None,
+    handling: FilterParam = None,
 ) -> Response:
     size = settings.inbox_page_size
-    rows = await list_inbox(session, caller=user.caller, after=cursor, limit=size + 1)
+    where = _filter(type, counterpart, status, handling)
+    rows = await filtered_inbox(
+        session, caller=user.caller, where=where, after=cursor, limit=size + 1
+    )
+    context = await _filter_context(session, user, where, "/inbox")
     await session.commit()
     more = len(rows) > size
     rows = rows[:size]
-    return render(
-        request,
-        "inbox.html",
-        {
-            "items": [m for _seq, m in rows],
-            "next_cursor": rows[-1][0] if more and rows else None,
-            "first": cursor == 0,
-        },
-        user=user,
+    context.update(
+        items=[m for _seq, m in rows],
+        next_cursor=rows[-1][0] if more and rows else None,
+        first=cursor == 0,
     )
+    return render(request, "inbox.html", context, user=user)
 
 
 @router.get("/sent")
@@ -321,18 +364,22 @@ async def sent(
     settings: SettingsDep,
     user: Handling,
     before: Annotated[str | None, Query(max_length=36)] = None,
+    type: FilterParam = None,
+    counterpart: FilterParam = None,
+    status: FilterParam = None,
+    handling: FilterParam = None,
 ) -> Response:
     size = settings.inbox_page_size
-    rows = await list_sent(session, caller=user.caller, limit=size + 1, before=before)
+    where = _filter(type, counterpart, status, handling)
+    rows = await filtered_sent(
+        session, caller=user.caller, where=where, before=before, limit=size + 1
+    )
+    context = await _filter_context(session, user, where, "/sent")
     await session.commit()
     more = len(rows) > size
     rows = rows[:size]
-    return render(
-        request,
-        "sent.html",
-        {"items": rows, "next_before": rows[-1].id if more and rows else None, "first": not before},
-        user=user,
-    )
+    context.update(items=rows, next_before=rows[-1].id if more and rows else None, first=not before)
+    return render(request, "sent.html", context, user=user)
 
 
 # --- one message -------------------------------------------------------------------------
@@ -428,5 +475,6 @@ async def acknowledge(
     return RedirectResponse(f"/messages/{message_id}?acknowledged=1", status_code=303)
 
 
-# The case pages live in their own module and add their routes to this router.
+# The case pages and compose live in their own modules and add their routes to this router.
+import broker.web.compose  # noqa: E402, F401
 from broker.web import case_views  # noqa: E402, F401

@@ -37,6 +37,8 @@ WEB_MATRIX = [
     ("POST", "/sign-out", EVERYONE),
     ("GET", "/inbox", HANDLERS),
     ("GET", "/sent", HANDLERS),
+    ("GET", "/compose", HANDLERS),
+    ("POST", "/compose", HANDLERS),
     ("GET", f"/messages/{MID}", HANDLERS),
     ("POST", f"/messages/{MID}/content", HANDLERS),
     ("POST", f"/messages/{MID}/receipt", HANDLERS),
