@@ -428,5 +428,6 @@ async def acknowledge(
     return RedirectResponse(f"/messages/{message_id}?acknowledged=1", status_code=303)
 
 
-# The case pages live in their own module and add their routes to this router.
-from broker.web import case_views  # noqa: E402, F401
+# The case, forward and consent pages live in their own modules and add their routes to
+# this router.
+from broker.web import case_views, consent_views, forward_views  # noqa: E402, F401
