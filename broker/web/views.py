@@ -428,6 +428,6 @@ async def acknowledge(
     return RedirectResponse(f"/messages/{message_id}?acknowledged=1", status_code=303)
 
 
-# The case, forward and consent pages live in their own modules and add their routes to
+# The case, forward, consent and FIU pages live in their own modules and add their routes to
 # this router.
-from broker.web import case_views, consent_views, forward_views  # noqa: E402, F401
+from broker.web import case_views, consent_views, fiu_views, forward_views  # noqa: E402, F401

@@ -61,6 +61,12 @@ WEB_MATRIX = [
     ("GET", f"/consents/{KID}", HANDLERS),
     ("POST", f"/consents/{KID}/grant", HANDLERS),
     ("POST", f"/consents/{KID}/refuse", HANDLERS),
+    ("GET", "/fiu/matches", HANDLERS),
+    ("POST", "/fiu/matches", HANDLERS),
+    ("GET", "/fiu/goaml", HANDLERS),
+    ("POST", "/fiu/goaml", HANDLERS),
+    ("GET", f"/messages/{MID}/goaml", HANDLERS),
+    ("POST", f"/messages/{MID}/goaml", HANDLERS),
 ]
 # What the matrix's sample ids stand for in the router's paths.
 PLACEHOLDERS = {
