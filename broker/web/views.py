@@ -475,6 +475,7 @@ async def acknowledge(
     return RedirectResponse(f"/messages/{message_id}?acknowledged=1", status_code=303)
 
 
-# The case pages and compose live in their own modules and add their routes to this router.
+# The case, compose, forward, consent and FIU pages live in their own modules and add their
+# routes to this router.
 import broker.web.compose  # noqa: E402, F401
-from broker.web import case_views  # noqa: E402, F401
+from broker.web import case_views, consent_views, fiu_views, forward_views  # noqa: E402, F401

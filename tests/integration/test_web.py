@@ -24,6 +24,7 @@ from tests.integration.web_helpers import Browser, csrf_of
 MID = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a10"
 CID = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a11"
 FID = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a12"
+KID = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a13"
 PEOPLE = ["it.officer", "it.supervisor", "it.admin", "oversight"]
 EVERYONE = set(PEOPLE)
 HANDLERS = {"it.officer", "it.supervisor"}
@@ -53,12 +54,28 @@ WEB_MATRIX = [
     ("GET", f"/cases/{CID}/evidence/{FID}", HANDLERS),
     ("POST", f"/cases/{CID}/evidence/{FID}", HANDLERS),
     ("GET", f"/cases/{CID}/letter", HANDLERS),
+    ("GET", f"/messages/{MID}/forward", HANDLERS),
+    ("POST", f"/messages/{MID}/forward", HANDLERS),
+    ("GET", f"/messages/{MID}/forward/sent", HANDLERS),
+    ("GET", f"/messages/{MID}/consent-request", HANDLERS),
+    ("POST", f"/messages/{MID}/consent-request", HANDLERS),
+    ("GET", "/consents", HANDLERS),
+    ("GET", f"/consents/{KID}", HANDLERS),
+    ("POST", f"/consents/{KID}/grant", HANDLERS),
+    ("POST", f"/consents/{KID}/refuse", HANDLERS),
+    ("GET", "/fiu/matches", HANDLERS),
+    ("POST", "/fiu/matches", HANDLERS),
+    ("GET", "/fiu/goaml", HANDLERS),
+    ("POST", "/fiu/goaml", HANDLERS),
+    ("GET", f"/messages/{MID}/goaml", HANDLERS),
+    ("POST", f"/messages/{MID}/goaml", HANDLERS),
 ]
 # What the matrix's sample ids stand for in the router's paths.
 PLACEHOLDERS = {
     MID: "{message_id}",
     CID: "{case_id}",
     FID: "{file_id}",
+    KID: "{consent_id}",
     "/events/transmit": "/events/{event}",
 }
 PUBLIC = {("GET", "/sign-in"), ("POST", "/sign-in"), ("POST", "/language")}
