@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from broker.core.ids import is_uuid7
+from broker.core.jsonlimits import JsonObject
 from broker.core.text import Text
 
 PARTICIPANT_ID_PATTERN = r"^[a-z]{2}\.[a-z0-9]+(?:-[a-z0-9]+)*$"
@@ -66,7 +67,7 @@ class _MessageFields(BaseModel):
     confidential: bool = False
     channel: Text | None = Field(default=None, max_length=64)
     attachments: list[Attachment] = Field(default_factory=list, max_length=100)
-    body: dict[str, Any] = Field(default_factory=dict)
+    body: JsonObject = Field(default_factory=dict)
     # Onward use (DESIGN.md "Policy decision"; FIU.md): the message this one forwards, the
     # recipients and purposes the provider permits beyond this recipient and purpose, and the
     # use restrictions that bind the material (a forward carries every one of the original's).
