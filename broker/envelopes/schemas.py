@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from broker.core.ids import is_uuid7
 from broker.core.jsonlimits import JsonObject
-from broker.core.text import Text
+from broker.core.text import Name, Text
 
 PARTICIPANT_ID_PATTERN = r"^[a-z]{2}\.[a-z0-9]+(?:-[a-z0-9]+)*$"
 ParticipantId = Annotated[str, Field(pattern=PARTICIPANT_ID_PATTERN, max_length=64)]
@@ -27,7 +27,7 @@ class Handling(BaseModel):
 class Attachment(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: Text = Field(min_length=1, max_length=255)
+    name: Name = Field(min_length=1, max_length=255)
     media_type: Text = Field(min_length=3, max_length=127)
     size: int = Field(ge=0)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
