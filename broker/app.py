@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
@@ -41,6 +41,7 @@ from broker.core.settings import Settings
 from broker.delivery.service import check_adapters
 from broker.delivery.views import router as delivery_router
 from broker.fiu.views import router as fiu_router
+from broker.http import checked_json_text
 from broker.limits import WWW_AUTHENTICATE, RequestLimits
 from broker.messages.views import router as messages_router
 from broker.oversight.views import router as audit_router
@@ -160,6 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Secure broker for inter-agency information exchange and mutual legal "
         "assistance. Errors are RFC 9457 problem+json.",
         lifespan=lifespan,
+        dependencies=[Depends(checked_json_text)],
     )
     app.state.settings = settings
     app.state.node = node_context(settings)

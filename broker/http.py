@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.core.context import Caller, CallerLookup, NodeContext
@@ -18,7 +20,30 @@ from broker.core.errors import Forbidden, Unauthenticated
 from broker.core.logging import bind_contextvars
 from broker.core.roles import HANDLERS, Role
 from broker.core.settings import Settings
+from broker.core.text import lone_surrogate_in
 from broker.core.tokens import TokenClaims, TokenError, decode_token
+
+
+async def checked_json_text(request: Request) -> None:
+    """Refuse a JSON request body that holds a lone surrogate anywhere (``"\\ud800"`` is
+    valid JSON, but no UTF-8 text: the database, the password hash and the response would
+    each fail on it), with a 422 naming the field. Runs for every route (an application
+    dependency), before the endpoint, on the JSON FastAPI already parsed; endpoints that read
+    their body themselves parse it with orjson, which refuses lone surrogates.
+
+    Raises RequestValidationError."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or route.body_field is None:
+        return
+    content_type = request.headers.get("content-type", "")
+    if not content_type.split(";")[0].strip().lower().endswith("json"):
+        return
+    found = lone_surrogate_in(await request.json())  # cached: parsed once, by FastAPI
+    if found is not None:
+        path, why = found
+        raise RequestValidationError(
+            [{"type": "string_unicode", "loc": ("body", *path), "msg": why, "input": None}]
+        )
 
 
 async def get_settings(request: Request) -> Settings:

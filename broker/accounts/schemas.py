@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from broker.accounts.models import AccountKind
 from broker.core.roles import Role
-from broker.core.text import Text
+from broker.core.text import Name
 
 
 class TokenRead(BaseModel):
@@ -22,7 +22,7 @@ class AccountCreate(BaseModel):
 
     kind: AccountKind
     login: str = Field(min_length=3, max_length=120, pattern=r"^[A-Za-z0-9._@-]+$")
-    display_name: Text = Field(min_length=1, max_length=200)
+    display_name: Name = Field(min_length=1, max_length=200)
     roles: list[Role] = Field(min_length=1)
     password: str | None = Field(
         default=None, description="for a person; systems get a generated client secret"

@@ -17,12 +17,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import re
 import struct
+import unicodedata
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import quote
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,7 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from broker.cases.models import EvidenceFile
 from broker.core import crypto
 from broker.core.context import Caller, NodeContext
-from broker.core.errors import PayloadTooLarge
+from broker.core.errors import PayloadTooLarge, SchemaViolation
+from broker.core.text import name_text
 from broker.oversight.service import AuditKind, record_event
 
 CHUNK_SIZE = 1024 * 1024
@@ -189,3 +193,78 @@ async def record_upload(
 def open_key(node: NodeContext, row: EvidenceFile) -> bytes:
     assert row.key_for_node is not None
     return crypto.secretbox_decrypt(node.master_key, row.key_for_node)
+
+
+# --- names, media types and download headers -------------------------------------------------
+
+# RFC 6838 section 4.2: type "/" subtype, each a restricted-name.
+_RESTRICTED_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+_MEDIA_TYPE = re.compile(rf"{_RESTRICTED_NAME}/{_RESTRICTED_NAME}")
+_UNSAFE_IN_NAME = re.compile(r"[\x00-\x1f\x7f\"\\;]")
+_ASCII_FALLBACK = re.compile(r"[^A-Za-z0-9 ._()+-]")
+DEFAULT_MEDIA_TYPE = "application/octet-stream"
+
+
+def checked_media_type(value: str | None) -> str:
+    """The media type of an upload as stored: ``type/subtype`` in lower case (parameters such
+    as ``charset`` dropped), ``application/octet-stream`` when none is given.
+
+    Raises:
+        SchemaViolation: on ``media_type``, when it is not an RFC 6838 type/subtype.
+    """
+    if value is None or not value.strip():
+        return DEFAULT_MEDIA_TYPE
+    essence = value.split(";", 1)[0].strip()
+    if len(essence) > 127 or not _MEDIA_TYPE.fullmatch(essence):
+        raise SchemaViolation(
+            f"media_type {value[:60]!r} is not a media type: give an RFC 6838 type/subtype "
+            "such as application/pdf",
+            field="media_type",
+        )
+    return essence.lower()
+
+
+def checked_file_name(value: str) -> str:
+    """The name of an upload as stored: its last path segment, if it holds no control or
+    format character (``broker.core.text.name_text``).
+
+    Raises:
+        SchemaViolation: on ``name``.
+    """
+    try:
+        name_text(value)
+    except ValueError as exc:
+        raise SchemaViolation(f"name: {exc}", field="name") from exc
+    base = re.split(r"[/\\]", value)[-1].strip()
+    if base in ("", ".", ".."):
+        raise SchemaViolation(f"name {value[:60]!r} names no file", field="name")
+    return base[:255]
+
+
+def download_headers(name: str, media_type: str) -> tuple[str, dict[str, str]]:
+    """The media type to serve a stored file as, and the headers of its download, safe
+    whatever the stored row holds (rows stored before uploads were checked, too): the
+    stored media type when it is a type/subtype (else ``application/octet-stream``);
+    always an attachment, with the basename both as RFC 6266 ``filename*`` (UTF-8) and as an
+    ASCII ``filename`` fallback; ``nosniff``, ``no-store`` and a sandbox CSP, so that no
+    browser renders a file (``text/html`` included) as a page of this node."""
+    served = media_type if _MEDIA_TYPE.fullmatch(media_type or "") else DEFAULT_MEDIA_TYPE
+    base = re.split(r"[/\\]", name)[-1]
+    clean = _UNSAFE_IN_NAME.sub("_", "".join(c for c in base if not _invisible(c))).strip()
+    clean = clean.lstrip(".") or "download"
+    ascii_name = _ASCII_FALLBACK.sub(
+        "_", unicodedata.normalize("NFKD", clean).encode("ascii", "ignore").decode()
+    )
+    ascii_name = ascii_name.strip() or "download"
+    return served, {
+        "Content-Disposition": (
+            f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(clean, safe='')}"
+        ),
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store",
+        "Content-Security-Policy": "sandbox; default-src 'none'",
+    }
+
+
+def _invisible(char: str) -> bool:
+    return unicodedata.category(char) in ("Cf", "Cs")

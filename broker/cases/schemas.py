@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from broker.core.jsonlimits import JsonObject
 from broker.envelopes.schemas import ParticipantId
 
 
@@ -18,11 +19,11 @@ class CaseCreate(BaseModel):
 
     workflow: str = Field(examples=["mla.request"])
     counterpart: ParticipantId | None = None
-    request: dict[str, Any] | None = None
+    request: JsonObject | None = None
     parent_id: str | None = Field(default=None, max_length=36)
     event: str | None = Field(default=None, max_length=40)
-    body: dict[str, Any] | None = None
-    envelope: dict[str, Any] | None = None
+    body: JsonObject | None = None
+    envelope: JsonObject | None = None
 
 
 class EventCreate(BaseModel):
@@ -33,8 +34,8 @@ class EventCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     event: str | None = Field(default=None, max_length=40)
-    body: dict[str, Any] | None = None
-    envelope: dict[str, Any] | None = None
+    body: JsonObject | None = None
+    envelope: JsonObject | None = None
 
 
 class EventDraft(BaseModel):

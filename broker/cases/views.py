@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
@@ -304,7 +303,8 @@ async def upload_evidence(
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > config.evidence_max_bytes:
         raise PayloadTooLarge(f"the file is over the evidence limit of {config.evidence_max_bytes}")
-    kind = media_type or request.headers.get("content-type") or "application/octet-stream"
+    kind = evidence.checked_media_type(media_type or request.headers.get("content-type"))
+    name = evidence.checked_file_name(name)
     case_key = case.id
     # Leave the transaction before streaming: a long upload must not hold a database lock.
     await session.commit()
@@ -397,15 +397,12 @@ async def download_evidence(
     path = config.evidence_dir / row.storage
     size, digest, media, filename = row.size, row.sha256, row.media_type, row.name
     count = row.chunk_count
+    served, headers = evidence.download_headers(filename, media)
     await session.commit()
     return StreamingResponse(
         evidence.chunks(path, key=key, file_id=file_id, chunk_count=count),
-        media_type=media,
-        headers={
-            "Content-Length": str(size),
-            "X-Content-SHA256": digest,
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
-        },
+        media_type=served,
+        headers={"Content-Length": str(size), "X-Content-SHA256": digest, **headers},
     )
 
 

@@ -117,5 +117,9 @@ class InvalidState(PalermoError):
     status, slug, title = 409, "invalid-state", "The resource is not in a state that allows this"
 
 
+class UnservableContent(PalermoError):
+    status, slug, title = 422, "unservable-content", "The stored content cannot be served"
+
+
 class JustificationRequired(PalermoError):
     status, slug, title = 422, "justification-required", "A justification is required"

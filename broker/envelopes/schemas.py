@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from broker.core.ids import is_uuid7
-from broker.core.text import Text
+from broker.core.jsonlimits import JsonObject
+from broker.core.text import Name, Text
 
 PARTICIPANT_ID_PATTERN = r"^[a-z]{2}\.[a-z0-9]+(?:-[a-z0-9]+)*$"
 ParticipantId = Annotated[str, Field(pattern=PARTICIPANT_ID_PATTERN, max_length=64)]
@@ -26,7 +27,7 @@ class Handling(BaseModel):
 class Attachment(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: Text = Field(min_length=1, max_length=255)
+    name: Name = Field(min_length=1, max_length=255)
     media_type: Text = Field(min_length=3, max_length=127)
     size: int = Field(ge=0)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
@@ -66,7 +67,7 @@ class _MessageFields(BaseModel):
     confidential: bool = False
     channel: Text | None = Field(default=None, max_length=64)
     attachments: list[Attachment] = Field(default_factory=list, max_length=100)
-    body: dict[str, Any] = Field(default_factory=dict)
+    body: JsonObject = Field(default_factory=dict)
     # Onward use (DESIGN.md "Policy decision"; FIU.md): the message this one forwards, the
     # recipients and purposes the provider permits beyond this recipient and purpose, and the
     # use restrictions that bind the material (a forward carries every one of the original's).

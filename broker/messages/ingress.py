@@ -38,6 +38,7 @@ from broker.core.errors import (
     SenderMismatch,
     UnknownRecipient,
 )
+from broker.core.jsonlimits import JsonShapeError, check_json
 from broker.envelopes import dsse
 from broker.messages.keys import as_utc, ingress_facts, party_facts
 from broker.messages.models import Message, MessageStatus, MessageTerms, OutboxEntry
@@ -195,13 +196,18 @@ async def _store(
 
 
 def load_body(node: NodeContext, body: bytes) -> Any:
-    """The parsed JSON of a submission. Raises PayloadTooLarge, MalformedJSON."""
+    """The parsed JSON of a submission. Raises PayloadTooLarge, MalformedJSON, and
+    SchemaViolation (over the JSON depth or element limits)."""
     if len(body) > node.max_payload_bytes * 4 // 3 + 65_536:
         raise PayloadTooLarge(f"request body over the limit of {node.max_payload_bytes} bytes")
     try:
-        return orjson.loads(body)
+        data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise MalformedJSON(f"request body is not valid JSON: {exc}") from exc
+    try:
+        return check_json(data, what="the request body")
+    except JsonShapeError as exc:
+        raise SchemaViolation(str(exc), field="$") from exc
 
 
 async def submit(

@@ -25,7 +25,9 @@ from broker.core.errors import (
     Forbidden,
     InvalidState,
     NotFound,
+    UnservableContent,
 )
+from broker.core.jsonlimits import JsonShapeError, check_json
 from broker.core.text import justification as justified
 from broker.envelopes import dsse
 from broker.messages.models import (
@@ -115,6 +117,20 @@ def countersigned_envelope(node: NodeContext, message: Message) -> dsse.Verified
     return dsse.verify_signature(envelope, len(envelope.signatures) - 1, node.signer.public_key)
 
 
+def servable_payload(message_id: str, raw: bytes) -> dict[str, Any]:
+    """The decoded payload of a stored message, if it can be served: JSON within the limits
+    that ingress now enforces (a message stored before them may be deeper than a response can
+    nest). Raises UnservableContent, before anything is recorded."""
+    try:
+        payload: dict[str, Any] = check_json(orjson.loads(raw), what="its payload")
+    except (orjson.JSONDecodeError, JsonShapeError) as exc:
+        raise UnservableContent(
+            f"message {message_id} was stored with content this node cannot serve ({exc}); "
+            "its envelope and metadata are unchanged"
+        ) from exc
+    return payload
+
+
 async def read_content(
     session: AsyncSession,
     *,
@@ -125,13 +141,13 @@ async def read_content(
     min_justification: int,
 ) -> tuple[Message, dict[str, Any], dict[str, Any]]:
     """The countersigned envelope and its decoded payload; writes a ``content:consulted`` leaf.
-    Raises NotFound, JustificationRequired."""
+    Raises NotFound, JustificationRequired, UnservableContent (and writes no leaf)."""
     message = await get_message_for(session, caller=caller, message_id=message_id)
     if caller.participant_id == message.recipient_id and message.status == MessageStatus.ACCEPTED:
         raise InvalidState("the message is not yet delivered to your inbox")
     text = justified(justification, minimum=min_justification, what="content")
     envelope = open_envelope(node, message)
-    payload = orjson.loads(base64.b64decode(envelope["payload"]))
+    payload = servable_payload(message.id, base64.b64decode(envelope["payload"]))
     await record_consultation(
         session,
         node=node.node_id,
@@ -198,5 +214,6 @@ __all__ = [
     "list_sent",
     "open_envelope",
     "read_content",
+    "servable_payload",
     "terms_of",
 ]

@@ -3,8 +3,9 @@
 A receipt is a ``receipt`` envelope signed by the recipient with a signing key of its own
 that is valid now, whose ``in_reply_to`` is the message and whose ``body.envelope_sha256`` is
 the message's digest (``verify_receipt``: the one implementation of these checks, which the
-receipt endpoint and the push adapters' answers both run). Recording one is idempotent and
-writes a ``message:receipted`` leaf.
+receipt endpoint and the push adapters' answers both run). Recording one is idempotent, also
+under concurrent callers: the first receipt stored is the one receipt, with one
+``message:receipted`` leaf, and every caller gets it back.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 
 import orjson
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.core import crypto
@@ -83,10 +85,22 @@ async def record_receipt(
         envelope = await verify_receipt(
             session, message=message, envelope=dsse.parse_envelope(data), now=now
         )
-    message.receipt = envelope.to_json().decode()
-    message.receipted_at = now
-    message.status = MessageStatus.RECEIPTED.value
-    await session.flush()
+    # Only the first receipt is stored: concurrent callers race on this conditional update
+    # (PostgreSQL's row lock makes the losers re-read ``receipt IS NULL`` as false), and a
+    # loser returns the winner's receipt without writing a leaf.
+    stored = await session.execute(
+        update(Message)
+        .where(Message.id == message.id, Message.receipt.is_(None))
+        .values(
+            receipt=envelope.to_json().decode(),
+            receipted_at=now,
+            status=MessageStatus.RECEIPTED.value,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(message)
+    if not getattr(stored, "rowcount", 0):
+        return message
     await record_event(
         session,
         kind=AuditKind.MESSAGE_RECEIPTED,

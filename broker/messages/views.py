@@ -108,7 +108,7 @@ async def get_content(
     caller: Handler,
     settings: SettingsDep,
     justification: Annotated[str | None, Query(max_length=1000)] = None,
-) -> ContentRead:
+) -> Response:
     """The decrypted envelope and payload. Every call is logged with its justification."""
     message, envelope, payload = await messages.read_content(
         session,
@@ -118,10 +118,12 @@ async def get_content(
         justification=justification,
         min_justification=settings.justification_min_length,
     )
-    await session.commit()
-    return ContentRead(
+    # Serialised before the commit, so content that cannot be served leaves no consultation.
+    body = ContentRead(
         id=message.id, envelope=EnvelopeRead.model_validate(envelope), payload=payload
-    )
+    ).model_dump_json()
+    await session.commit()
+    return Response(body, media_type="application/json")
 
 
 @router.post("/messages/{message_id}/receipt", response_model=MessageRead)

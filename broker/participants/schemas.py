@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from broker.core.text import Text
+from broker.core.text import Name, Text
 from broker.envelopes.schemas import PARTICIPANT_ID_PATTERN
 from broker.participants.models import ParticipantKind, ParticipantStatus
 
@@ -17,14 +17,14 @@ class ParticipantCreate(BaseModel):
         pattern=PARTICIPANT_ID_PATTERN, max_length=64, examples=["it.central-authority"]
     )
     kind: ParticipantKind
-    display_name: Text = Field(min_length=1, max_length=200)
+    display_name: Name = Field(min_length=1, max_length=200)
     adapter: str = Field(default="inbox", max_length=32)
 
 
 class ParticipantUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    display_name: Text | None = Field(default=None, min_length=1, max_length=200)
+    display_name: Name | None = Field(default=None, min_length=1, max_length=200)
     status: ParticipantStatus | None = None
 
 

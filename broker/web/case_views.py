@@ -13,7 +13,6 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Mapping
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
@@ -515,6 +514,12 @@ async def upload_evidence(
         evidence.erase(path)
         check_csrf(request, user, upload.fields.get("csrf_token", ""))
         raise SchemaViolation("choose a file to upload", field="file")
+    try:
+        name = evidence.checked_file_name(upload.filename)
+        media_type = evidence.checked_media_type(upload.media_type)
+    except SchemaViolation:
+        evidence.erase(path)
+        raise
     row = await evidence.record_upload(
         session,
         node=node,
@@ -522,8 +527,8 @@ async def upload_evidence(
         case_id=case_key,
         side=side.value,
         file_id=file_id,
-        name=upload.filename[:255],
-        media_type=(upload.media_type or "application/octet-stream")[:127],
+        name=name,
+        media_type=media_type,
         stored=stored,
         key=key,
         storage=str(path.relative_to(config.evidence_dir)),
@@ -627,15 +632,12 @@ async def download_evidence(
         row.name,
         row.chunk_count,
     )
+    served, headers = evidence.download_headers(filename, media)
     await session.commit()
     return StreamingResponse(
         evidence.chunks(path, key=key, file_id=file_id, chunk_count=count),
-        media_type=media,
-        headers={
-            "Content-Length": str(size),
-            "X-Content-SHA256": digest,
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
-        },
+        media_type=served,
+        headers={"Content-Length": str(size), "X-Content-SHA256": digest, **headers},
     )
 
 
