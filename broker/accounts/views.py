@@ -4,7 +4,7 @@ import base64
 import binascii
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request, status
+from fastapi import APIRouter, Form, Request, Response, status
 
 from broker.accounts import service
 from broker.accounts.models import Account, AccountKind
@@ -37,6 +37,7 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
 @router.post("/v1/auth/token", response_model=TokenRead)
 async def token(
     request: Request,
+    response: Response,
     session: SessionDep,
     settings: SettingsDep,
     grant_type: Annotated[str, Form()],
@@ -45,6 +46,8 @@ async def token(
     client_id: Annotated[str | None, Form()] = None,
     client_secret: Annotated[str | None, Form()] = None,
 ) -> TokenRead:
+    response.headers["Cache-Control"] = "no-store"  # RFC 6749 section 5.1
+    response.headers["Pragma"] = "no-cache"
     """OAuth 2.0 token endpoint (RFC 6749): ``password`` grant for people, ``client_credentials``
     for agency systems (form fields or HTTP Basic)."""
     if grant_type == "password":

@@ -172,6 +172,7 @@ async def get_diagram(case_id: str, session: SessionDep, caller: Handler) -> Dia
 @router.get("/cases/{case_id}/request", response_model=RequestRead)
 async def get_request(
     case_id: str,
+    response: Response,
     session: SessionDep,
     node: NodeDep,
     caller: Handler,
@@ -180,6 +181,7 @@ async def get_request(
 ) -> RequestRead:
     """The request as drafted (requesting side) or as transmitted (requested side, once
     shared). Every call is logged as a consultation with its justification."""
+    response.headers["Cache-Control"] = "no-store"
     case = await service.case_for(session, caller=caller, case_id=case_id)
     text = justified(justification, minimum=settings.justification_min_length, what="request")
     request = service.request_json(node, case)

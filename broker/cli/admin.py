@@ -8,6 +8,7 @@ import base64
 import datetime as dt
 import getpass
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -64,7 +65,14 @@ def init_node(settings: Settings) -> list[Path]:
     """Create missing secrets, migrate, and audit the policy set if it changed. Raises
     CommandError (a pack or the reference data does not load)."""
     created = write_secret_files(settings.data_dir, settings)
-    migrate.upgrade(settings.resolved_database_url)
+    url = settings.resolved_database_url
+    database = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+    if database is not None:  # created 0600 before SQLite makes it with the umask's mode
+        os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+    migrate.upgrade(url)
+    if database is not None:
+        for path in database.parent.glob(database.name + "*"):
+            path.chmod(0o600)
     run_in_session(
         settings,
         lambda s, n: record_policy_loaded(

@@ -291,8 +291,10 @@ class Settings(PasswordHashSettings):
 
 def write_secret_files(data_dir: Path, settings: Settings | None = None) -> list[Path]:
     """Create any missing secret file in ``data_dir`` (mode 0600), except for secrets the
-    environment already provides; return the files created."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    environment already provides; return the files created. The directory is made (or
+    made again) 0700: it holds the node's secrets, and the SQLite database."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
     created = []
     for name, filename in _SECRET_FILES.items():
         path = data_dir / filename

@@ -123,7 +123,11 @@ async def get_content(
         id=message.id, envelope=EnvelopeRead.model_validate(envelope), payload=payload
     ).model_dump_json()
     await session.commit()
-    return Response(body, media_type="application/json")
+    return Response(
+        body,
+        media_type="application/json",
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 @router.post("/messages/{message_id}/receipt", response_model=MessageRead)
