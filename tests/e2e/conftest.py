@@ -55,9 +55,11 @@ def node(settings: Settings) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-@pytest.fixture(scope="session")
-def chromium() -> Iterator[Any]:
-    """One headless Chromium per test process; each test opens its own context in it."""
+@pytest.fixture
+def page(node: str) -> Iterator[Any]:
+    # Playwright's sync API runs an event loop in this thread while it is open: it is opened
+    # and closed within each test, never kept across tests (other tests of this process call
+    # asyncio.run).
     if not CHROMIUM.exists():
         message = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
         if REQUIRE_SERVICES:
@@ -67,23 +69,16 @@ def chromium() -> Iterator[Any]:
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        context = browser.new_context(
+            base_url=node, viewport={"width": 1280, "height": 900}, locale="en-GB"
+        )
+        tab = context.new_page()
+        tab.set_default_timeout(15_000)
         try:
-            yield browser
+            yield tab
         finally:
+            context.close()
             browser.close()
-
-
-@pytest.fixture
-def page(node: str, chromium: Any) -> Iterator[Any]:
-    context = chromium.new_context(
-        base_url=node, viewport={"width": 1280, "height": 900}, locale="en-GB"
-    )
-    tab = context.new_page()
-    tab.set_default_timeout(15_000)
-    try:
-        yield tab
-    finally:
-        context.close()
 
 
 def check_page(page: Any, name: str) -> None:
