@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from broker.cases.fold import Projection, projection_from, projection_json
 from broker.cases.models import Case, CaseEvent, EvidenceFile
 from broker.cases.tables import WORKFLOWS
-from broker.cases.workflow import Side, Transition, Workflow
+from broker.cases.workflow import Side, Workflow
 from broker.core.context import Caller
 from broker.core.errors import NotFound
 
@@ -45,7 +45,7 @@ class Loaded:
         ids |= {
             ev.actor_account
             for ev in self.events
-            if ev.actor_account and (t := _fired(self.workflow, ev)) is not None and t.drafting
+            if ev.actor_account and _drafting(self.workflow, ev.from_state, ev.event)
         }
         return frozenset(ids)
 
@@ -63,15 +63,15 @@ async def drafted_by(session: AsyncSession, cases: list[Case], account_id: str) 
         )
     )
     for case_id, from_state, event in rows:
-        t = WORKFLOWS[by_id[case_id].workflow].transition(from_state, event)
-        if t is not None and t.drafting:
+        if _drafting(WORKFLOWS[by_id[case_id].workflow], from_state, event):
             mine.add(case_id)
     return mine
 
 
-def _fired(wf: Workflow, ev: CaseEvent) -> Transition | None:
-    """The row of the table an event of the history was fired by (None for a notice)."""
-    return wf.transition(ev.from_state, ev.event)
+def _drafting(wf: Workflow, from_state: str, event: str) -> bool:
+    """Whether firing ``event`` from ``from_state`` makes its actor a drafter."""
+    t = wf.transition(from_state, event)
+    return t is not None and t.drafting
 
 
 def side_of(case: Case, participant_id: str) -> Side | None:
