@@ -53,9 +53,9 @@ from broker.accounts import service as accounts
 from broker.accounts.models import AccountKind
 from broker.client import KeyFile, new_payload, sign
 from broker.core import migrate
-from broker.core.context import Actor, Caller, node_context
+from broker.core.context import Actor, CallContext, Caller, node_context
 from broker.core.crypto import Signer
-from broker.core.db import Database
+from broker.core.db import Database, utcnow
 from broker.core.ids import uuid7
 from broker.core.settings import Settings
 from broker.delivery.service import claim_due, complete_inbox
@@ -310,7 +310,9 @@ async def submit_many(node: Node, key: KeyFile, recipient: str, count: int) -> l
         async def one() -> None:
             async with db.session() as s:
                 body = orjson.dumps(sign(key, payload_for(key, recipient)))
-                outcome = await submit(s, node=ctx, caller=caller, body=body)
+                outcome = await submit(
+                    s, ctx=CallContext(ctx, caller, None, None, utcnow()), body=body
+                )
                 await s.commit()
                 assert isinstance(outcome, Accepted), outcome
                 ids.append(outcome.message_id)
@@ -340,7 +342,9 @@ async def submit_paced(
             if len(ids) < int(rate * now):
                 async with db.session() as s:
                     body = orjson.dumps(sign(key, payload_for(key, recipient)))
-                    outcome = await submit(s, node=ctx, caller=caller, body=body)
+                    outcome = await submit(
+                        s, ctx=CallContext(ctx, caller, None, None, utcnow()), body=body
+                    )
                     await s.commit()
                 assert isinstance(outcome, Accepted), outcome
                 ids.append(outcome.message_id)

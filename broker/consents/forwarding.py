@@ -115,7 +115,7 @@ async def forward(
     Raises NotFound, Forbidden, InvalidState (see ``messages.held_message``), SchemaViolation,
     and the envelope errors of ``messages.submit``. A policy denial is returned as ``Refused``.
     """
-    node, caller, policy = ctx.node, ctx.caller, ctx.policy
+    node, caller = ctx.node, ctx.caller
     original = await messages.held_message(session, caller=caller, message_id=message_id)
     data = messages.load_body(node, body)
     held = await messages.terms_of(session, original)
@@ -135,11 +135,8 @@ async def forward(
     consents = await granted_consents(session, root_message_id=held.root_message_id)
     return await messages.accept(
         session,
-        node=node,
-        caller=caller,
+        ctx=ctx,
         signed=signed,
-        now=now,
-        policy=policy,
         request=messages.AcceptRequest(
             held=held,
             known={"forwarding": held.forwarding(provider_kind), "consents": consents},

@@ -71,7 +71,7 @@ async def request_consent(
     (the caller provided the material, or the same request is pending), and the draft errors
     of ``messages.submit``. A policy denial is returned as ``Refused``.
     """
-    node, caller, policy = ctx.node, ctx.caller, ctx.policy
+    node, caller = ctx.node, ctx.caller
     message = await messages.held_message(
         session,
         caller=caller,
@@ -111,10 +111,8 @@ async def request_consent(
     }
     outcome = await messages.sign_and_accept(
         session,
-        node=node,
-        caller=caller,
+        ctx=ctx,
         draft={k: v for k, v in draft.items() if v is not None},
-        policy=policy,
         request=messages.AcceptRequest(
             known={
                 "case_type": "fiu",
@@ -198,7 +196,7 @@ async def answer_consent(
     draft errors of ``messages.submit``. A policy denial (for example a refusal without
     reasons) is returned as ``Refused`` and leaves the consent pending.
     """
-    node, caller, policy = ctx.node, ctx.caller, ctx.policy
+    node, caller = ctx.node, ctx.caller
     consent = await session.scalar(
         select(Consent).where(Consent.id == consent_id).with_for_update()
     )
@@ -233,8 +231,7 @@ async def answer_consent(
     }
     outcome = await messages.sign_and_accept(
         session,
-        node=node,
-        caller=caller,
+        ctx=ctx,
         draft={k: v for k, v in draft.items() if v is not None},
         request=messages.AcceptRequest(
             known={
@@ -244,7 +241,6 @@ async def answer_consent(
                 "grounds": frozenset(answer.grounds),
             }
         ),
-        policy=policy,
     )
     if isinstance(outcome, messages.Refused):
         return outcome

@@ -34,8 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from adapters.filedrop import drop_files, settle
 from adapters.peer import decode_node_key
 from broker.core import crypto
-from broker.core.context import Caller, NodeContext
-from broker.core.db import Database
+from broker.core.context import CallContext, Caller, NodeContext
+from broker.core.db import Database, utcnow
 from broker.core.errors import (
     BadSignature,
     PalermoError,
@@ -135,11 +135,9 @@ async def accept_forwarded(
     )
     single: dict[str, Any] = envelope.to_dict()
     single["signatures"] = single["signatures"][:1]
+    node = dataclasses.replace(node, clock_skew_seconds=max_age_seconds)
     return await submit(
-        session,
-        node=dataclasses.replace(node, clock_skew_seconds=max_age_seconds),
-        caller=caller,
-        body=orjson.dumps(single),
+        session, ctx=CallContext(node, caller, None, None, utcnow()), body=orjson.dumps(single)
     )
 
 

@@ -68,7 +68,7 @@ async def query(
     Raises Forbidden (the caller is not an FIU), UnknownRecipient, SchemaViolation (the
     partner is not an FIU; too many or repeated filters; a sealed key that is not base64).
     """
-    node, caller, policy, now = ctx.node, ctx.caller, ctx.policy, ctx.now
+    caller, now = ctx.caller, ctx.now
     max_filters = ctx.config.max_filters
     me = await session.get(Participant, caller.participant_id)
     if me is None or me.kind != "fiu":
@@ -95,9 +95,7 @@ async def query(
         body["sealed_key"] = create.sealed_key
     outcome = await messages.sign_and_accept(
         session,
-        node=node,
-        caller=caller,
-        policy=policy,
+        ctx=ctx,
         draft={
             "type": QUERY_TYPE,
             "recipient": create.counterpart,
@@ -177,7 +175,7 @@ async def answer(
 ) -> tuple[MatchQuery, MatchAnswer, messages.Accepted] | messages.Refused:
     """Answer a query hit or no hit; a hit opens a draft FIU request for the asking FIU.
     Flushes. Raises NotFound, Forbidden (the asker answers), Conflict (already answered)."""
-    node, caller, policy, now = ctx.node, ctx.caller, ctx.policy, ctx.now
+    node, caller, now = ctx.node, ctx.caller, ctx.now
     row, existing = await get_match(session, caller=caller, match_id=match_id)
     if caller.participant_id != row.counterpart_id:
         raise Forbidden("only the partner FIU that was asked answers a matching query")
@@ -185,9 +183,7 @@ async def answer(
         raise Conflict(f"this query was already answered: {existing.result}")
     outcome = await messages.sign_and_accept(
         session,
-        node=node,
-        caller=caller,
-        policy=policy,
+        ctx=ctx,
         draft={
             "type": ANSWER_TYPE,
             "recipient": row.requester_id,

@@ -26,8 +26,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.core import crypto
-from broker.core.context import Caller, NodeContext
-from broker.core.db import HotStatement, utcnow
+from broker.core.context import CallContext, NodeContext
+from broker.core.db import HotStatement
 from broker.core.errors import (
     ClockWindow,
     MalformedJSON,
@@ -56,6 +56,10 @@ from broker.policy.service import NodePolicy
 
 _M = Message.__table__.c
 _MESSAGES: Table = Message.__table__  # type: ignore[assignment]
+
+
+AnyContext = CallContext[NodePolicy | None, object]
+"""The context ingress needs: any domain's call context (its configuration is not read)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,25 +214,18 @@ def load_body(node: NodeContext, body: bytes) -> Any:
         raise SchemaViolation(str(exc), field="$") from exc
 
 
-async def submit(
-    session: AsyncSession,
-    *,
-    node: NodeContext,
-    caller: Caller,
-    body: bytes,
-    policy: NodePolicy | None = None,
-) -> Accepted | Refused:
+async def submit(session: AsyncSession, *, ctx: AnyContext, body: bytes) -> Accepted | Refused:
     """Accept a self-signed envelope, or a draft (``{"draft": {...}}``) that the node signs with
-    the caller's participant's custodial key, deciding it against ``policy`` (the shipped
-    packs when None). Flushes; the caller commits.
+    the caller's participant's custodial key, deciding it against ``ctx.policy`` (the shipped
+    packs when None) at ``ctx.now``. Flushes; the caller commits.
 
     Raises PayloadTooLarge, MalformedJSON, SchemaViolation, BadBase64, BadSignature,
     UnknownKey, RevokedKey, ExpiredKey, KeyNotSenders, SenderMismatch, UnknownRecipient,
     ClockWindow, ReplayConflict. A policy denial is returned as ``Refused`` (its audit leaf is
     flushed) so the caller can commit the leaf before answering 403.
     """
+    node, caller, now = ctx.node, ctx.caller, ctx.now
     data = load_body(node, body)
-    now = utcnow()
     parties: dict[str, PartyFacts] | None = None
     if isinstance(data, dict) and "draft" in data:
         signed = await verified_submission(session, node=node, caller=caller, data=data, now=now)
@@ -248,25 +245,14 @@ async def submit(
             "decides it against the terms of the original",
             field="payload.forwarded_from",
         )
-    return await accept(
-        session,
-        node=node,
-        caller=caller,
-        signed=signed,
-        now=now,
-        policy=policy,
-        request=AcceptRequest(parties=parties),
-    )
+    return await accept(session, ctx=ctx, signed=signed, request=AcceptRequest(parties=parties))
 
 
 async def accept(
     session: AsyncSession,
     *,
-    node: NodeContext,
-    caller: Caller,
+    ctx: AnyContext,
     signed: Signed,
-    now: dt.datetime,
-    policy: NodePolicy | None = None,
     request: AcceptRequest | None = None,
 ) -> Accepted | Refused:
     """Decide and store a message whose sender signature ``verified_submission`` checked: the
@@ -276,6 +262,7 @@ async def accept(
     ReplayConflict, ClockWindow, SchemaViolation, UnknownRecipient; returns ``Refused`` on a
     policy denial (its audit leaf flushed).
     """
+    node, caller, now, policy = ctx.node, ctx.caller, ctx.now, ctx.policy
     envelope, payload, kid_used = signed
     request = request or AcceptRequest()
     held, known, audit_fields = request.held, request.known, request.audit_fields
@@ -407,10 +394,8 @@ async def accept(
 async def sign_and_accept(
     session: AsyncSession,
     *,
-    node: NodeContext,
-    caller: Caller,
+    ctx: AnyContext,
     draft: Mapping[str, Any],
-    policy: NodePolicy | None,
     request: AcceptRequest | None = None,
 ) -> Accepted | Refused:
     """Sign ``draft`` with the caller's participant's custodial key and ``accept`` it: how a
@@ -420,13 +405,10 @@ async def sign_and_accept(
     Raises the draft errors of ``submit`` (Forbidden: no custodial key; SchemaViolation,
     PayloadTooLarge) and those of ``accept``; returns ``Refused`` on a policy denial.
     """
-    now = utcnow()
     signed = await verified_submission(
-        session, node=node, caller=caller, data={"draft": dict(draft)}, now=now
+        session, node=ctx.node, caller=ctx.caller, data={"draft": dict(draft)}, now=ctx.now
     )
-    return await accept(
-        session, node=node, caller=caller, signed=signed, now=now, policy=policy, request=request
-    )
+    return await accept(session, ctx=ctx, signed=signed, request=request)
 
 
 def _seal(public_key: bytes | None, message_key: bytes) -> bytes | None:

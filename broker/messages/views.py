@@ -6,6 +6,8 @@ import orjson
 from fastapi import APIRouter, Query, Request, Response, status
 
 from broker import messages
+from broker.core.context import CallContext
+from broker.core.db import utcnow
 from broker.core.paging import parse_cursor
 from broker.http import Handler, NodeDep, SessionDep, SettingsDep
 from broker.messages.models import Message
@@ -59,9 +61,8 @@ async def submit_message(
 ) -> Response:
     """Submit a self-signed DSSE envelope, or ``{"draft": {...}}`` for the node to sign with
     your participant's custodial key."""
-    outcome = await messages.submit(
-        session, node=node, caller=caller, body=await request.body(), policy=policy
-    )
+    ctx = CallContext(node, caller, policy, None, utcnow())
+    outcome = await messages.submit(session, ctx=ctx, body=await request.body())
     await session.commit()
     return accepted_response(outcome)
 

@@ -16,6 +16,8 @@ from typing import Annotated, Any
 from fastapi import Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from broker.core.context import CallContext
+from broker.core.db import utcnow
 from broker.core.errors import SchemaViolation, UnknownRecipient
 from broker.http import NodeDep, SessionDep
 from broker.messages import Refused, check_draft, sign_and_accept
@@ -287,9 +289,8 @@ async def compose(
     if action != "send" or not decision.permitted:
         await session.commit()
         return _rendered(request, user, context, 200 if decision.permitted else 422)
-    outcome = await sign_and_accept(
-        session, node=node, caller=user.caller, draft=draft, policy=policy
-    )
+    ctx = CallContext(node, user.caller, policy, None, utcnow())
+    outcome = await sign_and_accept(session, ctx=ctx, draft=draft)
     await session.commit()
     if isinstance(outcome, Refused):  # the facts or the policy changed since the check
         context["problems"] = [

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from adapters import goaml
 from broker.cases.views import ClockDep, ConfigDep
 from broker.core.context import CallContext
+from broker.core.db import utcnow
 from broker.core.errors import JustificationRequired, PalermoError
 from broker.fiu import service as fiu
 from broker.fiu.schemas import MatchCreate
@@ -196,10 +197,8 @@ async def goaml_import(
             await session.commit()
             outcome = await submit(
                 session,
-                node=node,
-                caller=user.caller,
+                ctx=CallContext(node, user.caller, policy, None, utcnow()),
                 body=orjson.dumps({"draft": draft}),
-                policy=policy,
             )
             await session.commit()
             if isinstance(outcome, Refused):

@@ -213,7 +213,7 @@ async def fire(
     envelope: Any,
     new_case: bool,
 ) -> Fired | messages.Refused:
-    node, caller, policy, config, now = ctx.node, ctx.caller, ctx.policy, ctx.config, ctx.now
+    node, caller, config, now = ctx.node, ctx.caller, ctx.config, ctx.now
     planned = await _plan(
         session,
         ctx=ctx,
@@ -251,23 +251,12 @@ async def fire(
     outcome: messages.Accepted | messages.Refused
     if planned.signed is None:
         outcome = await messages.sign_and_accept(
-            session,
-            node=node,
-            caller=caller,
-            draft=draft,
-            policy=policy,
-            request=accept_request,
+            session, ctx=ctx, draft=draft, request=accept_request
         )
     else:
         check_matches(planned.signed.payload, draft)
         outcome = await messages.accept(
-            session,
-            node=node,
-            caller=caller,
-            signed=planned.signed,
-            now=utcnow(),
-            policy=policy,
-            request=accept_request,
+            session, ctx=ctx, signed=planned.signed, request=accept_request
         )
     if isinstance(outcome, messages.Refused):
         return outcome
