@@ -167,3 +167,15 @@ async def active_account(session: AsyncSession, account_id: str) -> ActiveAccoun
         return None
     participant_id, kind, roles = rows[0]
     return ActiveAccount(account_id, participant_id, kind, frozenset(roles))
+
+
+__all__ = [
+    "MIN_PASSWORD_LENGTH",
+    "ActiveAccount",
+    "active_account",
+    "authenticate",
+    "caller_for",
+    "create_account",
+    "list_accounts",
+    "set_account_active",
+]

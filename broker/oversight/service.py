@@ -529,3 +529,25 @@ async def export_bundle(
         after = int(rows[-1][0]) + 1
     for line in plan.proof_lines:
         yield line
+
+
+__all__ = [
+    "EXPORT_CHUNK",
+    "AuditKind",
+    "Entry",
+    "ExportPlan",
+    "PublishedCheckpoint",
+    "audit_row",
+    "build_leaf",
+    "canonical_json",
+    "checkpoint_note_at",
+    "consistency",
+    "export_bundle",
+    "inclusion_proofs",
+    "latest_checkpoint",
+    "list_entries",
+    "plan_export",
+    "published_checkpoint",
+    "record_consultation",
+    "record_event",
+]

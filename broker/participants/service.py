@@ -315,3 +315,22 @@ def open_custodial_key(node: NodeContext, key: ParticipantKey) -> bytes:
     if key.private_key_sealed is None:
         raise InvalidState(f"key {key.kid} is not held by the node")
     return crypto.secretbox_decrypt(node.master_key, key.private_key_sealed)
+
+
+__all__ = [
+    "ALGORITHMS",
+    "KNOWN_ADAPTERS",
+    "GeneratedKey",
+    "add_key",
+    "current_key",
+    "decode_public_key",
+    "get_participant",
+    "keys_by_participant",
+    "keys_of",
+    "list_participants",
+    "open_custodial_key",
+    "register_participant",
+    "revoke_key",
+    "rotate_key",
+    "update_participant",
+]

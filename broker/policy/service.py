@@ -241,3 +241,17 @@ async def record_policy_loaded(
         reference_data=policy.reference_hash,
     )
     return True
+
+
+__all__ = [
+    "REFERENCE_FILES",
+    "NodePolicy",
+    "PolicyContext",
+    "last_loaded",
+    "node_policy",
+    "pack_hash",
+    "pack_paths",
+    "record_policy_loaded",
+    "reference_hash",
+    "shipped_policy",
+]
