@@ -126,6 +126,7 @@ def make_settings(database_url: str, data_dir: Path, world_secrets: dict[str, st
         log_json=True,
         db_pool_size=4,
         password_hash="fast",
+        hub_operator=True,  # the seeded admin manages every participant's accounts
     )
 
 

@@ -29,6 +29,14 @@ class AccountCreate(BaseModel):
     )
 
 
+class AccountRoles(BaseModel):
+    """The roles an account is to hold from now on (they replace the ones it holds)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    roles: list[Role] = Field(min_length=1, max_length=len(Role))
+
+
 class AccountRead(BaseModel):
     id: str
     participant_id: str

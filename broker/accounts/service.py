@@ -18,13 +18,45 @@ from broker.accounts.models import Account, AccountKind
 from broker.core import crypto
 from broker.core.context import Actor, Caller, NodeContext
 from broker.core.db import HotStatement, utcnow
-from broker.core.errors import Conflict, InvalidGrant, NotFound, SchemaViolation
+from broker.core.errors import Conflict, Forbidden, InvalidGrant, NotFound, SchemaViolation
 from broker.core.ids import uuid7
-from broker.core.roles import PERSON_ROLES, SYSTEM_ROLES
+from broker.core.roles import PERSON_ROLES, SYSTEM_ROLES, Role
 from broker.oversight.service import AuditKind, record_event
 from broker.participants.service import get_participant
 
 MIN_PASSWORD_LENGTH = 12
+
+
+def login_digest(node: NodeContext, login: str) -> str:
+    """The keyed digest that names a login in audit leaves (docs/audit.md: no identifier of a
+    person in clear)."""
+    return crypto.keyed_digest(node.master_key, f"account:login:{login}".encode())
+
+
+def check_may_manage(caller: Caller, participant_id: str, *, hub_operator: bool) -> None:
+    """An admin manages the accounts of its own participant; on a hub operator's node, of
+    every participant. Raises Forbidden otherwise."""
+    if not hub_operator and caller.participant_id != participant_id:
+        raise Forbidden(
+            f"an admin of {caller.participant_id} manages only its own participant's accounts"
+            " (this node is not a hub operator)"
+        )
+
+
+def check_roles(kind: AccountKind, roles: frozenset[str]) -> None:
+    """The roles a person or a system may hold. Admin stands alone: an account that manages
+    accounts must not also read the audit log as oversight or handle cases, or one account
+    could grant itself another participant's inbox. Raises SchemaViolation."""
+    allowed = PERSON_ROLES if kind is AccountKind.PERSON else SYSTEM_ROLES
+    if not roles or not roles <= allowed:
+        raise SchemaViolation(
+            f"roles for a {kind} must be a non-empty subset of {sorted(allowed)}", field="roles"
+        )
+    if Role.ADMIN in roles and len(roles) > 1:
+        raise SchemaViolation(
+            "admin cannot be combined with other roles: give the person a second account",
+            field="roles",
+        )
 
 
 async def create_account(
@@ -43,11 +75,7 @@ async def create_account(
     ``secret`` is None). Returns the account and its secret. Raises NotFound, Conflict,
     SchemaViolation."""
     await get_participant(session, participant_id)
-    allowed = PERSON_ROLES if kind is AccountKind.PERSON else SYSTEM_ROLES
-    if not roles or not roles <= allowed:
-        raise SchemaViolation(
-            f"roles for a {kind} must be a non-empty subset of {sorted(allowed)}", field="roles"
-        )
+    check_roles(kind, roles)
     if secret is None:
         secret = secrets.token_urlsafe(32)
     if len(secret) < MIN_PASSWORD_LENGTH:
@@ -76,6 +104,8 @@ async def create_account(
         actor=actor,
         participant_id=participant_id,
         account=account.id,
+        participant=participant_id,
+        login_digest=login_digest(node, login),
         account_kind=kind.value,
         roles=sorted(roles),
     )
@@ -90,10 +120,10 @@ async def set_account_active(
     active: bool,
     actor: Actor | None,
 ) -> Account:
-    account = await session.get(Account, account_id)
-    if account is None:
-        raise NotFound(f"no account {account_id}")
+    account = await get_account(session, account_id)
     if account.active != active:
+        if not active:
+            await _keep_an_admin(session, account, roles=frozenset())
         account.active = active
         await session.flush()
         await record_event(
@@ -103,7 +133,72 @@ async def set_account_active(
             actor=actor,
             participant_id=account.participant_id,
             account=account.id,
+            participant=account.participant_id,
+            login_digest=login_digest(node, account.login),
             active=active,
+        )
+    return account
+
+
+async def get_account(session: AsyncSession, account_id: str) -> Account:
+    """Raises NotFound."""
+    account = await session.get(Account, account_id)
+    if account is None:
+        raise NotFound(f"no account {account_id}")
+    return account
+
+
+async def _keep_an_admin(session: AsyncSession, account: Account, *, roles: frozenset[str]) -> None:
+    """Refuse to leave a participant without an active admin (nobody could then manage its
+    accounts but the node's operator at the console): ``account`` is about to hold ``roles``
+    (empty when it is disabled). Raises Conflict."""
+    if Role.ADMIN not in account.roles or Role.ADMIN in roles or not account.active:
+        return
+    others = (
+        await session.scalars(
+            select(Account).where(
+                Account.participant_id == account.participant_id,
+                Account.active.is_(True),
+                Account.id != account.id,
+            )
+        )
+    ).all()
+    if not any(Role.ADMIN in a.roles for a in others):
+        raise Conflict(
+            f"{account.login} is the last active admin of {account.participant_id}:"
+            " make another admin first"
+        )
+
+
+async def set_roles(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    account_id: str,
+    roles: frozenset[str],
+    actor: Actor | None,
+) -> Account:
+    """Replace an account's roles, under the rules of ``check_roles``; the last admin keeps
+    its role. Audited as ``account:updated`` with the roles before and after. Raises NotFound,
+    SchemaViolation, Conflict."""
+    account = await get_account(session, account_id)
+    check_roles(AccountKind(account.kind), roles)
+    before = sorted(account.roles)
+    if before != sorted(roles):
+        await _keep_an_admin(session, account, roles=roles)
+        account.roles = sorted(roles)
+        await session.flush()
+        await record_event(
+            session,
+            kind=AuditKind.ACCOUNT_UPDATED,
+            node=node.node_id,
+            actor=actor,
+            participant_id=account.participant_id,
+            account=account.id,
+            participant=account.participant_id,
+            login_digest=login_digest(node, account.login),
+            roles_before=before,
+            roles=sorted(roles),
         )
     return account
 
@@ -175,7 +270,12 @@ __all__ = [
     "active_account",
     "authenticate",
     "caller_for",
+    "check_may_manage",
+    "check_roles",
     "create_account",
+    "get_account",
     "list_accounts",
+    "login_digest",
     "set_account_active",
+    "set_roles",
 ]

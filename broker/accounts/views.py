@@ -13,10 +13,12 @@ from broker.accounts.schemas import (
     AccountCreated,
     AccountList,
     AccountRead,
+    AccountRoles,
     TokenRead,
     WhoAmI,
 )
-from broker.core.errors import InvalidGrant, SchemaViolation
+from broker.core.context import Caller
+from broker.core.errors import Forbidden, InvalidGrant, NotFound, SchemaViolation
 from broker.core.tokens import issue_token
 from broker.http import Admin, CallerDep, NodeDep, SessionDep, SettingsDep
 
@@ -119,7 +121,10 @@ def account_read(a: Account) -> AccountRead:
 @router.get(
     "/v1/participants/{participant_id}/accounts", response_model=AccountList, tags=["accounts"]
 )
-async def list_accounts(participant_id: str, session: SessionDep, _caller: Admin) -> AccountList:
+async def list_accounts(
+    participant_id: str, session: SessionDep, settings: SettingsDep, caller: Admin
+) -> AccountList:
+    service.check_may_manage(caller, participant_id, hub_operator=settings.hub_operator)
     return AccountList(
         items=[account_read(a) for a in await service.list_accounts(session, participant_id)]
     )
@@ -132,8 +137,14 @@ async def list_accounts(participant_id: str, session: SessionDep, _caller: Admin
     tags=["accounts"],
 )
 async def create_account(
-    participant_id: str, body: AccountCreate, session: SessionDep, node: NodeDep, caller: Admin
+    participant_id: str,
+    body: AccountCreate,
+    session: SessionDep,
+    node: NodeDep,
+    settings: SettingsDep,
+    caller: Admin,
 ) -> AccountCreated:
+    service.check_may_manage(caller, participant_id, hub_operator=settings.hub_operator)
     if body.kind is AccountKind.PERSON and not body.password:
         raise SchemaViolation("a person needs a password", field="password")
     account, secret = await service.create_account(
@@ -154,12 +165,58 @@ async def create_account(
     )
 
 
-@router.post("/v1/accounts/{account_id}/disable", response_model=AccountRead, tags=["accounts"])
+async def _managed(
+    session: SessionDep, account_id: str, caller: Caller, *, hub_operator: bool
+) -> None:
+    """The account exists and the caller may manage it; an account of a participant the
+    caller may not manage is a 404, as if it did not exist (its id reveals nothing)."""
+    account = await service.get_account(session, account_id)
+    try:
+        service.check_may_manage(caller, account.participant_id, hub_operator=hub_operator)
+    except Forbidden as exc:
+        raise NotFound(f"no account {account_id}") from exc
+
+
+@router.post(
+    "/v1/accounts/{account_id}/disable",
+    response_model=AccountRead,
+    tags=["accounts"],
+)
 async def disable_account(
-    account_id: str, session: SessionDep, node: NodeDep, caller: Admin
+    account_id: str, session: SessionDep, node: NodeDep, settings: SettingsDep, caller: Admin
 ) -> AccountRead:
+    """Disable an account: its tokens and sessions stop working at once. The last active
+    admin of a participant cannot be disabled (409)."""
+    await _managed(session, account_id, caller, hub_operator=settings.hub_operator)
     account = await service.set_account_active(
         session, node=node, account_id=account_id, active=False, actor=caller.actor()
+    )
+    await session.commit()
+    return account_read(account)
+
+
+@router.put(
+    "/v1/accounts/{account_id}/roles",
+    response_model=AccountRead,
+    tags=["accounts"],
+)
+async def set_account_roles(
+    account_id: str,
+    body: AccountRoles,
+    session: SessionDep,
+    node: NodeDep,
+    settings: SettingsDep,
+    caller: Admin,
+) -> AccountRead:
+    """Replace an account's roles. Admin stands alone (422); the last active admin of a
+    participant keeps the role (409)."""
+    await _managed(session, account_id, caller, hub_operator=settings.hub_operator)
+    account = await service.set_roles(
+        session,
+        node=node,
+        account_id=account_id,
+        roles=frozenset(r.value for r in body.roles),
+        actor=caller.actor(),
     )
     await session.commit()
     return account_read(account)

@@ -131,6 +131,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         **os.environ,
         "PALERMO_DATA_DIR": str(settings.data_dir.resolve()),
         "PALERMO_PUBLIC_URL": os.environ.get("PALERMO_PUBLIC_URL", url),
+        # The embedded node hosts every demo participant: its admin manages all their accounts.
+        "PALERMO_HUB_OPERATOR": os.environ.get("PALERMO_HUB_OPERATOR", "true"),
     }
     exe = [sys.executable, "-m", "broker.cli"]
     commands = {

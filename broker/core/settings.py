@@ -64,6 +64,9 @@ class Settings(PasswordHashSettings):
     celery_result_backend: str = ""
     node_id: str = "palermo.local"
     public_url: str = "http://127.0.0.1:8000"
+    #: A hub operator's admins manage the accounts of every participant on the node; otherwise
+    #: an admin manages only its own participant's accounts (PALERMO_HUB_OPERATOR).
+    hub_operator: bool = False
 
     master_key: SecretStr | None = None
     node_signing_key: SecretStr | None = None

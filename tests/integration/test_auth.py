@@ -34,6 +34,7 @@ MATRIX = [
     ("GET", "/v1/participants/de.bka/accounts", ADMIN),
     ("POST", "/v1/participants/de.bka/accounts", ADMIN),
     ("POST", "/v1/accounts/nobody/disable", ADMIN),
+    ("PUT", "/v1/accounts/nobody/roles", ADMIN),
     ("POST", "/v1/messages", HANDLERS),
     ("GET", "/v1/messages", HANDLERS),
     ("GET", f"/v1/messages/{MID}", HANDLERS),
