@@ -23,6 +23,7 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from adapters.destinations import rules_from
 from broker.accounts import service as accounts_service
 from broker.accounts.views import router as accounts_router
 from broker.cases.views import router as cases_router
@@ -144,7 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # An unknown adapter or an unusable adapter configuration stops the node here,
             # at start, with the participants named, not at the first delivery.
             async with app.state.db.session() as session:
-                await check_adapters(session)
+                await check_adapters(session, rules=rules_from(settings))
             # A change of the packs (or reference data) the node enforces is itself audited.
             async with app.state.db.session() as session:
                 if await record_policy_loaded(
