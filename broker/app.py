@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.destinations import rules_from
+from broker import apidocs
 from broker.accounts import service as accounts_service
 from broker.accounts.views import router as accounts_router
 from broker.cases.views import router as cases_router
@@ -163,6 +164,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "assistance. Errors are RFC 9457 problem+json.",
         lifespan=lifespan,
         dependencies=[Depends(checked_json_text)],
+        # Swagger UI and ReDoc load from a public CDN: /docs is the node's own page.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.node = node_context(settings)
@@ -187,6 +191,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_web(app)
 
     _install_ops_routes(app, settings)
+    apidocs.install(app)
     return app
 
 
