@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.destinations import rules_from
-from broker import apidocs
+from broker import apidocs, openapi
 from broker.accounts import service as accounts_service
 from broker.accounts.views import router as accounts_router
 from broker.cases.views import router as cases_router
@@ -191,6 +191,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_web(app)
 
     _install_ops_routes(app, settings)
+    openapi.install(app)
     apidocs.install(app)
     return app
 
