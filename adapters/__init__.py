@@ -12,7 +12,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapters import filedrop, goaml, inbox, peer, webhook
-from adapters.contracts import Adapter, AdapterConfigError, AdapterSpec, NodeIdentity
+from adapters.contracts import (
+    Adapter,
+    AdapterConfigError,
+    AdapterSpec,
+    DestinationRules,
+    NodeIdentity,
+)
+from adapters.destinations import STRICT
 
 ADAPTERS: dict[str, AdapterSpec] = {
     spec.name: spec for spec in (inbox.SPEC, webhook.SPEC, peer.SPEC, filedrop.SPEC, goaml.SPEC)
@@ -21,10 +28,15 @@ DEFAULT = "inbox"
 
 
 def check_config(
-    name: str, config: Mapping[str, Any] | None, *, probe: bool = True
+    name: str,
+    config: Mapping[str, Any] | None,
+    *,
+    rules: DestinationRules = STRICT,
+    probe: bool = True,
 ) -> dict[str, Any]:
     """The normalised configuration. Raises AdapterConfigError for an unknown adapter or a
-    configuration it cannot use (with ``probe``, also what it needs outside: a directory)."""
+    configuration it cannot use under the node's destination ``rules`` (with ``probe``,
+    also what it needs outside: a directory)."""
     spec = ADAPTERS.get(name)
     if spec is None:
         raise AdapterConfigError(
@@ -32,7 +44,7 @@ def check_config(
         )
     if config is not None and not isinstance(config, Mapping):
         raise AdapterConfigError("adapter_config must be an object", field="adapter_config")
-    checked = spec.check(config or {})
+    checked = spec.check(config or {}, rules)
     if probe and spec.probe is not None:
         spec.probe(checked)
     return checked
@@ -40,8 +52,15 @@ def check_config(
 
 def build_adapter(name: str, config: Mapping[str, Any] | None, node: NodeIdentity) -> Adapter:
     """Raises AdapterConfigError, as check_config (without probing)."""
-    normalised = check_config(name, config, probe=False)
+    normalised = check_config(name, config, rules=node.rules, probe=False)
     return ADAPTERS[name].build(normalised, node)
 
 
-__all__ = ["ADAPTERS", "DEFAULT", "build_adapter", "check_config"]
+__all__ = [
+    "ADAPTERS",
+    "DEFAULT",
+    "STRICT",
+    "DestinationRules",
+    "build_adapter",
+    "check_config",
+]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from broker.core.crypto import Signer
@@ -34,13 +35,27 @@ class AdapterConfigError(SchemaViolation):
 
 
 @dataclass(frozen=True, slots=True)
+class DestinationRules:
+    """What this node allows its adapters to reach. ``allow_private_addresses`` lifts the
+    address rule (``PALERMO_WEBHOOK_ALLOW_PRIVATE``); ``node_directories`` are the node's own
+    (its data directory: no drop there) and ``node_trees`` its own with all below them (its
+    evidence directory)."""
+
+    allow_private_addresses: bool = False
+    node_directories: tuple[Path, ...] = ()
+    node_trees: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class NodeIdentity:
     """What an adapter may know of the node that runs it: its id and its signing key (for
-    HTTP Message Signatures and the countersignature the peer checks)."""
+    HTTP Message Signatures and the countersignature the peer checks), and the destination
+    rules it delivers under."""
 
     node_id: str
     signer: Signer
     timeout_seconds: float = 10.0
+    rules: DestinationRules = DestinationRules()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +116,12 @@ class Adapter(Protocol):
 @dataclass(frozen=True, slots=True)
 class AdapterSpec:
     """An adapter as the registry knows it: ``check`` validates a configuration (raises
-    AdapterConfigError) and returns it normalised; ``build`` makes the adapter."""
+    AdapterConfigError) under the node's destination rules and returns it normalised;
+    ``build`` makes the adapter."""
 
     name: str
     summary: str
-    check: Callable[[Mapping[str, Any]], dict[str, Any]]
+    check: Callable[[Mapping[str, Any], DestinationRules], dict[str, Any]]
     build: Callable[[dict[str, Any], NodeIdentity], Adapter]
     # Checks of the world outside the configuration (a directory exists...), run when the
     # node starts and when an operator sets it, not before each delivery: there a missing

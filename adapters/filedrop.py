@@ -30,9 +30,11 @@ from adapters.contracts import (
     AdapterConfigError,
     AdapterSpec,
     DeliveryResult,
+    DestinationRules,
     NodeIdentity,
     Outgoing,
 )
+from adapters.destinations import STRICT, check_directory
 from adapters.peer import decode_node_key
 
 SUFFIX = ".json"
@@ -40,7 +42,7 @@ PROCESSED = "processed"
 REJECTED = "rejected"
 
 
-def check(config: Mapping[str, Any]) -> dict[str, Any]:
+def check(config: Mapping[str, Any], rules: DestinationRules = STRICT) -> dict[str, Any]:
     unknown = set(config) - {"directory", "node_key"}
     if unknown:
         raise AdapterConfigError(
@@ -50,6 +52,7 @@ def check(config: Mapping[str, Any]) -> dict[str, Any]:
     field = "adapter_config.directory"
     if not isinstance(directory, str) or not os.path.isabs(directory):
         raise AdapterConfigError("directory must be an absolute path", field=field)
+    check_directory(directory, rules, field=field)
     out: dict[str, Any] = {"directory": directory}
     if config.get("node_key") is not None:
         decode_node_key(config["node_key"])

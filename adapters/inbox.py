@@ -14,9 +14,11 @@ from adapters.contracts import (
     AdapterConfigError,
     AdapterSpec,
     DeliveryResult,
+    DestinationRules,
     NodeIdentity,
     Outgoing,
 )
+from adapters.destinations import STRICT
 
 
 class InboxAdapter:
@@ -31,7 +33,7 @@ class InboxAdapter:
         return None
 
 
-def check(config: Mapping[str, Any]) -> dict[str, Any]:
+def check(config: Mapping[str, Any], rules: DestinationRules = STRICT) -> dict[str, Any]:
     if config:
         raise AdapterConfigError(
             f"the inbox adapter takes no configuration, got {sorted(config)}",

@@ -32,9 +32,11 @@ from adapters.contracts import (
     AdapterConfigError,
     AdapterSpec,
     DeliveryResult,
+    DestinationRules,
     NodeIdentity,
     Outgoing,
 )
+from adapters.destinations import STRICT
 from adapters.webhook import RETRYABLE_4XX, check_url
 from broker.core import crypto
 from broker.core.errors import PalermoError
@@ -56,7 +58,7 @@ def decode_node_key(value: Any, *, field: str = "adapter_config.node_key") -> by
     return raw
 
 
-def check(config: Mapping[str, Any]) -> dict[str, Any]:
+def check(config: Mapping[str, Any], rules: DestinationRules = STRICT) -> dict[str, Any]:
     unknown = set(config) - {"url", "node_key"}
     if unknown:
         raise AdapterConfigError(

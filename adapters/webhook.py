@@ -1,7 +1,8 @@
 """``webhook``: HTTP push of the countersigned envelope to the agency's endpoint.
 
 Configuration: ``{"url": "https://agency.example/palermo", "receipt": true}``. The URL must be
-https, except on a loopback host (a gateway on the same machine). ``receipt`` (default true):
+https, except on a loopback host (a gateway on the same machine, which needs
+``PALERMO_WEBHOOK_ALLOW_PRIVATE=true``). ``receipt`` (default true):
 the delivery completes only with a 2xx whose body is the recipient's signed ``receipt``
 envelope (the node verifies it against the recipient's registered keys).
 
@@ -10,6 +11,10 @@ The request is ``POST`` with the envelope JSON as body, ``Content-Type: applicat
 ``keyid`` = the node key id published at ``GET /v1/node``, tag ``palermo``) covering
 ``@method``, ``@target-uri``, ``content-type`` and ``content-digest``. The agency
 deduplicates by message id (``X-Palermo-Message-Id``, also the payload's id).
+
+Destinations (``adapters.destinations``): the host must be a public address, at
+configuration and, resolved, before each delivery (a refusal there dead-letters the
+message), unless ``PALERMO_WEBHOOK_ALLOW_PRIVATE=true``.
 
 Outcomes: 2xx (with a receipt when required) delivers; 408, 425, 429, 5xx, timeouts and
 connection errors are retried; any other 4xx is a permanent refusal (dead letter).
@@ -29,8 +34,15 @@ from adapters.contracts import (
     AdapterConfigError,
     AdapterSpec,
     DeliveryResult,
+    DestinationRules,
     NodeIdentity,
     Outgoing,
+)
+from adapters.destinations import (
+    STRICT,
+    DisallowedDestinationError,
+    check_host,
+    resolve_and_check,
 )
 
 RETRYABLE_4XX = {408, 425, 429}
@@ -62,7 +74,7 @@ def check_url(value: Any, *, field: str = "adapter_config.url") -> str:
     return value
 
 
-def check(config: Mapping[str, Any]) -> dict[str, Any]:
+def check(config: Mapping[str, Any], rules: DestinationRules = STRICT) -> dict[str, Any]:
     unknown = set(config) - {"url", "receipt"}
     if unknown:
         raise AdapterConfigError(
@@ -71,7 +83,9 @@ def check(config: Mapping[str, Any]) -> dict[str, Any]:
     receipt = config.get("receipt", True)
     if not isinstance(receipt, bool):
         raise AdapterConfigError("receipt must be true or false", field="adapter_config.receipt")
-    return {"url": check_url(config.get("url")), "receipt": receipt}
+    url = check_url(config.get("url"))
+    check_host(urlsplit(url).hostname or "", rules, field="adapter_config.url")
+    return {"url": url, "receipt": receipt}
 
 
 class WebhookAdapter:
@@ -91,6 +105,19 @@ class WebhookAdapter:
         return self._client
 
     async def deliver(self, item: Outgoing) -> DeliveryResult:
+        parts = urlsplit(self.url)
+        try:
+            await resolve_and_check(
+                parts.hostname or "",
+                parts.port or (443 if parts.scheme == "https" else 80),
+                self.node.rules,
+            )
+        except (DisallowedDestinationError, AdapterConfigError) as exc:
+            # The name points inside (or the setting that allowed it is gone): a refusal,
+            # dead-lettered at once; the operator fixes the URL and requeues.
+            return DeliveryResult.reject(str(exc))
+        except OSError as exc:
+            return DeliveryResult.retry(f"the endpoint's host does not resolve ({exc})")
         body = item.envelope.to_json()
         headers = {
             "Content-Type": "application/json",

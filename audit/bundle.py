@@ -284,6 +284,17 @@ def _earlier_roots(
                 f"two earlier checkpoints of size {old.size} have different roots: "
                 "the log signed two different trees"
             )
+        if old.size == 0 and not hmac.compare_digest(old.root_hash, EMPTY_ROOT):
+            raise BundleError(f"earlier checkpoint #{number} of size 0 has a non-empty root")
+        roots[old.size] = old.root_hash
+    return roots
+
+
+def _check_not_rolled_back(
+    earlier: Sequence[str | bytes], verifier: Verifier, checkpoint: Checkpoint
+) -> None:
+    for number, text in enumerate(earlier, start=1):
+        old = _open(text, verifier, checkpoint.origin, f"earlier checkpoint #{number}")
         if old.size > checkpoint.size:
             raise BundleError(
                 f"earlier checkpoint #{number} has size {old.size}, the bundle only "
@@ -291,10 +302,6 @@ def _earlier_roots(
                 "(the log was rolled back or forked, or the bundle is stale)",
                 checkpoint.size,
             )
-        if old.size == 0 and not hmac.compare_digest(old.root_hash, EMPTY_ROOT):
-            raise BundleError(f"earlier checkpoint #{number} of size 0 has a non-empty root")
-        roots[old.size] = old.root_hash
-    return roots
 
 
 def _check_proof(
@@ -428,6 +435,10 @@ def verify_bundle(
     checkpoint = _read_header(reader, verifier, origin)
     earlier_roots = _earlier_roots(earlier, verifier, checkpoint)
     pending = _read_entries(reader, checkpoint, earlier_roots, progress)
+    # An earlier checkpoint larger than the bundle proves entries gone from index `size` on;
+    # it is reported only now, after the entries, so a changed, missing or misnumbered entry
+    # before it is the one named (the first index proven wrong).
+    _check_not_rolled_back(earlier, verifier, checkpoint)
     proofs = 0
     while pending is not None:
         proofs += 1

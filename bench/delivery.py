@@ -546,6 +546,7 @@ def peer_phase(opts: Options, a: Node, b: Node, key: KeyFile) -> None:
         async def configure(
             node: Node = here, pid: str = remote, cfg: dict[str, str] = config
         ) -> None:
+            from adapters.destinations import rules_from
             from broker.delivery.service import configure_adapter
 
             db = Database(node.db_url, pool_size=1)
@@ -557,6 +558,7 @@ def peer_phase(opts: Options, a: Node, b: Node, key: KeyFile) -> None:
                         participant_id=pid,
                         adapter="peer",
                         config=cfg,
+                        rules=rules_from(node.settings),
                         actor=None,
                     )
                     await s.commit()

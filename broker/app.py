@@ -23,6 +23,8 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from adapters.destinations import rules_from
+from broker import apidocs, openapi
 from broker.accounts import service as accounts_service
 from broker.accounts.views import router as accounts_router
 from broker.cases.views import router as cases_router
@@ -144,7 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # An unknown adapter or an unusable adapter configuration stops the node here,
             # at start, with the participants named, not at the first delivery.
             async with app.state.db.session() as session:
-                await check_adapters(session)
+                await check_adapters(session, rules=rules_from(settings))
             # A change of the packs (or reference data) the node enforces is itself audited.
             async with app.state.db.session() as session:
                 if await record_policy_loaded(
@@ -162,6 +164,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "assistance. Errors are RFC 9457 problem+json.",
         lifespan=lifespan,
         dependencies=[Depends(checked_json_text)],
+        # Swagger UI and ReDoc load from a public CDN: /docs is the node's own page.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.node = node_context(settings)
@@ -186,6 +191,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_web(app)
 
     _install_ops_routes(app, settings)
+    openapi.install(app)
+    apidocs.install(app)
     return app
 
 

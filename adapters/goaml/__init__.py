@@ -39,9 +39,11 @@ from adapters.contracts import (
     AdapterConfigError,
     AdapterSpec,
     DeliveryResult,
+    DestinationRules,
     NodeIdentity,
     Outgoing,
 )
+from adapters.destinations import STRICT, check_directory
 from adapters.filedrop import probe as probe_directory
 from adapters.filedrop import write_atomically
 from broker.core.errors import PalermoError, SchemaViolation
@@ -274,7 +276,7 @@ def disclosure_to_report(
 # --- the adapter ---------------------------------------------------------------------------
 
 
-def check(config: Mapping[str, Any]) -> dict[str, Any]:
+def check(config: Mapping[str, Any], rules: DestinationRules = STRICT) -> dict[str, Any]:
     unknown = set(config) - {"directory", "rentity_id", "currency"}
     if unknown:
         raise AdapterConfigError(
@@ -285,6 +287,7 @@ def check(config: Mapping[str, Any]) -> dict[str, Any]:
         raise AdapterConfigError(
             "directory must be an absolute path", field="adapter_config.directory"
         )
+    check_directory(directory, rules, field="adapter_config.directory")
     rentity = config.get("rentity_id", 1)
     if not isinstance(rentity, int) or isinstance(rentity, bool) or rentity < 1:
         raise AdapterConfigError(

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from adapters.destinations import rules_from
 from broker.cli.admin import CommandError, cli_actor, run_in_session
 from broker.core.context import NodeContext, node_context
 from broker.core.db import Database
@@ -58,14 +59,16 @@ def cmd_adapter_set(args: argparse.Namespace) -> int:
         config: Any = json.loads(args.config) if args.config else {}
     except json.JSONDecodeError as exc:
         raise CommandError(f"--config is not JSON: {exc}") from exc
+    settings = Settings()
     p = run_in_session(
-        Settings(),
+        settings,
         lambda s, n: service.configure_adapter(
             s,
             node_id=n.node_id,
             participant_id=args.participant,
             adapter=args.adapter,
             config=config,
+            rules=rules_from(settings),
             actor=cli_actor(),
         ),
     )

@@ -107,6 +107,10 @@ class Settings(PasswordHashSettings):
     delivery_concurrency: int = Field(default=16, ge=1, le=256)
     delivery_timeout_seconds: float = Field(default=10.0, gt=0)
     delivery_task_max_retries: int = Field(default=12, ge=0)
+    # Destinations (adapters/destinations.py, docs/security.md): a webhook may reach
+    # loopback, link-local, private, unspecified or multicast addresses only when this is
+    # true (a gateway on the same machine or the same private network).
+    webhook_allow_private: bool = False
     federation_max_age_seconds: int = Field(default=7 * 86_400, ge=60)
     filedrop_import_dir: Path | None = None
     filedrop_import_interval_seconds: float = Field(default=30.0, gt=0)

@@ -22,7 +22,7 @@ from sqlalchemy import and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import adapters
-from adapters.contracts import AdapterConfigError
+from adapters.contracts import AdapterConfigError, DestinationRules
 from broker.core.context import Actor
 from broker.core.db import utcnow
 from broker.core.errors import NotFound
@@ -169,14 +169,15 @@ async def configure_adapter(
     participant_id: str,
     adapter: str,
     config: dict[str, Any] | None,
+    rules: DestinationRules,
     actor: Actor | None,
 ) -> Participant:
-    """Set a participant's adapter and its configuration, checked first. Raises NotFound,
-    AdapterConfigError."""
+    """Set a participant's adapter and its configuration, checked first under the node's
+    destination ``rules``. Raises NotFound, AdapterConfigError."""
     participant = await session.get(Participant, participant_id)
     if participant is None:
         raise NotFound(f"no participant {participant_id}")
-    normalised = adapters.check_config(adapter, config)
+    normalised = adapters.check_config(adapter, config, rules=rules)
     participant.adapter = adapter
     participant.adapter_config = normalised
     await session.flush()
@@ -192,7 +193,7 @@ async def configure_adapter(
     return participant
 
 
-async def check_adapters(session: AsyncSession) -> None:
+async def check_adapters(session: AsyncSession, *, rules: DestinationRules) -> None:
     """Raises ConfigurationError naming every participant whose adapter is unknown or whose
     configuration is unusable: the node refuses to start on them."""
     problems = []
@@ -204,7 +205,7 @@ async def check_adapters(session: AsyncSession) -> None:
         )
     ).all():
         try:
-            adapters.check_config(name, config)
+            adapters.check_config(name, config, rules=rules)
         except AdapterConfigError as exc:
             problems.append(f"participant {pid}: {exc.detail}")
     if problems:

@@ -19,6 +19,7 @@ from celery.signals import worker_init
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from adapters.contracts import NodeIdentity
+from adapters.destinations import rules_from
 from broker.core.context import NodeContext
 from broker.core.db import Database
 from broker.core.logging import get_logger
@@ -43,7 +44,10 @@ def retry_policy(s: Settings) -> RetryPolicy:
 
 def node_identity(node: NodeContext, s: Settings) -> NodeIdentity:
     return NodeIdentity(
-        node_id=node.node_id, signer=node.signer, timeout_seconds=s.delivery_timeout_seconds
+        node_id=node.node_id,
+        signer=node.signer,
+        timeout_seconds=s.delivery_timeout_seconds,
+        rules=rules_from(s),
     )
 
 
@@ -143,7 +147,7 @@ def check_node_adapters(s: Settings) -> None:
         db = Database(s.resolved_database_url, pool_size=1)
         try:
             async with db.session() as session:
-                await check_adapters(session)
+                await check_adapters(session, rules=rules_from(s))
         finally:
             await db.dispose()
 

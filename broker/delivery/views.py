@@ -8,6 +8,7 @@ import orjson
 from fastapi import APIRouter, Query, Request, Response, status
 
 from adapters import httpsig
+from adapters.destinations import rules_from
 from broker.core.errors import Forbidden, PolicyDenied
 from broker.delivery import federation, service
 from broker.delivery.schemas import (
@@ -72,7 +73,12 @@ async def get_adapter(participant_id: str, session: SessionDep, _caller: Admin) 
 
 @router.put("/participants/{participant_id}/adapter", response_model=AdapterRead)
 async def set_adapter(
-    participant_id: str, body: AdapterUpdate, session: SessionDep, node: NodeDep, caller: Admin
+    participant_id: str,
+    body: AdapterUpdate,
+    session: SessionDep,
+    node: NodeDep,
+    settings: SettingsDep,
+    caller: Admin,
 ) -> AdapterRead:
     """Choose how messages reach this participant; the configuration is checked first."""
     p = await service.configure_adapter(
@@ -81,6 +87,7 @@ async def set_adapter(
         participant_id=participant_id,
         adapter=body.adapter,
         config=body.config,
+        rules=rules_from(settings),
         actor=caller.actor(),
     )
     await session.commit()

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import adapters
+from adapters.contracts import DestinationRules
 from broker.core import crypto
 from broker.core.context import Actor, NodeContext
 from broker.core.db import utcnow
@@ -52,6 +53,7 @@ async def register_participant(
     display_name: str,
     adapter: str = "inbox",
     adapter_config: dict[str, Any] | None = None,
+    rules: DestinationRules = adapters.STRICT,
     actor: Actor | None,
 ) -> Participant:
     """Raises Conflict if the id exists; SchemaViolation for a malformed id, an unknown kind,
@@ -64,7 +66,7 @@ async def register_participant(
         raise SchemaViolation(f"unknown participant kind {kind!r}", field="kind")
     if adapter not in KNOWN_ADAPTERS:
         raise SchemaViolation(f"unknown adapter {adapter!r}", field="adapter")
-    checked_config = adapters.check_config(adapter, adapter_config)
+    checked_config = adapters.check_config(adapter, adapter_config, rules=rules)
     if await session.get(Participant, participant_id) is not None:
         raise Conflict(f"participant {participant_id} already exists")
     participant = Participant(

@@ -49,7 +49,7 @@ def test_readers_take_complete_json_files_only_and_settle_them(tmp_path: Path) -
         ({}, "absolute path"),
         ({"directory": "relative/dir"}, "absolute path"),
         ({"directory": "/nonexistent-palermo-drop"}, "does not exist"),
-        ({"directory": "/tmp", "node_key": "short"}, "base64"),
+        ({"directory": "/srv/drop", "node_key": "short"}, "base64"),
         ({"directory": "/tmp", "other": 1}, "unknown filedrop setting"),
     ],
 )

@@ -1,5 +1,6 @@
 """palermo-verify and the palermo-audit-bundle/v1 format, tamper cases included."""
 
+import base64
 import io
 import json
 import subprocess
@@ -266,6 +267,23 @@ def test_earlier_checkpoint_larger_than_the_bundle(run: Runner, log: Log) -> Non
     status, out, _ = run(log.bundle(), earlier=[longer.checkpoint()[0]])
     assert status == 1
     assert out.startswith("FAIL at index 20: earlier checkpoint #1 has size 25")
+
+
+def test_an_entry_proven_wrong_is_named_before_a_larger_checkpoint(run: Runner, log: Log) -> None:
+    longer = make_log(log.signer, 25).checkpoint()[0]
+    lines = lines_of(log.bundle())
+    deleted = b"".join(lines[:6] + lines[7:])  # entry 5 removed
+    status, out, _ = run(deleted, earlier=[longer])
+    assert status == 1
+    assert out.startswith("FAIL at index 5: expected entry 5, found entry 6"), out
+    truncated = b"".join(lines[: 1 + 15])
+    status, out, _ = run(truncated, earlier=[longer])
+    assert out.startswith("FAIL at index 15: the bundle ends after 15 entries"), out
+    changed = json.loads(lines[1 + 3])
+    changed["leaf"] = base64.b64encode(b"changed").decode()
+    lines[1 + 3] = json.dumps(changed).encode() + b"\n"
+    status, out, _ = run(b"".join(lines), earlier=[longer, log.checkpoint(4)[0]])
+    assert out.startswith("FAIL at index 3: entries 0..3 do not hash"), out
 
 
 def test_earlier_checkpoints_that_disagree(run: Runner, log: Log) -> None:
