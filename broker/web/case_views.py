@@ -487,8 +487,12 @@ async def fire_event(
         except (GuardError, Forbidden, InvalidState, SchemaViolation) as exc:
             await session.rollback()
             status = exc.status
+            # A guard's refusal names the guard: its table text is shown, translated, with
+            # the service's own detail under it.
+            guard = next((g for g in t.guards if g.id == exc.extra.get("guard")), None)
             refusal = {
                 "detail": exc.detail,
+                "guard": guard.text if guard is not None else "",
                 "citation": str(exc.extra.get("citation") or t.citation),
                 "reasons": [],
             }
@@ -497,7 +501,7 @@ async def fire_event(
             await session.commit()
             if isinstance(outcome, messages.Refused):
                 status = 403
-                refusal = {"detail": "", "citation": "", "reasons": outcome.reasons}
+                refusal = {"detail": "", "guard": "", "citation": "", "reasons": outcome.reasons}
             else:
                 return RedirectResponse(f"/cases/{case_id}?done={event}", status_code=303)
     context = await _event_context(session, user, case_id, event, values, errors, refusal)

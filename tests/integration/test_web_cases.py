@@ -172,6 +172,11 @@ def test_a_guard_refusal_is_shown_with_its_citation(browser: Browser, api: Api) 
     assert r.status_code == 403
     assert "The event was refused" in r.text
     assert "UNTOC art. 18(13); P1 require_approval" in r.text
+    assert "This check is not met: the account that transmits is not one that drafted" in r.text
+    browser.client.cookies.set("palermo_lang", "fr")
+    fr = browser.submit(path, path)
+    assert fr.status_code == 403
+    assert "le compte qui transmet n\u2019est pas l\u2019un de ceux qui ont" in fr.text
     assert api.get(f"/v1/cases/{case['id']}", as_="it.supervisor").json()["state"] == "CA_VETTING"
 
 

@@ -187,6 +187,8 @@ def test_consent_pages_show_translated_states_and_errors(
     assert "En attente de réponse" in officer.get("/consents").text
 
     provider.client.cookies.set("palermo_lang", "es")
+    form = provider.get(consent_page).text
+    assert '<label for="ground-bank_secrecy">Secreto bancario (nunca es un motivo, 18(8))' in form
     provider.submit(
         consent_page, consent_page + "/refuse", {"reasons": "el análisis sigue abierto"}
     )
