@@ -121,6 +121,7 @@ REQUESTED_DEADLINE_STOPS: Mapping[str, frozenset[str]] = {
     "fiu.request": frozenset({"respond", "refuse", "withdraw"}),
 }
 REQUESTED_DEADLINE_REMIND_HOURS = 72.0
+REQUESTED_DEADLINE_TITLE = "deadline set by the requesting side"
 
 
 class ClockConfigError(ValueError):
@@ -323,7 +324,7 @@ def deadlines(
             out.append(
                 Deadline(
                     name="requested",
-                    title="deadline set by the requesting side",
+                    title=REQUESTED_DEADLINE_TITLE,
                     reason=reason,
                     citation="UNTOC art. 18(24)",
                     source="requesting side",

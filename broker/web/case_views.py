@@ -18,6 +18,7 @@ from fastapi import Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from broker import messages
+from broker.accounts.service import list_accounts
 from broker.cases import evidence, read_models
 from broker.cases import service as cases
 from broker.cases import views as case_api
@@ -320,8 +321,19 @@ async def _case_context(
     read = await read_models.case_read(session, loaded, user.caller, config, now)
     visited = {ev.from_state for ev in read.timeline} | {ev.to_state for ev in read.timeline}
     mine = cases.side_of(case, user.caller.participant_id)
+    # Who fired each event: the reader's own colleagues by name; a person of the other side
+    # only by their participant (the other State's staff are not named to this one).
+    own = {
+        a.id: a.display_name
+        for a in await list_accounts(session, participant_id=user.caller.participant_id)
+    }
     return {
         "case": read,
+        "colleagues": {
+            ev.actor_account: own[ev.actor_account]
+            for ev in read.timeline
+            if ev.actor_participant == user.caller.participant_id and ev.actor_account in own
+        },
         "tone": tone(read.state),
         "final": read.state in loaded.workflow.finals,
         "workflow": loaded.workflow,
@@ -353,7 +365,27 @@ async def case_page(
     context = await _case_context(session, user, config, clock(), case_id)
     await session.commit()
     context["uploaded"] = next((f for f in context["case"].evidence if f.id == uploaded), None)
+    context["upload_error"] = None
     return render(request, "case.html", context, user=user)
+
+
+async def _upload_refused(
+    request: Request,
+    session: SessionDep,
+    user: WebUser,
+    config: ConfigDep,
+    now: dt.datetime,
+    case_id: str,
+    code: str,
+    detail: str,
+) -> Response:
+    """The case page again, 422, with the upload's error in the summary (nothing stored)."""
+    await session.rollback()
+    context = await _case_context(session, user, config, now, case_id)
+    await session.commit()
+    context["uploaded"] = None
+    context["upload_error"] = {"code": code, "detail": detail}
+    return render(request, "case.html", context, user=user, status=422)
 
 
 def _transition(loaded: cases.Loaded, user: WebUser, event: str) -> Transition:
@@ -455,8 +487,12 @@ async def fire_event(
         except (GuardError, Forbidden, InvalidState, SchemaViolation) as exc:
             await session.rollback()
             status = exc.status
+            # A guard's refusal names the guard: its table text is shown, translated, with
+            # the service's own detail under it.
+            guard = next((g for g in t.guards if g.id == exc.extra.get("guard")), None)
             refusal = {
                 "detail": exc.detail,
+                "guard": guard.text if guard is not None else "",
                 "citation": str(exc.extra.get("citation") or t.citation),
                 "reasons": [],
             }
@@ -465,7 +501,7 @@ async def fire_event(
             await session.commit()
             if isinstance(outcome, messages.Refused):
                 status = 403
-                refusal = {"detail": "", "citation": "", "reasons": outcome.reasons}
+                refusal = {"detail": "", "guard": "", "citation": "", "reasons": outcome.reasons}
             else:
                 return RedirectResponse(f"/cases/{case_id}?done={event}", status_code=303)
     context = await _event_context(session, user, case_id, event, values, errors, refusal)
@@ -511,15 +547,22 @@ async def upload_evidence(
         upload.file_chunks(), path=path, key=key, file_id=file_id, limit=config.evidence_max_bytes
     )
     if not upload.filename:
+        # No file chosen (the browser still sends an empty part): the token is checked now,
+        # since no file part triggered the check, then the page says what to do.
         evidence.erase(path)
         check_csrf(request, user, upload.fields.get("csrf_token", ""))
-        raise SchemaViolation("choose a file to upload", field="file")
+        return await _upload_refused(
+            request, session, user, config, clock(), case_key, "missing", ""
+        )
     try:
         name = evidence.checked_file_name(upload.filename)
         media_type = evidence.checked_media_type(upload.media_type)
-    except SchemaViolation:
+    except SchemaViolation as exc:
         evidence.erase(path)
-        raise
+        code = "type" if exc.extra.get("field") == "media_type" else "name"
+        return await _upload_refused(
+            request, session, user, config, clock(), case_key, code, exc.detail
+        )
     row = await evidence.record_upload(
         session,
         node=node,

@@ -2,7 +2,12 @@
 must translate them; ``python -m broker.web.catalogs`` brings every catalog up to date
 (new messages added with an empty translation, messages no template uses removed).
 
-tests/unit/web/test_catalogs.py fails when a template holds text outside gettext, or a
+Beside the templates' messages, the catalogs hold the texts of the workflow tables and the
+built-in clocks that pages show (workflow titles, transition summaries, guard texts, state
+notes, clock and milestone titles): templates pass them through the ``tr`` filter, so the
+tables stay the one source of their English text and a new row is a catalog entry to translate.
+
+tests/unit/broker/test_web_catalogs.py fails when a template holds text outside gettext, or a
 catalog misses a message or keeps one no template uses.
 """
 
@@ -14,6 +19,8 @@ from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po, write_po
 
+from broker.cases.clocks import DEFAULT_CLOCKS, REQUESTED_DEADLINE_TITLE
+from broker.cases.tables import WORKFLOWS
 from broker.web.i18n import LANGUAGES, po_path
 from broker.web.rendering import TEMPLATE_DIR
 
@@ -28,7 +35,28 @@ def template_messages() -> Catalog:
         TEMPLATE_DIR, METHOD_MAP, OPTIONS_MAP
     ):
         catalog.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
+    for where, text in table_texts():
+        catalog.add(text, None, [(where, 0)])
     return catalog
+
+
+def table_texts() -> list[tuple[str, str]]:
+    """(where, text) for every text of the workflow tables and built-in clocks a page shows
+    through the ``tr`` filter."""
+    out: list[tuple[str, str]] = []
+    for name, wf in WORKFLOWS.items():
+        where = f"broker/cases/tables:{name}"
+        out.append((where, wf.title))
+        out.extend((where, note) for note in wf.state_notes.values())
+        for t in wf.transitions:
+            out.append((where, t.summary))
+            out.extend((where, g.text) for g in t.guards)
+    for clock_id, clock in DEFAULT_CLOCKS.items():
+        where = f"broker/cases/clocks:{clock_id}"
+        out.append((where, str(clock["title"])))
+        out.extend((where, str(m.get("title", m["name"]))) for m in clock["milestones"])
+    out.append(("broker/cases/clocks:requested", REQUESTED_DEADLINE_TITLE))
+    return [(w, t) for w, t in out if t]
 
 
 def read_catalog(language: str) -> Catalog:

@@ -39,11 +39,13 @@ Text200 = Annotated[str, Form(max_length=200)]
 
 
 def errors_of(exc: ValidationError, names: dict[str, str]) -> list[dict[str, str]]:
-    """A pydantic error as the error summary's rows: the field's id and the message."""
+    """A pydantic error as the error summary's rows: the field's id, the error's type as the
+    code the templates translate (``_onward.html``) and pydantic's message as the detail
+    shown when no translation names the code."""
     rows = []
     for e in exc.errors():
         loc = str(e["loc"][0]) if e["loc"] else ""
-        rows.append({"field": names.get(loc, loc), "text": str(e["msg"])})
+        rows.append({"field": names.get(loc, loc), "text": str(e["type"]), "detail": str(e["msg"])})
     return rows
 
 

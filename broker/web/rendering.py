@@ -61,7 +61,19 @@ def environment(language: str) -> Environment:
         lstrip_blocks=True,
     )
     env.install_gettext_translations(i18n.translations(language), newstyle=True)  # type: ignore[attr-defined]
+    # Texts that come from data, not templates (the workflow tables' summaries and guards):
+    # broker.web.catalogs puts them in the catalogs, ``{{ text | tr }}`` translates them.
+    env.filters["tr"] = _translator(language)
     return env
+
+
+def _translator(language: str) -> Any:
+    catalog = i18n.translations(language)
+
+    def tr(text: object) -> str:
+        return catalog.gettext(str(text)) if text else ""
+
+    return tr
 
 
 def safe_next(target: str | None) -> str:

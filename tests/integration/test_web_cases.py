@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy import text as sql
 
 from tests.conftest import Api, count_rows
 from tests.integration.test_case_helpers import (
@@ -171,6 +172,11 @@ def test_a_guard_refusal_is_shown_with_its_citation(browser: Browser, api: Api) 
     assert r.status_code == 403
     assert "The event was refused" in r.text
     assert "UNTOC art. 18(13); P1 require_approval" in r.text
+    assert "This check is not met: the account that transmits is not one that drafted" in r.text
+    browser.client.cookies.set("palermo_lang", "fr")
+    fr = browser.submit(path, path)
+    assert fr.status_code == 403
+    assert "le compte qui transmet n\u2019est pas l\u2019un de ceux qui ont" in fr.text
     assert api.get(f"/v1/cases/{case['id']}", as_="it.supervisor").json()["state"] == "CA_VETTING"
 
 
@@ -275,3 +281,125 @@ def test_the_diagram_and_the_letter(browser: Browser, api: Api) -> None:
     for text in ("Procura della Repubblica di Milano", "Bank records of two accounts", "M. R."):
         assert text in full.text
     assert "UNTOC art. 18(15)(e)" in full.text
+
+
+def test_an_upload_without_a_file_is_422_with_an_error_summary(
+    browser: Browser, api: Api, sync_engine: Engine
+) -> None:
+    case = to_execution(api)
+    browser.sign_in("us.officer")
+    token = csrf_of(browser.get(f"/cases/{case['id']}").text)
+    # What a browser sends when no file is chosen: an empty part with an empty file name.
+    r = browser.client.post(
+        f"/cases/{case['id']}/evidence",
+        data={"csrf_token": token},
+        files={"file": ("", b"", "application/octet-stream")},
+        follow_redirects=False,
+    )
+    assert r.status_code == 422
+    assert "There is a problem" in r.text
+    assert '<a href="#file">Choose a file to upload</a>' in r.text
+    assert 'aria-invalid="true"' in r.text
+    assert "Timeline of signed events" in r.text  # the case page, not an error page
+    # A form without the file part at all is answered the same way.
+    r = browser.client.post(
+        f"/cases/{case['id']}/evidence",
+        data={"csrf_token": token},
+        files={"other": ("a.txt", b"x", "text/plain")},
+        follow_redirects=False,
+    )
+    assert r.status_code == 422
+    assert 'href="#file"' in r.text
+    fr = browser.client.post(
+        f"/cases/{case['id']}/evidence",
+        data={"csrf_token": token},
+        files={"file": ("", b"", "application/octet-stream")},
+        headers={"accept-language": "fr"},
+        follow_redirects=False,
+    )
+    assert "Choisissez un fichier à téléverser" in fr.text
+    assert count_rows(sync_engine, "evidence_files") == 0
+
+
+def test_an_upload_with_a_bad_media_type_is_422_on_the_case_page(
+    browser: Browser, api: Api, sync_engine: Engine
+) -> None:
+    case = to_execution(api)
+    browser.sign_in("us.officer")
+    token = csrf_of(browser.get(f"/cases/{case['id']}").text)
+    r = browser.client.post(
+        f"/cases/{case['id']}/evidence",
+        data={"csrf_token": token},
+        files={"file": ("records.pdf", b"data", "not a type")},
+        follow_redirects=False,
+    )
+    assert r.status_code == 422
+    assert re.search(r"The file(&#39;|&#x27;|')s type cannot be accepted", r.text)
+    assert "Timeline of signed events" in r.text
+    assert count_rows(sync_engine, "evidence_files") == 0
+
+
+def _timeline(html: str) -> str:
+    match = re.search(r'<table class="table timeline">.*?</table>', html, re.S)
+    assert match
+    return match.group(0)
+
+
+def test_the_timeline_names_own_staff_and_only_the_other_sides_participant(
+    browser: Browser, api: Api, sync_engine: Engine
+) -> None:
+    case = to_execution(api)
+    with sync_engine.connect() as conn:
+        ids: dict[str, str] = {
+            str(login): str(i) for login, i in conn.execute(sql("SELECT login, id FROM accounts"))
+        }
+    browser.sign_in("it.officer")
+    mine = _timeline(browser.get(f"/cases/{case['id']}").text)
+    # Our own staff by display name; the requested State's actions by its participant only.
+    assert "it.supervisor" in mine
+    assert "us.central-authority" in mine
+    assert "us.officer" not in mine
+    assert "us.supervisor" not in mine
+    assert all(ids[login] not in mine for login in ("it.supervisor", "us.officer"))
+
+    browser.client.cookies.clear()
+    browser.sign_in("us.officer")
+    theirs = _timeline(browser.get(f"/cases/{case['id']}").text)
+    assert "us.officer" in theirs
+    assert "it.central-authority" in theirs
+    assert "it.supervisor" not in theirs
+    assert "it.officer" not in theirs
+    assert all(ids[login] not in theirs for login in ("it.supervisor", "us.officer"))
+
+
+@pytest.mark.parametrize(
+    ("language", "title", "summary", "guard"),
+    [
+        (
+            "fr",
+            "Demande d\u2019entraide judiciaire",
+            "L\u2019envoi final de preuves part vers l\u2019État requérant.",
+            "chacun est haché et signé avec l\u2019événement",
+        ),
+        (
+            "es",
+            "Solicitud de asistencia judicial recíproca",
+            "Se envía el paquete final de pruebas al Estado requirente.",
+            "cada uno se resume (hash) y se firma con el evento",
+        ),
+    ],
+)
+def test_workflow_texts_are_translated(
+    browser: Browser, api: Api, language: str, title: str, summary: str, guard: str
+) -> None:
+    case = to_execution(api)
+    browser.sign_in("us.officer")
+    headers = {"accept-language": language}
+    page = browser.get(f"/cases/{case['id']}", headers=headers).text
+    assert title in page
+    assert summary in page
+    assert "The final evidence package goes to the requesting State." not in page
+    event = browser.get(f"/cases/{case['id']}/events/complete", headers=headers).text
+    assert summary in event
+    assert guard in event
+    assert "each is hashed and signed with the event" not in event

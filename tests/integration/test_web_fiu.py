@@ -140,3 +140,15 @@ def test_matching_is_between_fius(api: Api) -> None:
     }
     r = browser.submit("/fiu/matches", "/fiu/matches", data)
     assert r.status_code == 403
+
+
+def test_goaml_errors_are_in_the_readers_language(api: Api, sync_engine: Engine) -> None:
+    fiu = Browser(api.client)
+    fiu.sign_in("nl.officer")
+    fiu.client.cookies.set("palermo_lang", "fr")
+    r = _upload(fiu, STR, legal_basis="")
+    assert r.status_code == 422  # type: ignore[attr-defined]
+    text = r.text  # type: ignore[attr-defined]
+    assert '<a href="#goaml-legal_basis">Indiquez la base juridique de la communication</a>' in text
+    assert ">legal_basis<" not in text
+    assert count_rows(sync_engine, "messages") == 0

@@ -160,3 +160,38 @@ def test_refused_forward_consent_refused_asked_again_granted_then_forwarded(
     done = _forward(officer, original, "de.bka")
     assert done.status_code == 303  # type: ignore[attr-defined]
     assert count_rows(sync_engine, "consents", "status = 'granted'") == 1
+
+
+def test_consent_pages_show_translated_states_and_errors(
+    officer: Browser, provider: Browser, api: Api
+) -> None:
+    original = delivered(api, "nl.officer", FIU_DISCLOSURE)
+    ask_page = f"/messages/{original}/consent-request?recipient=de.bka&purpose={PURPOSE}"
+    officer.client.cookies.set("palermo_lang", "fr")
+    empty = officer.submit(
+        ask_page,
+        f"/messages/{original}/consent-request",
+        {"recipient": "de.bka", "purpose": PURPOSE, "reasons": ""},
+    )
+    assert empty.status_code == 422
+    assert '<a href="#consent-reasons">Indiquez vos motifs</a>' in empty.text
+    asked = officer.submit(
+        ask_page,
+        f"/messages/{original}/consent-request",
+        {"recipient": "de.bka", "purpose": PURPOSE, "reasons": "joint investigation"},
+    )
+    consent_page = str(asked.headers["location"]).split("?")[0]
+    page = officer.get(consent_page).text
+    assert "En attente de réponse" in page
+    assert "requested</span>" not in page
+    assert "En attente de réponse" in officer.get("/consents").text
+
+    provider.client.cookies.set("palermo_lang", "es")
+    form = provider.get(consent_page).text
+    assert '<label for="ground-bank_secrecy">Secreto bancario (nunca es un motivo, 18(8))' in form
+    provider.submit(
+        consent_page, consent_page + "/refuse", {"reasons": "el análisis sigue abierto"}
+    )
+    answered = provider.get(consent_page).text
+    assert "Consentimiento denegado" in answered
+    assert ">refused<" not in answered
