@@ -58,6 +58,14 @@ _M = Message.__table__.c
 _MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 
 
+CASE_ONLY_TYPES = frozenset(
+    {"mla.event", "fiu.event", "fiu.consent", "extradition.event", "jit.event"}
+)
+"""Message types only the case and consent services send: a plain submission of one (or of
+any message naming a ``case_id``) is refused, so no participant can put an event into a case
+it is not a party of (issue 14 item 5). Peer nodes' envelopes arrive by federation."""
+
+
 AnyContext = CallContext[NodePolicy | None, object]
 """The context ingress needs: any domain's call context (its configuration is not read)."""
 
@@ -244,6 +252,13 @@ async def submit(session: AsyncSession, *, ctx: AnyContext, body: bytes) -> Acce
             f"a forward goes to POST /v1/messages/{forwarded_from}/forward, which "
             "decides it against the terms of the original",
             field="payload.forwarded_from",
+        )
+    if signed.payload.type in CASE_ONLY_TYPES or signed.payload.case_id is not None:
+        raise SchemaViolation(
+            f"a {signed.payload.type} message that belongs to a case is sent by the case "
+            "service (POST /v1/cases or POST /v1/cases/{id}/events, or the consent routes), "
+            "which checks that the sender is a party of that case and the event is allowed",
+            field="payload.case_id" if signed.payload.case_id is not None else "payload.type",
         )
     return await accept(session, ctx=ctx, signed=signed, request=AcceptRequest(parties=parties))
 
