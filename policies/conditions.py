@@ -13,12 +13,14 @@ Invariants:
 - ``None`` semantics: when the attribute (or the referenced attribute) resolves to ``None``,
   the positive operators (``eq``, ``in``, ``contains``, ``subset_of``, ``intersects``,
   ``present``) are false and their negations (``ne``, ``not_in``, ``not_contains``,
-  ``absent``) are true. ``present`` on a string or set also requires it to be non-empty.
+  ``absent``) are true. ``present`` on a set also requires it to be non-empty, and on a string
+  a visible character (``declared``: whitespace and format characters alone are absent).
 - A compiled test is a pure function of the context: no state, no I/O.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -247,8 +249,29 @@ def _check_ref_kinds(op: str, attr: Attribute, other: Attribute, where: str) -> 
         )
 
 
+_INVISIBLE = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
+"""Unicode categories that declare nothing: separators, controls and format characters
+(zero-width space U+200B, the bidi marks, the BOM, soft hyphen)."""
+
+
+def declared(text: str | None) -> bool:
+    """Whether a string says anything: not empty once whitespace (including non-breaking and
+    other Unicode spaces) and format characters are set aside. Returns at the first visible
+    character, so a real legal basis costs one character's look-up."""
+    if not text:
+        return False
+    return any(not ch.isspace() and unicodedata.category(ch) not in _INVISIBLE for ch in text)
+
+
 def _unary(op: str, attr: Attribute) -> Test:
     get = attr.get
+    if attr.kind == "str":
+        # A legal basis or purpose of spaces, NBSP or zero-width characters is not declared
+        # (issue 14 item 4): "present" means something a reader can see.
+        if op == "present":
+            return lambda c: declared(get(c))
+        if op == "absent":
+            return lambda c: not declared(get(c))
     if op == "present":
         return lambda c: bool(get(c))
     if op == "absent":

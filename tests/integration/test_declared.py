@@ -1,0 +1,37 @@
+"""Declared means declared (issue 14 item 4): a legal basis or purpose of Unicode spaces or
+format characters alone is refused by the baseline rules (LED arts. 4(1)(b), 8(1)) through
+the API, with the rule that decided; nothing is stored."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine
+
+from tests.conftest import Api, count_rows
+from tests.integration.messaging_helpers import envelope
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "rule"),
+    [
+        ("legal_basis", "   ", "baseline.legal-basis-missing"),
+        ("legal_basis", "\u00a0\u202f", "baseline.legal-basis-missing"),
+        ("purpose", "\u200b\u2060\ufeff", "baseline.purpose-missing"),
+        ("purpose", "\u3000\t\u202e", "baseline.purpose-missing"),
+    ],
+)
+def test_a_blank_declaration_is_refused(
+    api: Api, sync_engine: Engine, field: str, value: str, rule: str
+) -> None:
+    before = count_rows(sync_engine, "messages")
+    env = envelope(api.world.keys["de.bka"], **{field: value})
+    r = api.post("/v1/messages", as_="de.system", json=env)
+    assert r.status_code == 403, r.text
+    assert rule in r.text
+    assert count_rows(sync_engine, "messages") == before
+
+
+def test_a_padded_declaration_is_accepted(api: Api) -> None:
+    env = envelope(api.world.keys["de.bka"], legal_basis="\u00a0UNTOC art. 27 ")
+    r = api.post("/v1/messages", as_="de.system", json=env)
+    assert r.status_code == 202, r.text
