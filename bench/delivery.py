@@ -288,7 +288,7 @@ def payload_for(key: KeyFile, recipient: str) -> dict[str, Any]:
         body={"text": "x" * 1024},
         legal_basis="UNTOC art. 27",
         purpose="bench",
-        data_categories=["bench"],
+        data_categories=["statistics"],
         handling={"code": "H0"},
         evaluation="B2",
         statement_kind="assessment",

@@ -386,7 +386,7 @@ def envelope_bytes(key: KeyFile, body_text: str) -> bytes:
         body={"text": body_text},
         legal_basis="UNTOC art. 27",
         purpose="bench",
-        data_categories=["bench"],
+        data_categories=["statistics"],
         # What the police pack (SIENA practice) asks of every intelligence message.
         handling={"code": "H0"},
         evaluation="B2",

@@ -162,6 +162,7 @@ class Context:
     flagged_jurisdiction: bool = False
     assurance_recorded: bool = False
     transfer_basis: str | None = None
+    special_category_basis: str | None = None
     consent_recorded: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:

@@ -2,7 +2,7 @@
 
 A pack naming a value outside its attribute's vocabulary is refused at load time, so a typo
 cannot silently turn a deny rule into one that never fires. Attributes not listed in
-``VOCABULARY`` are open (legal bases, purposes, data categories, languages, groups) and are
+``VOCABULARY`` are open (legal bases, purposes, languages, groups) and are
 configured by each deployment. These are also the values the broker must put in a
 ``Context`` for the shipped packs to recognise them (see ``policies/RULES.md``).
 """
@@ -157,6 +157,54 @@ DATA_SUBJECT_CATEGORIES = frozenset(
     {"suspect", "convicted", "victim", "witness", "contact", "other"}
 )
 CHANNELS = frozenset({"central_authority", "diplomatic", "direct_judicial", "interpol"})
+SPECIAL_DATA_CATEGORIES = frozenset(
+    {
+        # LED art. 10: processed only where strictly necessary, with appropriate safeguards
+        "racial_or_ethnic_origin",
+        "political_opinions",
+        "religious_or_philosophical_beliefs",
+        "trade_union_membership",
+        "genetic",
+        "biometric",
+        "health",
+        "sex_life_or_sexual_orientation",
+    }
+)
+DATA_CATEGORIES = SPECIAL_DATA_CATEGORIES | frozenset(
+    {
+        "personal",  # personal data of any kind (LED art. 3(1))
+        "nominal",  # names and identifiers of persons (INTERPOL RPD)
+        "identity",
+        "contact",
+        "financial",
+        "transaction",
+        "account",
+        "communications",
+        "location",
+        "travel",
+        "vehicle",
+        "vessel_movement",
+        "criminal_record",
+        "case_file",
+        "statistics",  # aggregate figures, no personal data
+        "keyed_filter",  # FIU anonymous matching (FIU.md)
+        "match_result",
+    }
+)
+SPECIAL_CATEGORY_BASES = frozenset(
+    {
+        "authorised_by_law",  # LED art. 10(a)
+        "vital_interests",  # LED art. 10(b)
+        "manifestly_made_public",  # LED art. 10(c)
+    }
+)
+
+
+def canonical_category(text: str) -> str:
+    """A data category as the vocabulary spells it: matched without regard to case, with
+    spaces and hyphens read as underscores ("Vessel-Movement" is ``vessel_movement``)."""
+    return "_".join(text.strip().lower().replace("-", " ").replace("_", " ").split())
+
 
 VOCABULARY: Mapping[str, frozenset[str]] = types.MappingProxyType(
     {
@@ -178,5 +226,7 @@ VOCABULARY: Mapping[str, frozenset[str]] = types.MappingProxyType(
         "data_subject_categories": DATA_SUBJECT_CATEGORIES,
         "channel": CHANNELS,
         "notified_channels": CHANNELS,
+        "data_categories": DATA_CATEGORIES,
+        "special_category_basis": SPECIAL_CATEGORY_BASES,
     }
 )

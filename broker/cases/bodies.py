@@ -26,7 +26,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from broker.envelopes.schemas import ParticipantId
+from broker.envelopes.schemas import DataCategory, ParticipantId
 from policies.vocabulary import (
     ASSISTANCE_TYPES,
     CASE_FIELDS,
@@ -205,9 +205,10 @@ class Evidence(_Body):
         min_length=1, max_length=100, description="ids of evidence files uploaded to the case"
     )
     note: Text | None = None
-    data_categories: list[Annotated[str, Field(max_length=64)]] = Field(
-        default_factory=list, max_length=32
-    )
+    data_categories: list[DataCategory] = Field(default_factory=list, max_length=32)
+    special_category_basis: (
+        Literal["authorised_by_law", "vital_interests", "manifestly_made_public"] | None
+    ) = Field(default=None, description="LED art. 10 basis when special categories are sent")
     data_subject_categories: list[SubjectCategory] = Field(default_factory=list, max_length=6)
 
 
@@ -256,9 +257,10 @@ class Respond(_Body):
     evidence: list[uuid.UUID] = Field(default_factory=list, max_length=100)
     permitted_recipients: list[ParticipantId] = Field(default_factory=list, max_length=50)
     permitted_purposes: list[Code] = Field(min_length=1, max_length=20)
-    data_categories: list[Annotated[str, Field(max_length=64)]] = Field(
-        default_factory=list, max_length=32
-    )
+    data_categories: list[DataCategory] = Field(default_factory=list, max_length=32)
+    special_category_basis: (
+        Literal["authorised_by_law", "vital_interests", "manifestly_made_public"] | None
+    ) = Field(default=None, description="LED art. 10 basis when special categories are sent")
     data_subject_categories: list[SubjectCategory] = Field(default_factory=list, max_length=6)
 
 

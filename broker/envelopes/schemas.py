@@ -6,15 +6,31 @@ import datetime as dt
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from broker.core.ids import is_uuid7
 from broker.core.jsonlimits import JsonObject
 from broker.core.text import Name, Text
+from policies.vocabulary import DATA_CATEGORIES, canonical_category
 
 PARTICIPANT_ID_PATTERN = r"^[a-z]{2}\.[a-z0-9]+(?:-[a-z0-9]+)*$"
 ParticipantId = Annotated[str, Field(pattern=PARTICIPANT_ID_PATTERN, max_length=64)]
 MESSAGE_TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
+
+
+def _data_category(value: str) -> str:
+    canonical = canonical_category(value)
+    if canonical not in DATA_CATEGORIES:
+        raise ValueError(
+            f"{value!r} is not a data category; use one of: {', '.join(sorted(DATA_CATEGORIES))}"
+        )
+    return canonical
+
+
+DataCategory = Annotated[Text, Field(max_length=64), AfterValidator(_data_category)]
+"""A data category from the closed vocabulary (``policies.vocabulary.DATA_CATEGORIES``),
+matched without regard to case and read in its canonical spelling, so the rules on special
+categories (LED art. 10) cannot be dodged by writing "Health"."""
 
 
 class Handling(BaseModel):
@@ -54,9 +70,10 @@ class _MessageFields(BaseModel):
     expires_at: AwareDatetime | None = None
     legal_basis: Text | None = Field(default=None, max_length=200)
     purpose: Text | None = Field(default=None, max_length=200)
-    data_categories: list[Annotated[Text, Field(max_length=64)]] = Field(
-        default_factory=list, max_length=32
-    )
+    data_categories: list[DataCategory] = Field(default_factory=list, max_length=32)
+    special_category_basis: (
+        Literal["authorised_by_law", "vital_interests", "manifestly_made_public"] | None
+    ) = None
     data_subjects: list[DataSubject] = Field(default_factory=list, max_length=200)
     handling: Handling | None = None
     evaluation: str | None = Field(default=None, pattern=r"^[ABCX][1-4]$")

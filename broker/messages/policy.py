@@ -73,6 +73,7 @@ def context_for(
         language=payload.language,
         statement_kind=payload.statement_kind,
         transfer_basis=payload.transfer_basis,
+        special_category_basis=payload.special_category_basis,
         urgent=payload.urgent,
         confidential=payload.confidential,
         channel=payload.channel,

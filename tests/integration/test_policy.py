@@ -32,7 +32,7 @@ rules:
     effect: deny
     when:
       all:
-        - {attr: data_categories, op: contains, value: vessel-movement}
+        - {attr: data_categories, op: contains, value: vessel_movement}
         - {attr: recipient.kind, op: eq, value: central_authority}
 test_defaults:
   sender: {id: de.bka, kind: police}
@@ -46,7 +46,7 @@ test_defaults:
 tests:
   - name: NAT vessel movements to a central authority are refused
     exercises: NAT
-    context: {data_categories: [vessel-movement]}
+    context: {data_categories: [vessel_movement]}
     expect: {effect: deny, reasons: [NAT.vessels]}
   - name: NAT other data passes
     exercises: NAT

@@ -125,6 +125,8 @@ def envelope_draft(
     }
     if categories:
         draft["data_categories"] = categories
+    if basis := getattr(body, "special_category_basis", None):
+        draft["special_category_basis"] = basis
     if subject_cats:
         draft["data_subjects"] = subjects(subject_cats)
     if attachments:

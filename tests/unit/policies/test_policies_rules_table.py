@@ -14,7 +14,7 @@ def rows() -> dict[str, list[str]]:
     table: dict[str, list[str]] = {}
     for line in RULES_MD.read_text(encoding="utf-8").splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 5 and re.fullmatch(r"P\d+|baseline|MLA|FIU", cells[0]):
+        if len(cells) == 5 and re.fullmatch(r"P\d+|baseline|MLA|FIU|LED10", cells[0]):
             table[cells[0]] = cells[1:]
     return table
 
