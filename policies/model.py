@@ -113,6 +113,10 @@ class Forwarding:
     handling_code: str | None = None
     restrictions: tuple[str, ...] = ()
     original_purpose: str | None = None
+    # The case the material was received in, if any, and the records on file in it (P5: an
+    # exculpatory disclosure of MLA material needs the notice record, UNTOC art. 18(19)).
+    case_type: str | None = None
+    case_records: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         _check_fields(self)

@@ -215,6 +215,8 @@ VOCABULARY: Mapping[str, frozenset[str]] = types.MappingProxyType(
         "case_type": CASE_TYPES,
         "case_event": CASE_EVENTS,
         "case_records": CASE_RECORDS,
+        "forwarding.case_type": CASE_TYPES,
+        "forwarding.case_records": CASE_RECORDS,
         "case_fields": CASE_FIELDS,
         "grounds": GROUNDS,
         "assistance_types": ASSISTANCE_TYPES,

@@ -30,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker import messages
+from broker.cases.models import Case, CaseEvent
 from broker.consents.service import granted_consents
 from broker.core.context import NodeContext
 from broker.core.db import utcnow
@@ -95,6 +96,22 @@ def check_forward(payload: MessagePayload, *, message_id: str, held: Terms) -> N
         )
 
 
+async def _received_in(session: AsyncSession, message_id: str) -> tuple[str | None, frozenset[str]]:
+    """The type of the case a message carried an event of, if any, and the records now on
+    file in it (``Projection.records``: an ``exculpatory_notice``, a ``written_confirmation``)."""
+    row = (
+        await session.execute(
+            select(Case.case_type, Case.projection)
+            .join(CaseEvent, CaseEvent.case_id == Case.id)
+            .where(CaseEvent.message_id == message_id)
+        )
+    ).first()
+    if row is None:
+        return None, frozenset()
+    records = row.projection.get("records", ()) if isinstance(row.projection, dict) else ()
+    return row.case_type, frozenset(str(r) for r in records)
+
+
 def _payload_of(node: NodeContext, message: Message) -> dict[str, Any]:
     envelope = messages.open_envelope(node, message)
     payload: dict[str, Any] = orjson.loads(base64.b64decode(envelope["payload"]))
@@ -133,13 +150,15 @@ async def forward(
         await session.execute(select(Participant.kind).where(Participant.id == held.provider_id))
     ).scalar_one()
     consents = await granted_consents(session, root_message_id=held.root_message_id)
+    case_type, case_records = await _received_in(session, original.id)
+    forwarding = held.forwarding(provider_kind, case_type=case_type, case_records=case_records)
     return await messages.accept(
         session,
         ctx=ctx,
         signed=signed,
         request=messages.AcceptRequest(
             held=held,
-            known={"forwarding": held.forwarding(provider_kind), "consents": consents},
+            known={"forwarding": forwarding, "consents": consents},
         ),
     )
 

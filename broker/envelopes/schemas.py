@@ -89,6 +89,9 @@ class _MessageFields(BaseModel):
     # recipients and purposes the provider permits beyond this recipient and purpose, and the
     # use restrictions that bind the material (a forward carries every one of the original's).
     forwarded_from: uuid.UUID | None = None
+    # An exculpatory disclosure made before the requested State could be told (UNTOC art.
+    # 18(19)): the sender flags it, and the policy obliges it to inform that State at once.
+    late_notice: bool = False
     permitted_recipients: list[ParticipantId] = Field(default_factory=list, max_length=50)
     permitted_purposes: list[Annotated[Text, Field(min_length=1, max_length=200)]] = Field(
         default_factory=list, max_length=20

@@ -74,6 +74,7 @@ def context_for(
         statement_kind=payload.statement_kind,
         transfer_basis=payload.transfer_basis,
         special_category_basis=payload.special_category_basis,
+        late_notice=payload.late_notice,
         urgent=payload.urgent,
         confidential=payload.confidential,
         channel=payload.channel,
@@ -133,9 +134,18 @@ class Terms:
         extra = (self.handling_restriction,) if self.handling_restriction else ()
         return _unique((*self.restrictions, *extra))
 
-    def forwarding(self, provider_kind: str) -> Forwarding:
-        """The ``Context.forwarding`` of a forward of this material."""
+    def forwarding(
+        self,
+        provider_kind: str,
+        *,
+        case_type: str | None = None,
+        case_records: frozenset[str] = frozenset(),
+    ) -> Forwarding:
+        """The ``Context.forwarding`` of a forward of this material; ``case_type`` and
+        ``case_records`` describe the case it was received in, if any."""
         return Forwarding(
+            case_type=case_type,
+            case_records=case_records,
             original_sender=self.provider_id,
             original_sender_kind=provider_kind,
             permitted_recipients=self.permitted_recipients,
