@@ -121,6 +121,9 @@ REQUESTED_DEADLINE_STOPS: Mapping[str, frozenset[str]] = {
     "fiu.request": frozenset({"respond", "refuse", "withdraw"}),
 }
 REQUESTED_DEADLINE_REMIND_HOURS = 72.0
+
+# The notices ``due_actions`` raises, each a system event in the case's history.
+NOTICE_KINDS = ("reminder", "escalation", "postponement_review", "confirmation_escalation")
 REQUESTED_DEADLINE_TITLE = "deadline set by the requesting side"
 
 

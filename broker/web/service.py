@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.accounts.models import AccountKind
 from broker.accounts.service import active_account, authenticate
+from broker.cases.models import Case
 from broker.core import crypto
 from broker.core.context import Actor, Caller, NodeContext
 from broker.core.errors import InvalidGrant, PalermoError
@@ -194,16 +195,18 @@ async def sign_out(session: AsyncSession, *, session_id: str) -> None:
 
 
 async def awaiting_receipt(session: AsyncSession, *, caller: Caller, limit: int) -> list[Message]:
-    """Messages delivered to the caller's participant and not yet acknowledged, the longest
-    waiting first. (A reading of the messages domain's tables that its service does not offer
-    yet; it moves there when that service grows a filtered inbox.)"""
+    """Messages delivered to the caller's participant and not yet acknowledged: those of an
+    urgent case first, then the longest waiting. (A reading of the messages domain's tables
+    that its service does not offer yet; it moves there when that service grows a filtered
+    inbox.)"""
     stmt = (
         select(Message)
+        .outerjoin(Case, Case.id == Message.case_id)
         .where(
             Message.recipient_id == caller.participant_id,
             Message.status == MessageStatus.DELIVERED.value,
         )
-        .order_by(Message.delivered_at, Message.id)
+        .order_by(Case.urgent.is_(True).desc(), Message.delivered_at, Message.id)
         .limit(limit)
     )
     return list((await session.scalars(stmt)).all())

@@ -26,7 +26,6 @@ from broker.messages import (
     filtered_inbox,
     filtered_sent,
     get_message_for,
-    list_sent,
     message_types,
     read_content,
     record_receipt,
@@ -39,7 +38,6 @@ from broker.web.service import CsrfRefused, Limits, TooManySignIns, WebUser
 
 router = APIRouter(include_in_schema=False)
 HANDLING_ROLES = ("officer", "supervisor")
-HOME_ITEMS = 10
 
 
 class SignInRequired(Exception):
@@ -276,23 +274,7 @@ async def save_preferences(
     return response
 
 
-# --- my work -----------------------------------------------------------------------------
-
-
-@router.get("/")
-async def home(request: Request, session: SessionDep, user: SignedIn) -> Response:
-    waiting: list[Any] = []
-    sent: list[Any] = []
-    if user.caller.has_any(*HANDLING_ROLES):
-        waiting = await service.awaiting_receipt(session, caller=user.caller, limit=HOME_ITEMS)
-        sent = await list_sent(session, caller=user.caller, limit=HOME_ITEMS, before=None)
-    await session.commit()
-    return render(
-        request,
-        "home.html",
-        {"waiting": waiting, "sent": sent, "handles": user.caller.has_any(*HANDLING_ROLES)},
-        user=user,
-    )
+# --- lists ------------------------------------------------------------------------------
 
 
 def _filter(
@@ -475,7 +457,13 @@ async def acknowledge(
     return RedirectResponse(f"/messages/{message_id}?acknowledged=1", status_code=303)
 
 
-# The case, compose, forward, consent and FIU pages live in their own modules and add their
+# The home, case, compose, forward, consent and FIU pages live in their own modules and add their
 # routes to this router.
 import broker.web.compose  # noqa: E402, F401
-from broker.web import case_views, consent_views, fiu_views, forward_views  # noqa: E402, F401
+from broker.web import (  # noqa: E402, F401
+    case_views,
+    consent_views,
+    fiu_views,
+    forward_views,
+    home_views,
+)

@@ -43,24 +43,31 @@ from broker.cases.service.notices import (
 )
 from broker.cases.service.opening import open_case, open_draft_for
 from broker.cases.service.reading import (
+    Awaiting,
     allowed_events,
+    awaiting,
     children_of,
     consents_on_record,
+    due_first,
     list_cases,
+    recent_notices,
 )
 from broker.cases.service.request import request_json
 
 __all__: Sequence[str] = [
+    "Awaiting",
     "CaseContext",
     "Fired",
     "Loaded",
     "allowed_events",
+    "awaiting",
     "can_see",
     "case_deadlines",
     "case_for",
     "children_of",
     "consents_on_record",
     "drafted_by",
+    "due_first",
     "fire_event",
     "list_cases",
     "load",
@@ -68,6 +75,7 @@ __all__: Sequence[str] = [
     "open_draft_for",
     "prepare_event",
     "progress",
+    "recent_notices",
     "record_notice",
     "record_system_event",
     "request_json",

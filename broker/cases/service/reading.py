@@ -1,17 +1,27 @@
 """Reading and listing: a case's threads, the caller's cases filtered, the events the
-caller may fire next, and the consents granted on a case for onward-use decisions."""
+caller may fire next, the cases waiting on the caller, their deadlines and the notices of the
+node's clocks (each one bounded query on indexed columns), and the consents granted on a case
+for onward-use decisions."""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
-from sqlalchemy import and_, false, or_, select
+from sqlalchemy import ColumnElement, and_, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from broker.cases.models import Case
-from broker.cases.service.loading import CASE_HANDLING_PEOPLE, Loaded, can_see, side_of
+from broker.cases.clocks import NOTICE_KINDS
+from broker.cases.models import Case, CaseEvent
+from broker.cases.service.loading import (
+    CASE_HANDLING_PEOPLE,
+    Loaded,
+    can_see,
+    drafted_by,
+    side_of,
+)
 from broker.cases.tables import WORKFLOWS
-from broker.cases.workflow import Transition
+from broker.cases.workflow import Side, Transition, Workflow
 from broker.core.context import Caller
 from policies.model import Consent
 
@@ -74,16 +84,153 @@ async def list_cases(
 def allowed_events(loaded: Loaded, caller: Caller) -> list[Transition]:
     """The events the caller may fire now, as far as can be told without a body: the state,
     the side, the roles, and the four-eyes rule."""
-    side = side_of(loaded.case, caller.participant_id)
+    return _fireable(
+        loaded.workflow,
+        loaded.projection.state,
+        side_of(loaded.case, caller.participant_id),
+        caller,
+        loaded.drafters,
+    )
+
+
+def _fireable(
+    wf: Workflow, state: str, side: Side | None, caller: Caller, drafters: frozenset[str]
+) -> list[Transition]:
     out = []
-    for t in loaded.workflow.from_state(loaded.projection.state):
+    for t in wf.from_state(state):
         if t.side is not side or caller.roles.isdisjoint(t.roles):
             continue
         four_eyes = any(g.excludes_drafters for g in t.guards)
-        if four_eyes and caller.account_id in loaded.drafters:
+        if four_eyes and caller.account_id in drafters:
             continue
         out.append(t)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Awaiting:
+    """A case whose next move is the caller's, with the events that would make it."""
+
+    case: Case
+    events: tuple[Transition, ...]
+
+
+def _visible(caller: Caller) -> ColumnElement[bool]:
+    """The cases the caller sees (``can_see``), as a condition on indexed columns."""
+    me = caller.participant_id
+    seen = or_(
+        Case.requesting_id == me,
+        and_(Case.requested_id == me, Case.shared_at.is_not(None)),
+    )
+    if caller.roles.isdisjoint(CASE_HANDLING_PEOPLE):
+        return and_(seen, Case.confidential.is_(False))
+    return seen
+
+
+def _moves(caller: Caller, side: Side, ignoring: frozenset[str]) -> list[tuple[str, str]]:
+    """The (workflow, state) in which a transition of ``side`` that moves the case on (not a
+    side event, not one of ``ignoring``) is open to one of the caller's roles: read from the
+    transition tables, so the list follows them."""
+    return [
+        (wf.name, state)
+        for wf in WORKFLOWS.values()
+        for state in wf.states
+        if any(
+            t.side is side
+            and not t.side_event
+            and t.event not in ignoring
+            and not caller.roles.isdisjoint(t.roles)
+            for t in wf.from_state(state)
+        )
+    ]
+
+
+async def awaiting(
+    session: AsyncSession,
+    *,
+    caller: Caller,
+    limit: int,
+    ignoring: frozenset[str] = frozenset(),
+    excluding: frozenset[str] = frozenset(),
+) -> list[Awaiting]:
+    """The caller's cases whose next event is the caller's to fire (by participant, side and
+    role, as ``allowed_events`` tells), urgent first, then the earliest due, then the longest
+    untouched. ``ignoring`` names events that do not make a case wait (withdrawing is always
+    possible); ``excluding`` names cases listed elsewhere. One query for the cases and one
+    for who drafted them; four-eyes events the caller drafted are left out, so a page may
+    hold fewer than ``limit``."""
+    me = caller.participant_id
+    by_side = []
+    for side, column in (
+        (Side.REQUESTING, Case.requesting_id),
+        (Side.REQUESTED, Case.requested_id),
+    ):
+        pairs = _moves(caller, side, ignoring)
+        if pairs:
+            by_side.append(
+                and_(
+                    column == me,
+                    or_(*(and_(Case.workflow == w, Case.state == s) for w, s in pairs)),
+                )
+            )
+    if not by_side:
+        return []
+    stmt = select(Case).where(_visible(caller), or_(*by_side))
+    if excluding:
+        stmt = stmt.where(Case.id.not_in(excluding))
+    stmt = stmt.order_by(
+        Case.urgent.desc(),
+        Case.next_due_at.is_(None),
+        Case.next_due_at,
+        Case.updated_at,
+        Case.id,
+    ).limit(2 * limit)
+    rows = list((await session.scalars(stmt)).all())
+    drafted = await drafted_by(session, rows, caller.account_id)
+    out = []
+    for c in rows:
+        drafters = frozenset({caller.account_id}) if c.id in drafted else frozenset()
+        events = tuple(
+            t
+            for t in _fireable(WORKFLOWS[c.workflow], c.state, side_of(c, me), caller, drafters)
+            if not t.side_event and t.event not in ignoring
+        )
+        if events:
+            out.append(Awaiting(c, events))
+    return out[:limit]
+
+
+async def due_first(session: AsyncSession, *, caller: Caller, limit: int) -> list[Case]:
+    """The caller's cases with a running deadline, the earliest (or longest overdue) first."""
+    stmt = (
+        select(Case)
+        .where(_visible(caller), Case.next_due_at.is_not(None))
+        .order_by(Case.next_due_at, Case.id)
+        .limit(limit)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def recent_notices(
+    session: AsyncSession, *, caller: Caller, limit: int
+) -> list[tuple[Case, CaseEvent]]:
+    """The reminders and escalations the node's clocks raised on the caller's cases, newest
+    first; on the requested side only those raised once the case was shared with it (the
+    history it sees, ``read_models.visible_timeline``)."""
+    me = caller.participant_id
+    stmt = (
+        select(Case, CaseEvent)
+        .join(CaseEvent, CaseEvent.case_id == Case.id)
+        .where(
+            _visible(caller),
+            CaseEvent.side == Side.SYSTEM.value,
+            CaseEvent.event.in_(NOTICE_KINDS),
+            or_(Case.requesting_id == me, CaseEvent.at >= Case.shared_at),
+        )
+        .order_by(CaseEvent.at.desc(), CaseEvent.id.desc())
+        .limit(limit)
+    )
+    return [(c, ev) for c, ev in await session.execute(stmt)]
 
 
 async def consents_on_record(session: AsyncSession, case_id: str) -> tuple[Consent, ...]:
