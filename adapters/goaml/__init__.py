@@ -207,7 +207,7 @@ def disclosure_draft(
         "recipient": recipient,
         "legal_basis": legal_basis,
         "purpose": purpose,
-        "data_categories": data_categories or ["financial_transactions", "identity_data"],
+        "data_categories": data_categories or ["transaction", "identity"],
         "attachments": [
             {"name": name, "media_type": MEDIA_TYPE, "size": len(xml), "sha256": digest}
         ],
