@@ -50,6 +50,7 @@ ATTR_FIELDS = {
     "evaluation": "f-reliability",
     "statement_kind": "f-statement_kind",
     "data_categories": "f-data_categories",
+    "special_category_basis": "f-special_category_basis",
     "data_subject_categories": "f-subject-0-ref",
     "persons_uncategorised": "f-subject-0-ref",
     "permitted_recipients": "f-permitted_recipients",
@@ -65,6 +66,7 @@ DRAFT_FIELDS = {
     "evaluation": "f-reliability",
     "statement_kind": "f-statement_kind",
     "data_categories": "f-data_categories",
+    "special_category_basis": "f-special_category_basis",
     "data_subjects": "f-subject-0-ref",
     "permitted_recipients": "f-permitted_recipients",
     "permitted_purposes": "f-permitted_purposes",
@@ -102,6 +104,8 @@ def draft_of(values: dict[str, Any]) -> dict[str, Any]:
         draft["evaluation"] = values["reliability"] + values["validity"]
     if categories := _lines(values["data_categories"]):
         draft["data_categories"] = categories
+    if values["special_category_basis"]:
+        draft["special_category_basis"] = values["special_category_basis"]
     subjects = [
         {"ref": s["ref"], "category": s["category"]} for s in values["subjects"] if s["ref"]
     ]
@@ -196,6 +200,7 @@ def empty_values(kind: str) -> dict[str, Any]:
         "validity": "",
         "statement_kind": "",
         "data_categories": "",
+        "special_category_basis": "",
         "subjects": [{"ref": "", "category": "suspect"} for _ in range(SUBJECT_ROWS)],
         "permitted_recipients": [],
         "permitted_purposes": "",
@@ -238,6 +243,7 @@ async def compose(
     validity: Annotated[str, Form(max_length=1)] = "",
     statement_kind: Annotated[str, Form(max_length=20)] = "",
     data_categories: Text = "",
+    special_category_basis: Annotated[str, Form(max_length=32)] = "",
     permitted_recipients: Annotated[list[str] | None, Form()] = None,
     permitted_purposes: Text = "",
     text: Annotated[str, Form(max_length=20_000)] = "",
@@ -262,6 +268,7 @@ async def compose(
         "validity": validity,
         "statement_kind": statement_kind,
         "data_categories": data_categories,
+        "special_category_basis": special_category_basis,
         "subjects": subjects,
         "permitted_recipients": list(permitted_recipients or []),
         "permitted_purposes": permitted_purposes,

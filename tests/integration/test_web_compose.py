@@ -119,3 +119,29 @@ def test_inbox_filters_and_paging_keep_the_filter(api: Api, world: World, settin
     assert "Clear the filters" in h2
     none = officer.get("/inbox?type=fiu.disclosure").text
     assert "No message matches these filters." in none
+
+
+def test_special_categories_need_the_basis_chosen_in_the_form(
+    api: Api, sync_engine: Engine
+) -> None:
+    """LED art. 10 in the browser: health data without a basis is refused on the page, with
+    the rule, its citation and a link to the categories it names; with the basis chosen it goes; an
+    unknown category is named on the page."""
+    officer = Browser(api.client)
+    officer.sign_in("it.officer")
+    bare = _compose(officer, "check", data_categories="Health")
+    assert bare.status_code == 422, bare.text
+    assert "LED10.special-categories" in bare.text
+    assert "LED art. 10" in bare.text
+    assert 'href="#f-data_categories"' in bare.text
+    assert 'id="f-special_category_basis"' in bare.text
+    based = _compose(
+        officer, "check", data_categories="Health", special_category_basis="authorised_by_law"
+    )
+    assert based.status_code == 200, based.text
+    assert 'value="authorised_by_law" selected' in based.text
+    unknown = _compose(officer, "check", data_categories="gossip")
+    assert unknown.status_code == 422
+    assert "is not a data category" in unknown.text
+    assert 'href="#f-data_categories"' in unknown.text
+    assert count_rows(sync_engine, "messages") == 0
