@@ -11,7 +11,8 @@ Phases, all in one run:
    Italy to the United States), delivered by the worker's own delivery code in this process,
    and ``--cases`` MLA cases from Italy to the United States through ``/v1/cases``, spread
    over draft, vetting, transmitted and in execution;
-4. the Italian officer (and supervisor, for the approval queue) signs in through the sign-in
+4. the Italian officer (and supervisor, for the approval queue, and the US officer, for the
+   home page of the requested side, whose cases wait on it) signs in through the sign-in
    form; each page is fetched ``--requests`` times after a warm-up, one request at a time
    over a keep-alive connection, and the wall time of each answer (status 200 checked) is
    recorded. Case and message pages rotate over the stored cases and messages.
@@ -207,6 +208,7 @@ def run(messages: int, cases: int, requests: int, data_dir: Path) -> dict[str, A
 
         officer = _browser(node.url, "it.officer", passwords["it.officer"])
         supervisor = _browser(node.url, "it.supervisor", passwords["it.supervisor"])
+        requested = _browser(node.url, "us.officer", passwords["us.officer"])
         inbox_ids = [m for i, m in enumerate(ids) if i % 2]
         pages: list[tuple[str, httpx.Client, list[str]]] = [
             ("home", officer, ["/"]),
@@ -221,6 +223,7 @@ def run(messages: int, cases: int, requests: int, data_dir: Path) -> dict[str, A
             ("case", officer, [f"/cases/{c}" for c in case_ids[:: max(1, len(case_ids) // 50)]]),
             ("approvals", supervisor, ["/cases/approvals"]),
             ("home (supervisor)", supervisor, ["/"]),
+            ("home (requested)", requested, ["/"]),
         ]
         results = {}
         for name, http, paths in pages:

@@ -195,15 +195,18 @@ async def sign_out(session: AsyncSession, *, session_id: str) -> None:
 
 
 async def awaiting_receipt(session: AsyncSession, *, caller: Caller, limit: int) -> list[Message]:
-    """Messages delivered to the caller's participant and not yet acknowledged: those of an
-    urgent case first, then the longest waiting. (A reading of the messages domain's tables
-    that its service does not offer yet; it moves there when that service grows a filtered
-    inbox.)"""
+    """Messages delivered to the caller's participant by another and not yet acknowledged:
+    those of an urgent case first, then the longest waiting. (A reading of the messages
+    domain's tables that its service does not offer yet; it moves there when that service
+    grows a filtered inbox.)"""
     stmt = (
         select(Message)
         .outerjoin(Case, Case.id == Message.case_id)
         .where(
             Message.recipient_id == caller.participant_id,
+            # A case's drafting and vetting events go from the participant to itself: no
+            # one acknowledges those.
+            Message.sender_id != caller.participant_id,
             Message.status == MessageStatus.DELIVERED.value,
         )
         .order_by(Case.urgent.is_(True).desc(), Message.delivered_at, Message.id)

@@ -34,7 +34,7 @@ def test_read_with_justification_and_acknowledge(
 
     _sign_in(page, "it.officer")
     assert page.get_by_role("heading", name="My work").is_visible()
-    check_page(page, "home")
+    check_page(page, "home-messages")
 
     page.get_by_role("link", name="Inbox", exact=True).click()
     page.wait_for_url("**/inbox")
