@@ -44,6 +44,9 @@ class PasswordHashSettings(BaseSettings):
 
     env: Literal["development", "test", "production"] = "development"
     password_hash: PasswordHash = "strong"  # noqa: S105 - a name of parameters
+    #: How many password hashes (argon2id: CPU and 64 MiB each) one process computes at
+    #: once, in worker threads; further logins wait their turn (off the event loop).
+    password_hash_concurrency: int = Field(default=2, ge=1, le=64)
 
     @model_validator(mode="after")
     def _strong_hashes_in_production(self) -> Self:
