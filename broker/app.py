@@ -210,6 +210,8 @@ def _install_error_handlers(app: FastAPI) -> None:
             if request.headers.get("authorization"):
                 challenge += ', error="invalid_token"'
             response.headers["WWW-Authenticate"] = challenge
+        if "retry_after" in exc.extra:  # RFC 9110 section 10.2.3, with 429 and 503
+            response.headers["Retry-After"] = str(exc.extra["retry_after"])
         return response
 
     @app.exception_handler(RequestValidationError)

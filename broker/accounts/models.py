@@ -3,13 +3,13 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import JSON, Boolean, ForeignKey, String
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broker.core.db import Base, UTCDateTime, utcnow
 from broker.core.roles import Role
 
-__all__ = ["Account", "AccountKind", "Role"]
+__all__ = ["Account", "AccountKind", "LoginThrottle", "Role"]
 
 
 class AccountKind(enum.StrEnum):
@@ -32,3 +32,18 @@ class Account(Base):
     roles: Mapped[list[str]] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Access tokens issued before this instant are refused (set on disable and on a password
+    # change); web sessions opened before it are ended.
+    tokens_valid_after: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class LoginThrottle(Base):
+    """Recent failed logins of one login or one client address (``key`` is ``login:`` or
+    ``address:`` and a keyed digest: neither appears in clear), and the lockout they led to."""
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-import anyio
 from sqlalchemy import JSON, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -90,7 +89,7 @@ async def create_account(
         kind=kind.value,
         login=login,
         display_name=display_name,
-        secret_hash=crypto.hash_password(secret),
+        secret_hash=await crypto.hash_password_off_loop(secret),
         roles=sorted(roles),
         active=True,
         created_at=utcnow(),
@@ -215,12 +214,21 @@ async def authenticate(
 ) -> Account:
     """The active account with this login and secret. Raises InvalidGrant otherwise.
 
-    The argon2 check runs in a worker thread: it takes tens of milliseconds of CPU, which
-    would otherwise stall every other request of the process."""
-    account = await session.scalar(select(Account).where(Account.login == login))
-    stored = account.secret_hash if account is not None and account.kind == kind else None
-    matches = await anyio.to_thread.run_sync(crypto.check_password, stored, secret)
-    if not matches or account is None or not account.active:
+    The argon2 check runs in a worker thread, a bounded number at a time
+    (``crypto.check_password_off_loop``), and with no transaction open: the session's
+    transaction is ended before it (so call this before writing anything), since on SQLite
+    every transaction holds the write lock and on PostgreSQL a pooled connection, for the
+    whole time a login waits for its hash."""
+    row = (
+        await session.execute(
+            select(Account.id, Account.kind, Account.secret_hash).where(Account.login == login)
+        )
+    ).first()
+    await session.rollback()
+    stored = row.secret_hash if row is not None and row.kind == kind else None
+    matches = await crypto.check_password_off_loop(stored, secret)
+    account = await session.get(Account, row.id) if matches and row is not None else None
+    if account is None or not account.active:
         raise InvalidGrant("unknown login or wrong secret", error="invalid_grant")
     return account
 

@@ -17,7 +17,9 @@ from broker.accounts.schemas import (
     TokenRead,
     WhoAmI,
 )
+from broker.accounts.throttling import ThrottleLimits, TooManyLogins, authenticate_throttled
 from broker.core.context import Caller
+from broker.core.db import utcnow
 from broker.core.errors import Forbidden, InvalidGrant, NotFound, SchemaViolation
 from broker.core.tokens import issue_token
 from broker.http import Admin, CallerDep, NodeDep, SessionDep, SettingsDep
@@ -41,6 +43,7 @@ async def token(
     request: Request,
     response: Response,
     session: SessionDep,
+    node: NodeDep,
     settings: SettingsDep,
     grant_type: Annotated[str, Form()],
     username: Annotated[str | None, Form()] = None,
@@ -48,18 +51,17 @@ async def token(
     client_id: Annotated[str | None, Form()] = None,
     client_secret: Annotated[str | None, Form()] = None,
 ) -> TokenRead:
+    """OAuth 2.0 token endpoint (RFC 6749): ``password`` grant for people, ``client_credentials``
+    for agency systems (form fields or HTTP Basic). Failed logins are throttled per login and
+    per client address (429 ``too-many-logins`` with Retry-After) and audited."""
     response.headers["Cache-Control"] = "no-store"  # RFC 6749 section 5.1
     response.headers["Pragma"] = "no-cache"
-    """OAuth 2.0 token endpoint (RFC 6749): ``password`` grant for people, ``client_credentials``
-    for agency systems (form fields or HTTP Basic)."""
     if grant_type == "password":
         if not username or not password:
             raise SchemaViolation(
                 "the password grant needs username and password", field="username"
             )
-        account = await service.authenticate(
-            session, kind=AccountKind.PERSON, login=username, secret=password
-        )
+        kind, login, secret = AccountKind.PERSON, username, password
     elif grant_type == "client_credentials":
         basic = _basic_credentials(request)
         if basic is not None:
@@ -68,15 +70,29 @@ async def token(
             raise SchemaViolation(
                 "client_credentials needs client_id and client_secret", field="client_id"
             )
-        account = await service.authenticate(
-            session, kind=AccountKind.SYSTEM, login=client_id, secret=client_secret
-        )
+        kind, login, secret = AccountKind.SYSTEM, client_id, client_secret
     else:
         raise SchemaViolation(
             f"unsupported grant_type {grant_type!r}: use password or client_credentials",
             field="grant_type",
             error="unsupported_grant_type",
         )
+    try:
+        account = await authenticate_throttled(
+            session,
+            node=node,
+            kind=kind,
+            login=login,
+            secret=secret,
+            address=request.client.host if request.client else "",
+            channel="api",
+            limits=ThrottleLimits.from_settings(settings),
+            now=utcnow(),
+        )
+    except (InvalidGrant, TooManyLogins):
+        await session.commit()  # the failure is counted and audited even though refused
+        raise
+    await session.commit()
     access, _expires_at = issue_token(
         secret=settings.token_secret_bytes,
         issuer=settings.resolved_issuer,

@@ -10,10 +10,13 @@ Verification returns only after a signature checked; every failure raises ``Cryp
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import weakref
 from functools import cache
 
+import anyio.to_thread
 import nacl.exceptions
 import nacl.public
 import nacl.secret
@@ -33,6 +36,12 @@ PASSWORD_HASHERS: dict[PasswordHash, PasswordHasher] = {
     "fast": PasswordHasher(time_cost=1, memory_cost=8, parallelism=1),
 }
 _configured: list[PasswordHash] = []
+_concurrency: list[int] = []
+# One limiter per event loop (anyio's limiters belong to the loop they were made in; a test
+# suite runs many loops in one process).
+_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def configure_password_hashing(settings: PasswordHashSettings) -> None:
@@ -41,6 +50,8 @@ def configure_password_hashing(settings: PasswordHashSettings) -> None:
     if settings.env == "production" and settings.password_hash != "strong":  # noqa: S105 - a name of parameters
         raise ConfigurationError("production hashes passwords with the strong parameters only")
     _configured[:] = [settings.password_hash]
+    _concurrency[:] = [settings.password_hash_concurrency]
+    _limiters.clear()
     _hashing.cache_clear()
 
 
@@ -149,6 +160,32 @@ def secretbox_decrypt(key: bytes, ciphertext: bytes) -> bytes:
 
 def hash_password(password: str) -> str:
     return password_hasher().hash(password)
+
+
+def _hash_limiter() -> anyio.CapacityLimiter:
+    loop = asyncio.get_running_loop()
+    limiter = _limiters.get(loop)
+    if limiter is None:
+        total = (
+            _concurrency[0] if _concurrency else PasswordHashSettings().password_hash_concurrency
+        )
+        limiter = _limiters[loop] = anyio.CapacityLimiter(total)
+    return limiter
+
+
+async def hash_password_off_loop(password: str) -> str:
+    """``hash_password`` in a worker thread, at most ``PALERMO_PASSWORD_HASH_CONCURRENCY``
+    at a time in this process: argon2 takes tens of milliseconds of CPU and 64 MiB, which on
+    the event loop would stall every other request, and unbounded would let a burst of logins
+    take every core and the memory with it."""
+    return await anyio.to_thread.run_sync(hash_password, password, limiter=_hash_limiter())
+
+
+async def check_password_off_loop(password_hash: str | None, password: str) -> bool:
+    """``check_password`` in a worker thread, bounded as ``hash_password_off_loop``."""
+    return await anyio.to_thread.run_sync(
+        check_password, password_hash, password, limiter=_hash_limiter()
+    )
 
 
 def check_password(password_hash: str | None, password: str) -> bool:

@@ -44,6 +44,9 @@ class PasswordHashSettings(BaseSettings):
 
     env: Literal["development", "test", "production"] = "development"
     password_hash: PasswordHash = "strong"  # noqa: S105 - a name of parameters
+    #: How many password hashes (argon2id: CPU and 64 MiB each) one process computes at
+    #: once, in worker threads; further logins wait their turn (off the event loop).
+    password_hash_concurrency: int = Field(default=2, ge=1, le=64)
 
     @model_validator(mode="after")
     def _strong_hashes_in_production(self) -> Self:
@@ -146,14 +149,22 @@ class Settings(PasswordHashSettings):
     fiu_match_max_filters: int = Field(default=1000, ge=1, le=100_000)
 
     # Web app (docs/web.md): a signed-in session ends after web_session_idle_seconds without
-    # a request, and web_session_lifetime_seconds after sign-in whatever happens. Failed
-    # sign-ins within web_signin_window_seconds are counted per login and per client address;
-    # at the limit, sign-in is refused (429) until the window has passed.
+    # a request, and web_session_lifetime_seconds after sign-in whatever happens.
     web_session_idle_seconds: int = Field(default=1800, ge=60, le=86_400)
     web_session_lifetime_seconds: int = Field(default=12 * 3600, ge=300, le=7 * 86_400)
-    web_signin_window_seconds: int = Field(default=900, ge=1, le=86_400)
-    web_signin_max_failures_per_login: int = Field(default=5, ge=1)
-    web_signin_max_failures_per_address: int = Field(default=20, ge=1)
+    # Failed logins (API password and client credentials, web sign-in; docs/security.md),
+    # counted per login and per client address: after the free failures each further try
+    # waits auth_base_delay_seconds, doubled at each failure up to auth_max_delay_seconds;
+    # at the lockout threshold the login (or address) is refused for auth_lockout_seconds,
+    # whatever the password. Failures are forgotten auth_failure_memory_seconds after the last.
+    auth_free_failures: int = Field(default=3, ge=0)
+    auth_address_free_failures: int = Field(default=10, ge=0)
+    auth_base_delay_seconds: float = Field(default=1.0, gt=0)
+    auth_max_delay_seconds: float = Field(default=60.0, gt=0)
+    auth_lockout_failures: int = Field(default=10, ge=1)
+    auth_address_lockout_failures: int = Field(default=50, ge=1)
+    auth_lockout_seconds: int = Field(default=900, ge=1, le=7 * 86_400)
+    auth_failure_memory_seconds: int = Field(default=3600, ge=1, le=30 * 86_400)
     web_default_timezone: str = "UTC"
 
     log_level: str = "INFO"

@@ -61,7 +61,9 @@ class AuditKind(enum.StrEnum):
     ACCOUNT_CREATED = "account:created"
     ACCOUNT_UPDATED = "account:updated"
     SIGNIN_SUCCEEDED = "signin:succeeded"
-    SIGNIN_FAILED = "signin:failed"
+    SIGNIN_FAILED = "signin:failed"  # written by nodes before 0008: now auth:failed
+    AUTH_FAILED = "auth:failed"
+    AUTH_LOCKED = "auth:locked"
     POLICY_LOADED = "policy:loaded"
     CONSENT_REQUESTED = "consent:requested"
     CONSENT_GRANTED = "consent:granted"

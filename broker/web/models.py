@@ -1,15 +1,15 @@
-"""What the web app keeps between requests: signed-in sessions and recent failed sign-ins.
+"""What the web app keeps between requests: signed-in sessions (failed sign-ins are
+throttled by the accounts domain, ``broker/accounts/throttling.py``).
 
 A session row is keyed by the SHA-256 of the cookie's token, so the table alone does not let
-anyone act as a signed-in person. Failed sign-ins hold keyed digests of the login and the
-client address, never either in clear.
+anyone act as a signed-in person.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broker.core.db import Base, UTCDateTime
@@ -27,16 +27,3 @@ class WebSession(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
-
-
-class SignInFailure(Base):
-    """One failed sign-in, counted against its login and its client address."""
-
-    __tablename__ = "sign_in_failures"
-
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
-    login_digest: Mapped[str] = mapped_column(String(64), index=True)
-    address_digest: Mapped[str] = mapped_column(String(64), index=True)
-    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)

@@ -1,13 +1,13 @@
-"""Signing in to the web app: sessions, their expiry, and throttled, audited failures.
+"""Signing in to the web app: sessions and their expiry; failures are throttled and audited
+by the accounts domain, as on the API.
 
 Invariants:
 - A session is found only by the SHA-256 of its cookie token; it ends at sign-out, after
   ``idle`` without a request, or ``lifetime`` after sign-in, whichever comes first, and an
   ended session is deleted when it is next presented.
 - A sign-in refused for too many recent failures does not check the password at all.
-- Every refused sign-in (wrong secret, unknown login, throttled) and every success writes an
-  audit leaf in the caller's transaction, with the login and the client address only as
-  keyed digests.
+- Every checked wrong secret writes ``auth:failed`` (``broker/accounts/throttling.py``), and
+  every success ``signin:succeeded``, in the caller's transaction.
 - Services flush, never commit: the view owns the transaction.
 """
 
@@ -18,39 +18,27 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.accounts.models import AccountKind
-from broker.accounts.service import active_account, authenticate
+from broker.accounts.service import active_account
+from broker.accounts.throttling import ThrottleLimits, authenticate_throttled
 from broker.cases.models import Case
 from broker.core import crypto
 from broker.core.context import Actor, Caller, NodeContext
-from broker.core.errors import InvalidGrant, PalermoError
+from broker.core.errors import PalermoError
 from broker.messages.models import Message, MessageStatus
 from broker.oversight.service import AuditKind, record_event
-from broker.web.models import SignInFailure, WebSession
+from broker.web.models import WebSession
 
 # A session's last-seen time is written at most this often: idle timeouts are minutes long,
 # and a write per page view would make every read a write.
 TOUCH_INTERVAL = dt.timedelta(seconds=30)
 
 
-class TooManySignIns(PalermoError):
-    status, slug, title = 429, "too-many-sign-ins", "Too many failed sign-ins"
-
-
 class CsrfRefused(PalermoError):
     status, slug, title = 403, "csrf-refused", "The form could not be accepted"
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """How many failures, within which window, refuse further sign-ins."""
-
-    window: dt.timedelta
-    per_login: int
-    per_address: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,22 +55,6 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _digest(node: NodeContext, what: str, value: str) -> str:
-    return crypto.keyed_digest(node.master_key, f"web-signin:{what}:{value}".encode())
-
-
-async def _recent_failures(
-    session: AsyncSession, *, column: str, digest: str, since: dt.datetime
-) -> int:
-    col = getattr(SignInFailure, column)
-    count = await session.scalar(
-        select(func.count())
-        .select_from(SignInFailure)
-        .where(col == digest, SignInFailure.at >= since)
-    )
-    return int(count or 0)
-
-
 async def sign_in(
     session: AsyncSession,
     *,
@@ -90,52 +62,25 @@ async def sign_in(
     login: str,
     secret: str,
     address: str,
-    limits: Limits,
+    limits: ThrottleLimits,
     lifetime: dt.timedelta,
     now: dt.datetime,
 ) -> tuple[str, WebSession]:
     """Check a person's login and password and open a session; returns the cookie token and
-    the session. Raises TooManySignIns (nothing checked), InvalidGrant (recorded as a
-    failure)."""
-    login_digest = _digest(node, "login", login)
-    address_digest = _digest(node, "address", address)
-    since = now - limits.window
-    by_login = await _recent_failures(
-        session, column="login_digest", digest=login_digest, since=since
+    the session. Failures are throttled and audited as on the API
+    (``broker/accounts/throttling.py``). Raises TooManyLogins (nothing checked), InvalidGrant
+    (counted and audited: the caller commits)."""
+    account = await authenticate_throttled(
+        session,
+        node=node,
+        kind=AccountKind.PERSON,
+        login=login,
+        secret=secret,
+        address=address,
+        channel="web",
+        limits=limits,
+        now=now,
     )
-    by_address = await _recent_failures(
-        session, column="address_digest", digest=address_digest, since=since
-    )
-    if by_login >= limits.per_login or by_address >= limits.per_address:
-        await record_event(
-            session,
-            kind=AuditKind.SIGNIN_FAILED,
-            node=node.node_id,
-            actor=None,
-            reason="throttled",
-            login_digest=login_digest,
-            address_digest=address_digest,
-        )
-        raise TooManySignIns(
-            "too many failed sign-ins for this login or from this address",
-            retry_after=int(limits.window.total_seconds()),
-        )
-    try:
-        account = await authenticate(session, kind=AccountKind.PERSON, login=login, secret=secret)
-    except InvalidGrant:
-        session.add(SignInFailure(login_digest=login_digest, address_digest=address_digest, at=now))
-        await session.flush()
-        await record_event(
-            session,
-            kind=AuditKind.SIGNIN_FAILED,
-            node=node.node_id,
-            actor=None,
-            reason="bad-credentials",
-            login_digest=login_digest,
-            address_digest=address_digest,
-        )
-        raise
-    await session.execute(delete(SignInFailure).where(SignInFailure.login_digest == login_digest))
     # Sessions that ended without sign-out are removed here, so the table stays small.
     await session.execute(delete(WebSession).where(WebSession.expires_at < now))
     token = secrets.token_urlsafe(32)
@@ -224,8 +169,6 @@ def csrf_matches(expected: str, given: str | None) -> bool:
 
 __all__ = [
     "CsrfRefused",
-    "Limits",
-    "TooManySignIns",
     "WebUser",
     "awaiting_receipt",
     "csrf_matches",

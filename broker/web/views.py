@@ -16,6 +16,7 @@ import orjson
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from broker.accounts.throttling import ThrottleLimits, TooManyLogins
 from broker.core.db import utcnow
 from broker.core.errors import Forbidden, InvalidGrant, JustificationRequired
 from broker.http import NodeDep, SessionDep, SettingsDep
@@ -34,7 +35,7 @@ from broker.messages import (
 from broker.participants.service import list_participants
 from broker.web import i18n, service
 from broker.web.rendering import CSRF_COOKIE, SESSION_COOKIE, render, safe_next, set_cookie
-from broker.web.service import CsrfRefused, Limits, TooManySignIns, WebUser
+from broker.web.service import CsrfRefused, WebUser
 
 router = APIRouter(include_in_schema=False)
 HANDLING_ROLES = ("officer", "supervisor")
@@ -142,7 +143,7 @@ async def sign_in_page(
             "login": "",
             "error": None,
             "notice": "expired" if expired else ("signed-out" if signed_out else None),
-            "retry_minutes": _minutes(settings.web_signin_window_seconds),
+            "retry_minutes": 1,
         },
         user=None,
     )
@@ -164,16 +165,12 @@ async def sign_in(
         "next": safe_next(next),
         "login": login,
         "notice": None,
-        "retry_minutes": _minutes(settings.web_signin_window_seconds),
+        "retry_minutes": 1,
     }
     if not login or not password:
         context["error"] = "missing"
         return render(request, "sign_in.html", context, user=None, status=400)
-    limits = Limits(
-        window=dt.timedelta(seconds=settings.web_signin_window_seconds),
-        per_login=settings.web_signin_max_failures_per_login,
-        per_address=settings.web_signin_max_failures_per_address,
-    )
+    limits = ThrottleLimits.from_settings(settings)
     try:
         token, _row = await service.sign_in(
             session,
@@ -185,10 +182,11 @@ async def sign_in(
             lifetime=dt.timedelta(seconds=settings.web_session_lifetime_seconds),
             now=utcnow(),
         )
-    except TooManySignIns as exc:
-        await session.commit()
+    except TooManyLogins as exc:
         context["error"] = "throttled"
-        retry = str(exc.extra.get("retry_after", settings.web_signin_window_seconds))
+        retry_after = int(exc.extra["retry_after"])
+        context["retry_minutes"] = _minutes(retry_after)
+        retry = str(retry_after)
         return render(
             request, "sign_in.html", context, user=None, status=429, headers={"Retry-After": retry}
         )
