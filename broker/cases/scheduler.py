@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import and_, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -254,4 +255,20 @@ async def erase_due(
         erased += done
         if len(done) < batch:
             break
+    if erased or cases:
+        await _checkpoint_sqlite(db)
     return Erased(messages=erased, cases=cases)
+
+
+async def _checkpoint_sqlite(db: Database) -> None:
+    """On SQLite, copy the write-ahead log into the database file and truncate it, so the
+    pages that held erased content (zeroed by ``secure_delete``) replace the old ones and no
+    earlier frame of them stays in the log. PostgreSQL: see docs/retention.md (VACUUM)."""
+    if db.engine.dialect.name != "sqlite":
+        return
+    async with db.engine.connect() as connection:
+        # Outside any transaction (the engine's "begin" hook would open one): the driver's
+        # own connection.
+        raw: Any = (await connection.get_raw_connection()).driver_connection
+        cursor = await raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        await cursor.close()

@@ -155,10 +155,10 @@ async def read_content(
     Raises NotFound, ContentErased, JustificationRequired, UnservableContent (and writes no
     leaf)."""
     message = await get_message_for(session, caller=caller, message_id=message_id)
-    if caller.participant_id == message.recipient_id and message.status == MessageStatus.ACCEPTED:
-        raise InvalidState("the message is not yet delivered to your inbox")
     if message.erased_at is not None:
         raise erased_error(message)
+    if caller.participant_id == message.recipient_id and message.status == MessageStatus.ACCEPTED:
+        raise InvalidState("the message is not yet delivered to your inbox")
     text = justified(justification, minimum=min_justification, what="content")
     envelope = open_envelope(node, message)
     payload = servable_payload(message.id, base64.b64decode(envelope["payload"]))
