@@ -44,6 +44,7 @@ from tests.integration.test_case_helpers import (
     upload,
     use_clock,
 )
+from tests.integration.web_helpers import Browser
 
 MARKER = "MARKER-7f3c9a1e-retention-shred"
 WHY = {"justification": "checking the retention of this item"}
@@ -187,6 +188,16 @@ def test_a_plain_message_past_retention_is_shredded(
     leaves = [leaf for leaf in erased_leaves(sync_engine) if leaf.get("message_id") == mid]
     assert len(leaves) == 1
     assert leaves[0]["item"] == "message"
+    # The web pages say so too: the message page, and a reading attempted anyway.
+    browser = Browser(api.client)
+    assert browser.sign_in(OFFICER).status_code == 303
+    page = browser.get(f"/messages/{mid}")
+    assert page.status_code == 200
+    assert "The content was erased at the end of its retention on" in page.text
+    assert f'action="/messages/{mid}/content"' not in page.text
+    gone = browser.submit(f"/messages/{mid}", f"/messages/{mid}/content", WHY)
+    assert gone.status_code == 410
+    assert problem["erased_at"] in gone.text
     # A second pass erases nothing again.
     assert erase_at(api, until + dt.timedelta(days=1)).messages == []
     assert_log_verifies(api, tmp_path)
