@@ -53,6 +53,11 @@ def make_celery(settings: Settings) -> Celery:
                 "schedule": settings.case_tick_seconds,
                 "options": {"expires": max(settings.case_tick_seconds * 2, 5.0)},
             },
+            "retention-erase": {
+                "task": "palermo.retention.erase",
+                "schedule": settings.retention_erase_seconds,
+                "options": {"expires": max(settings.retention_erase_seconds * 2, 5.0)},
+            },
         },
         include=["broker.delivery.tasks", "broker.oversight.tasks", "broker.cases.tasks"],
     )

@@ -121,7 +121,7 @@ API = (
     (
         "`GET /v1/cases/{id}`",
         "state, timeline, deadlines with reasons, allowed next events, threads, evidence, "
-        "restrictions",
+        "restrictions, `retention_until` and `erased_at` (P17, [retention.md](retention.md))",
     ),
     (
         "`POST /v1/cases/{id}/events`",
@@ -217,7 +217,9 @@ def render_clocks() -> str:
         "every `PALERMO_URGENT_CONFIRMATION_HOURS` until its written confirmation (P3), "
         "acknowledges a transmitted request once the requested side signed its receipt, and "
         "erases the content of ended cases after `PALERMO_CASE_RETENTION_DAYS` "
-        "(`expire_retention`; the history and the audit log remain). A progress query "
+        "(`expire_retention`, with every event envelope of the case and its evidence, one "
+        "`content:erased` leaf each; the history and the audit log remain; see "
+        "[retention.md](retention.md)). A progress query "
         "(18(24)) is answered at once from the case state.",
         "",
         "| clock | applies to | milestone | starts on | stops on | duration | reminder | "
@@ -265,7 +267,8 @@ DECISIONS = """\
 - **Evidence** is stored on disk under `PALERMO_EVIDENCE_DIR` (default `<data dir>/evidence`),
   one file per upload, in sealed chunks bound to the file and their position; the key is
   wrapped by the master key in `evidence_files`. Nodes with several API processes share that
-  directory. Retention expiry destroys the keys and deletes the files.
+  directory. Retention expiry destroys the keys and deletes the files (the `palermo.retention.erase`
+  beat task and `palermo retention erase` run it at the case's `retention_until`).
 - **Time**: case events and deadlines use the node's case clock (`app.state.clock`, the wall
   clock unless a test replaces it); envelope `created_at` is checked against the wall clock.
 """

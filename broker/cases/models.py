@@ -65,6 +65,10 @@ class Case(Base):
     next_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
     next_check_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
     origin: Mapped[str | None] = mapped_column(String(64))
+    # When the content is due for erasure (P17): set when the case reaches a retained final
+    # state (closure, refusal, withdrawal); its messages and evidence follow it.
+    retention_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class CaseEvent(Base):

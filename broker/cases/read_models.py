@@ -122,6 +122,8 @@ async def case_read(
         review_date=p.review_date,
         paused=p.paused_since is not None,
         terms=dict(case.terms),
+        retention_until=case.retention_until,
+        erased_at=case.erased_at,
         allowed_events=[
             AllowedEvent(
                 event=t.event,

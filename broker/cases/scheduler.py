@@ -6,8 +6,9 @@ the time they choose. Each case is handled in its own transaction: its due actio
 audit leaf, and its ``next_check_at`` moves on. A transmitted request whose transmission the
 requested side has receipted (a signed receipt) is acknowledged by the node on its behalf
 (MLA.md: "CA-Q, or SYS on signed receipt"). A case that has been in a retained final state
-for the retention period is erased: its request and evidence keys are destroyed and the
-files deleted; its history and audit leaves remain.
+for the retention period is erased: its request and evidence keys are destroyed, the
+files deleted, and every message of the case shredded (``broker.messages.erasure``), one
+``content:erased`` leaf per item; its history and audit leaves remain.
 
 Invariants: an action happens once (its key is in the history); a notice never changes a
 case's state; only ``expire_retention`` and the acknowledgement on receipt do, through the
@@ -17,20 +18,29 @@ transition table.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import and_, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from broker import messages
 from broker.cases import evidence, service
 from broker.cases.config import CaseConfig
-from broker.cases.models import Case
+from broker.cases.models import Case, CaseEvent
 from broker.cases.tables import WORKFLOWS
 from broker.cases.workflow import Transition
-from broker.core.context import NodeContext
+from broker.core.context import NO_ACTOR, NodeContext
 from broker.core.db import Database
 from broker.messages.models import Message
+from broker.oversight.service import AuditKind, record_event
 
 _MAX_ACTIONS_PER_TICK = 50
+
+# The retention expiries of every workflow (``expire_retention``).
+_ERASING_EVENTS = frozenset(
+    t.event for wf in WORKFLOWS.values() for t in wf.transitions if t.erases
+)
 
 # The (workflow, state) of the cases whose next event the node fires on a signed receipt.
 _ON_RECEIPT = tuple(
@@ -106,7 +116,7 @@ async def tick_case(
             )
         raised.append(action.kind)
     service.reschedule(loaded, config, now)
-    await session.flush()
+    await service.follow_case_retention(session, loaded)
     return raised
 
 
@@ -119,9 +129,10 @@ async def expire(
     config: CaseConfig,
     now: dt.datetime,
 ) -> None:
-    """Fire the retention expiry ``expiry``: destroy the request's and the evidence files'
-    keys, delete the files. The message envelopes of the case are erased by the retention of
-    messages."""
+    """Fire the retention expiry ``expiry`` (P17): destroy the request's key and ciphertext,
+    the evidence files' keys and files, and every wrapped key and the ciphertext of each
+    message of the case (the envelope of every event, and each message naming the case),
+    with one ``content:erased`` leaf per item, in the caller's transaction."""
     case = loaded.case
     erased = [f.id for f in loaded.evidence if f.erased_at is None]
     for f in loaded.evidence:
@@ -129,8 +140,48 @@ async def expire(
             evidence.erase(config.evidence_dir / f.storage)
             f.key_for_node = None
             f.erased_at = now
+            await record_event(
+                session,
+                kind=AuditKind.CONTENT_ERASED,
+                node=node.node_id,
+                actor=NO_ACTOR,
+                participant_id=f.uploaded_by_participant,
+                at=now,
+                item="evidence",
+                case_id=case.id,
+                evidence_id=f.id,
+                sha256=f.sha256,
+                retention_until=case.retention_until,
+            )
     case.request_ciphertext = None
     case.request_key = None
+    case.erased_at = now
+    await record_event(
+        session,
+        kind=AuditKind.CONTENT_ERASED,
+        node=node.node_id,
+        actor=NO_ACTOR,
+        participant_id=case.requesting_id,
+        at=now,
+        item="case_request",
+        case_id=case.id,
+        retention_until=case.retention_until,
+    )
+    event_messages = select(CaseEvent.message_id).where(
+        CaseEvent.case_id == case.id, CaseEvent.message_id.is_not(None)
+    )
+    rows = (
+        await session.scalars(
+            select(Message)
+            .where(
+                or_(Message.case_id == case.id, Message.id.in_(event_messages)),
+                Message.erased_at.is_(None),
+            )
+            .order_by(Message.id)
+            .with_for_update()
+        )
+    ).all()
+    await messages.erase_messages(session, node=node, messages=rows, now=now, case_id=case.id)
     await service.record_system_event(
         session,
         node=node,
@@ -157,3 +208,67 @@ async def run_clocks(
             )
             await session.commit()
     return total
+
+
+@dataclass(frozen=True, slots=True)
+class Erased:
+    """What one erasure pass shredded."""
+
+    messages: list[str]
+    cases: list[str]
+
+
+async def erase_due(
+    db: Database,
+    node: NodeContext,
+    config: CaseConfig,
+    now: dt.datetime,
+    *,
+    batch: int = 500,
+) -> Erased:
+    """Erase everything whose retention ended by ``now`` (P17): each due case through its
+    retention expiry (a transaction per case), then plain messages in batches of ``batch``
+    (a transaction per batch), each item with its ``content:erased`` leaf."""
+    async with db.session() as session:
+        case_ids = list(
+            (
+                await session.scalars(
+                    select(Case.id)
+                    .where(Case.retention_until <= now, Case.erased_at.is_(None))
+                    .order_by(Case.retention_until)
+                )
+            ).all()
+        )
+        await session.commit()
+    cases: list[str] = []
+    for case_id in case_ids:
+        async with db.session() as session:
+            raised = await tick_case(session, node=node, config=config, case_id=case_id, now=now)
+            await session.commit()
+        if _ERASING_EVENTS.intersection(raised):
+            cases.append(case_id)
+    erased: list[str] = []
+    while True:
+        async with db.session() as session:
+            done = await messages.erase_due_messages(session, node=node, now=now, limit=batch)
+            await session.commit()
+        erased += done
+        if len(done) < batch:
+            break
+    if erased or cases:
+        await _checkpoint_sqlite(db)
+    return Erased(messages=erased, cases=cases)
+
+
+async def _checkpoint_sqlite(db: Database) -> None:
+    """On SQLite, copy the write-ahead log into the database file and truncate it, so the
+    pages that held erased content (zeroed by ``secure_delete``) replace the old ones and no
+    earlier frame of them stays in the log. PostgreSQL: see docs/retention.md (VACUUM)."""
+    if db.engine.dialect.name != "sqlite":
+        return
+    async with db.engine.connect() as connection:
+        # Outside any transaction (the engine's "begin" hook would open one): the driver's
+        # own connection.
+        raw: Any = (await connection.get_raw_connection()).driver_connection
+        cursor = await raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        await cursor.close()

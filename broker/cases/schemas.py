@@ -160,6 +160,15 @@ class CaseRead(CaseSummary):
     timeline: list[EventRead]
     threads: list[ThreadRead]
     evidence: list[EvidenceRead]
+    retention_until: dt.datetime | None = Field(
+        default=None,
+        description="when the case's content (request, every event envelope, evidence) is "
+        "erased (P17; LED art. 4(1)(e), 5): the retention counted from closure, refusal or "
+        "withdrawal; empty while the case runs",
+    )
+    erased_at: dt.datetime | None = Field(
+        default=None, description="when the content was crypto-shredded; the history remains"
+    )
 
 
 class CasePage(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from broker.cases.config import CaseConfig
-from broker.cases.scheduler import run_clocks
+from broker.cases.scheduler import Erased, erase_due, run_clocks
 from broker.core.context import NodeContext
 from broker.core.db import Database, utcnow
 from broker.core.logging import get_logger
@@ -23,3 +23,17 @@ def tick() -> int:
     if raised:
         log.info("case clocks", raised=raised)
     return raised
+
+
+@task(name="palermo.retention.erase", max_retries=0)
+def erase() -> dict[str, int]:
+    """Crypto-shred what is past its retention (P17): ended cases with their messages and
+    evidence, and plain messages."""
+
+    async def run(db: Database, node: NodeContext) -> Erased:
+        return await erase_due(db, node, CaseConfig.from_settings(settings), utcnow())
+
+    done = runtime.run(run)
+    if done.messages or done.cases:
+        log.info("retention erasure", messages=len(done.messages), cases=len(done.cases))
+    return {"messages": len(done.messages), "cases": len(done.cases)}

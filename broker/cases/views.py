@@ -33,6 +33,7 @@ from broker.core import crypto
 from broker.core.context import CallContext
 from broker.core.db import utcnow
 from broker.core.errors import (
+    ContentErased,
     InvalidState,
     NotFound,
     PayloadTooLarge,
@@ -183,6 +184,8 @@ async def get_request(
     shared). Every call is logged as a consultation with its justification."""
     response.headers["Cache-Control"] = "no-store"
     case = await service.case_for(session, caller=caller, case_id=case_id)
+    if case.erased_at is not None:
+        raise service.erased_error(case)
     text = justified(justification, minimum=settings.justification_min_length, what="request")
     request = service.request_json(node, case)
     await record_consultation(
@@ -382,7 +385,9 @@ async def download_evidence(
     ):
         raise NotFound(f"no evidence file {file_id} in case {case_id}")
     if row.erased_at is not None or row.key_for_node is None:
-        raise InvalidState("this file was erased at the end of retention")
+        raise ContentErased(
+            f"evidence file {row.id}", row.erased_at, case_id=case.id, evidence_id=row.id
+        )
     text = justified(justification, minimum=settings.justification_min_length, what="evidence")
     await record_consultation(
         session,

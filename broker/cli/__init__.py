@@ -1,7 +1,7 @@
 """The ``palermo`` command: what an operator does without the API, and a small client.
 
 Sub-commands: init, serve, worker, beat, dev, participant, key, user, client, audit, send,
-inbox, read, receipt, policy, witness.
+inbox, read, receipt, policy, witness, retention.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from broker.cli import admin, client_cmds, delivery, policy, processes, witness
+from broker.cli import admin, client_cmds, delivery, policy, processes, retention, witness
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     policy.register(sub)
     delivery.register(sub)
     witness.register(sub)
+    retention.register(sub)
     return parser
 
 

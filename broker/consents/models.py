@@ -48,3 +48,5 @@ class Consent(Base):
     requested_by: Mapped[str] = mapped_column(String(36))
     answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     answered_by: Mapped[str | None] = mapped_column(String(36))
+    # The retention of the material it is about (P17): that of its request message.
+    retention_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -139,6 +139,7 @@ async def request_consent(
         answer_message_id=None,
         requested_at=now,
         requested_by=caller.account_id,
+        retention_until=message.retention_until,
     )
     session.add(consent)
     await session.flush()

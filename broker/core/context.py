@@ -23,6 +23,8 @@ class NodeContext:
     master_key: bytes
     clock_skew_seconds: int
     max_payload_bytes: int
+    # The retention of a message outside a case without a P17 obligation (days).
+    retention_message_days: int = 1826
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,4 +106,5 @@ def node_context(s: Settings) -> NodeContext:
         master_key=s.master_key_bytes,
         clock_skew_seconds=s.clock_skew_seconds,
         max_payload_bytes=s.max_payload_bytes,
+        retention_message_days=s.retention_message_days,
     )

@@ -8,6 +8,7 @@ policy reasons). A 500 is a bug: only ``PalermoError`` and request validation be
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, ClassVar
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -123,3 +124,17 @@ class UnservableContent(PalermoError):
 
 class JustificationRequired(PalermoError):
     status, slug, title = 422, "justification-required", "A justification is required"
+
+
+class ContentErased(PalermoError):
+    """The content was crypto-shredded at the end of its retention (P17): its key and
+    ciphertext no longer exist. The problem's ``erased_at`` names the date (UTC, ``Z``)."""
+
+    status, slug, title = 410, "content-erased", "The content was erased at the end of retention"
+
+    def __init__(self, what: str, erased_at: dt.datetime | None, **extra: Any) -> None:
+        when = (
+            erased_at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if erased_at else None
+        )
+        detail = f"{what} was erased at the end of its retention" + (f" on {when}" if when else "")
+        super().__init__(detail, erased_at=when, **extra)

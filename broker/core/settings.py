@@ -141,12 +141,21 @@ class Settings(PasswordHashSettings):
     # interval, the evidence file size limit and directory (default: <data_dir>/evidence),
     # and the most keyed filters one anonymous matching query may carry.
     case_clocks_file: Path | None = None
+    # PALERMO_CASE_RETENTION_DAYS is the default retention of a case (and of its messages and
+    # evidence), counted from its closure, refusal or withdrawal.
     case_retention_days: int = Field(default=1826, ge=1)
     urgent_confirmation_hours: float = Field(default=24.0, gt=0)
     case_tick_seconds: float = Field(default=60.0, gt=0)
     evidence_max_bytes: int = Field(default=2 * 1024**3, ge=1)
     evidence_dir: Path | None = None
     fiu_match_max_filters: int = Field(default=1000, ge=1, le=100_000)
+
+    # Retention (docs/retention.md, P17, LED art. 4(1)(e), 5): a message outside a case is
+    # kept for the period of the policy decision's ``retention`` obligation, else for
+    # PALERMO_RETENTION_MESSAGE_DAYS from its acceptance; PALERMO_RETENTION_ERASE_SECONDS is
+    # how often the scheduler erases what is due.
+    retention_message_days: int = Field(default=1826, ge=1)
+    retention_erase_seconds: float = Field(default=3600.0, gt=0)
 
     # Web app (docs/web.md): a signed-in session ends after web_session_idle_seconds without
     # a request, and web_session_lifetime_seconds after sign-in whatever happens.

@@ -7,6 +7,7 @@ delivered message the caller holds".
 """
 
 from broker.messages.checking import check_draft
+from broker.messages.erasure import erase_due_messages, erase_messages
 from broker.messages.ingress import (
     Accepted,
     AcceptRequest,
@@ -26,6 +27,7 @@ from broker.messages.lists import (
 from broker.messages.reading import (
     attempts_of,
     countersigned_envelope,
+    erased_error,
     get_message_for,
     held_message,
     list_inbox,
@@ -49,6 +51,9 @@ __all__ = [
     "attempts_of",
     "check_draft",
     "countersigned_envelope",
+    "erase_due_messages",
+    "erase_messages",
+    "erased_error",
     "filtered_inbox",
     "filtered_sent",
     "get_message_for",

@@ -30,6 +30,7 @@ from broker.core.context import CallContext, NodeContext
 from broker.core.db import HotStatement
 from broker.core.errors import (
     ClockWindow,
+    ContentErased,
     MalformedJSON,
     PayloadTooLarge,
     PolicyDenied,
@@ -43,6 +44,7 @@ from broker.envelopes import dsse
 from broker.messages.keys import as_utc, ingress_facts, party_facts
 from broker.messages.models import Message, MessageStatus, MessageTerms, OutboxEntry
 from broker.messages.policy import PartyFacts, Terms, decide, default_terms, terms_for
+from broker.messages.retention import retention_deadline
 from broker.messages.signing import (
     Signed,
     checked_envelope,
@@ -133,7 +135,12 @@ async def _existing_answer(
     row = (
         await session.execute(
             select(
-                _M.envelope_sha256, _M.status, _M.accepted_at, _M.ciphertext, _M.key_for_node
+                _M.envelope_sha256,
+                _M.status,
+                _M.accepted_at,
+                _M.ciphertext,
+                _M.key_for_node,
+                _M.erased_at,
             ).where(_M.id == message_id)
         )
     ).first()
@@ -142,6 +149,12 @@ async def _existing_answer(
     if not crypto.constant_time_equal(row.envelope_sha256.encode(), digest.encode()):
         raise ReplayConflict(
             f"message id {message_id} was already used for a different envelope", field="payload.id"
+        )
+    if row.key_for_node is None or row.ciphertext is None:
+        raise ContentErased(
+            f"the content of message {message_id}",
+            as_utc(row.erased_at) if row.erased_at else None,
+            message_id=message_id,
         )
     key = crypto.secretbox_decrypt(node.master_key, row.key_for_node)
     envelope = orjson.loads(crypto.secretbox_decrypt(key, row.ciphertext))
@@ -157,13 +170,14 @@ _PG_STORE = HotStatement(
             id, type, sender_id, recipient_id, case_id, in_reply_to, created_at, accepted_at,
             status, submitted_by, legal_basis, purpose, handling_code, payload_size,
             envelope_sha256, sender_kid, policy_hash, policy_rules, ciphertext, key_for_node,
-            key_for_sender, key_for_recipient, sender_enc_kid, recipient_enc_kid
+            key_for_sender, key_for_recipient, sender_enc_kid, recipient_enc_kid,
+            retention_until
         ) VALUES (
             :id, :type, :sender_id, :recipient_id, :case_id, :in_reply_to, :created_at,
             :accepted_at, :status, :submitted_by, :legal_basis, :purpose, :handling_code,
             :payload_size, :envelope_sha256, :sender_kid, :policy_hash,
             CAST(:policy_rules AS json), :ciphertext, :key_for_node, :key_for_sender,
-            :key_for_recipient, :sender_enc_kid, :recipient_enc_kid
+            :key_for_recipient, :sender_enc_kid, :recipient_enc_kid, :retention_until
         )
         ON CONFLICT (id) DO NOTHING RETURNING id
     ), o AS (
@@ -373,6 +387,14 @@ async def accept(
         "key_for_recipient": _seal(recipient_facts.encryption_key, message_key),
         "sender_enc_kid": sender_facts.encryption_kid,
         "recipient_enc_kid": recipient_facts.encryption_kid,
+        # A case's messages follow the case (broker.cases.scheduler sets theirs).
+        "retention_until": None
+        if payload.case_id
+        else retention_deadline(
+            now,
+            obligations=[(o.kind, o.value) for o in decision.obligations],
+            default_days=node.retention_message_days,
+        ),
     }
     outbox = {"message_id": message_id, "recipient_id": payload.recipient, "created_at": now}
     audit = audit_row(

@@ -58,14 +58,19 @@ class Message(Base):
     sender_kid: Mapped[str] = mapped_column(String(64))
     policy_hash: Mapped[str] = mapped_column(String(80))
     policy_rules: Mapped[list[str]] = mapped_column(JSON)
-    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
-    key_for_node: Mapped[bytes] = mapped_column(LargeBinary)
+    # The ciphertext and every wrapped copy of its key are destroyed (NULL) at erasure.
+    ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    key_for_node: Mapped[bytes | None] = mapped_column(LargeBinary)
     key_for_sender: Mapped[bytes | None] = mapped_column(LargeBinary)
     key_for_recipient: Mapped[bytes | None] = mapped_column(LargeBinary)
     sender_enc_kid: Mapped[str | None] = mapped_column(String(64))
     recipient_enc_kid: Mapped[str | None] = mapped_column(String(64))
     # The recipient's signed receipt envelope (metadata only: no content), JSON text.
     receipt: Mapped[str | None] = mapped_column(String)
+    # When the content is due for erasure (P17): set at acceptance for a message outside a
+    # case; a case's messages follow the case (NULL until the case ends, then its deadline).
+    retention_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
+    erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class InboxEntry(Base):

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from broker.core import crypto
 from broker.core.context import Caller, NodeContext
 from broker.core.errors import (
+    ContentErased,
     Forbidden,
     InvalidState,
     NotFound,
@@ -104,9 +105,19 @@ async def held_message(
 
 
 def open_envelope(node: NodeContext, message: Message) -> dict[str, Any]:
+    """The stored envelope. Raises ContentErased (410) once the message was erased."""
+    if message.key_for_node is None or message.ciphertext is None:
+        raise erased_error(message)
     key = crypto.secretbox_decrypt(node.master_key, message.key_for_node)
     envelope: dict[str, Any] = orjson.loads(crypto.secretbox_decrypt(key, message.ciphertext))
     return envelope
+
+
+def erased_error(message: Message) -> ContentErased:
+    """The 410 problem of an erased message, naming the erasure date."""
+    return ContentErased(
+        f"the content of message {message.id}", message.erased_at, message_id=message.id
+    )
 
 
 def countersigned_envelope(node: NodeContext, message: Message) -> dsse.VerifiedEnvelope:
@@ -141,8 +152,11 @@ async def read_content(
     min_justification: int,
 ) -> tuple[Message, dict[str, Any], dict[str, Any]]:
     """The countersigned envelope and its decoded payload; writes a ``content:consulted`` leaf.
-    Raises NotFound, JustificationRequired, UnservableContent (and writes no leaf)."""
+    Raises NotFound, ContentErased, JustificationRequired, UnservableContent (and writes no
+    leaf)."""
     message = await get_message_for(session, caller=caller, message_id=message_id)
+    if message.erased_at is not None:
+        raise erased_error(message)
     if caller.participant_id == message.recipient_id and message.status == MessageStatus.ACCEPTED:
         raise InvalidState("the message is not yet delivered to your inbox")
     text = justified(justification, minimum=min_justification, what="content")
@@ -208,6 +222,7 @@ async def attempts_of(session: AsyncSession, message_id: str) -> list[dict[str, 
 __all__ = [
     "attempts_of",
     "countersigned_envelope",
+    "erased_error",
     "get_message_for",
     "held_message",
     "list_inbox",

@@ -43,6 +43,15 @@ class MessageRead(BaseModel):
     envelope_sha256: str
     policy_hash: str
     policy_rules: list[str]
+    retention_until: dt.datetime | None = Field(
+        default=None,
+        description="when the content is erased (P17; LED art. 4(1)(e), 5): from the policy "
+        "decision's retention obligation, else the node's default; a case's messages follow "
+        "the case (empty until it ends)",
+    )
+    erased_at: dt.datetime | None = Field(
+        default=None, description="when the content was crypto-shredded; metadata remains"
+    )
     receipt: EnvelopeRead | None = None
     attempts: list[dict[str, Any]] = Field(default_factory=list)
 

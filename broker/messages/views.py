@@ -45,6 +45,8 @@ def message_read(m: Message, attempts: list[dict[str, Any]] | None = None) -> Me
         envelope_sha256=m.envelope_sha256,
         policy_hash=m.policy_hash,
         policy_rules=list(m.policy_rules),
+        retention_until=m.retention_until,
+        erased_at=m.erased_at,
         receipt=EnvelopeRead.model_validate_json(m.receipt) if m.receipt else None,
         attempts=attempts or [],
     )

@@ -28,6 +28,7 @@ from broker.cases.workflow import GuardError, Side, Transition
 from broker.core import crypto
 from broker.core.context import CallContext
 from broker.core.errors import (
+    ContentErased,
     Forbidden,
     InvalidState,
     JustificationRequired,
@@ -637,7 +638,7 @@ async def download_evidence(
     given = justification
     case, row = await _evidence_row(session, user, case_id, file_id)
     if row.erased_at is not None or row.key_for_node is None:
-        raise InvalidState("this file was erased at the end of retention")
+        raise ContentErased(f"evidence file {row.id}", row.erased_at)
     try:
         text = justified(given, minimum=settings.justification_min_length, what="evidence")
     except JustificationRequired as exc:

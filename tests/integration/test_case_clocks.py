@@ -209,7 +209,10 @@ def test_retention_expiry_erases_the_content_and_keeps_the_history(
     r = api.get(
         f"/v1/cases/{case['id']}/request", as_=DRAFTER, params={"justification": "audit check"}
     )
-    assert r.json()["request"] is None
+    # P17: the erased request answers 410 Gone, naming the erasure date.
+    assert r.status_code == 410
+    assert r.json()["type"] == "urn:palermo:problem:content-erased"
+    assert r.json()["erased_at"] == seen["erased_at"]
     assert count_rows(sync_engine, "case_events", "case_id = :c", c=case["id"]) == len(
         seen["timeline"]
     )

@@ -36,6 +36,7 @@ from broker.cases.service.firing import Fired, fire_event, prepare_event
 from broker.cases.service.loading import Loaded, can_see, case_for, drafted_by, load, side_of
 from broker.cases.service.notices import (
     case_deadlines,
+    follow_case_retention,
     progress,
     record_notice,
     record_system_event,
@@ -52,7 +53,7 @@ from broker.cases.service.reading import (
     list_cases,
     recent_notices,
 )
-from broker.cases.service.request import request_json
+from broker.cases.service.request import erased_error, request_json
 
 __all__: Sequence[str] = [
     "Awaiting",
@@ -68,7 +69,9 @@ __all__: Sequence[str] = [
     "consents_on_record",
     "drafted_by",
     "due_first",
+    "erased_error",
     "fire_event",
+    "follow_case_retention",
     "list_cases",
     "load",
     "open_case",

@@ -29,7 +29,12 @@ from broker.cases.service.events import (
     request_for,
 )
 from broker.cases.service.loading import Loaded, advance, case_for, load, side_of
-from broker.cases.service.notices import progress, record_notice, reschedule
+from broker.cases.service.notices import (
+    follow_case_retention,
+    progress,
+    record_notice,
+    reschedule,
+)
 from broker.cases.service.request import validated
 from broker.cases.workflow import Side, Transition, Workflow
 from broker.core.context import Caller
@@ -307,7 +312,7 @@ async def fire(
             now=now,
         )
     reschedule(loaded, config, now)
-    await session.flush()
+    await follow_case_retention(session, loaded)
     return Fired(case, ev, outcome.envelope, reply)
 
 

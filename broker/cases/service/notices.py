@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.cases.clocks import Deadline, Due, deadlines, due_actions
@@ -20,6 +20,7 @@ from broker.cases.service.loading import Loaded, advance
 from broker.cases.workflow import Side
 from broker.core.context import NodeContext
 from broker.core.ids import uuid7
+from broker.messages.models import Message
 from broker.oversight.service import AuditKind, record_event
 
 
@@ -148,7 +149,38 @@ def reschedule(loaded: Loaded, config: CaseConfig, now: dt.datetime) -> list[Due
     running = [d.due_at for d in open_ones if d.status != "paused"]
     case.next_due_at = min(running) if running else None
     case.next_check_at = actions[0].at if actions else None
+    # P17: the retention deadline runs from closure, refusal or withdrawal (a retained final
+    # state); an erased case keeps the deadline it was erased at.
+    expiry = loaded.workflow.erasing_from(p.state)
+    if expiry is not None:
+        case.retention_until = next((a.at for a in actions if a.kind == expiry.event), None)
+    elif p.state not in loaded.workflow.erased_states:
+        case.retention_until = None
     return actions
+
+
+async def follow_case_retention(session: AsyncSession, loaded: Loaded) -> None:
+    """Give the case's messages (the envelopes of its events, and every message naming the
+    case) the case's retention deadline, so none is kept longer or shorter than the case.
+    Flushes."""
+    case = loaded.case
+    await session.flush()
+    await session.execute(
+        update(Message)
+        .where(
+            or_(
+                Message.case_id == case.id,
+                Message.id.in_(
+                    select(CaseEvent.message_id).where(
+                        CaseEvent.case_id == case.id, CaseEvent.message_id.is_not(None)
+                    )
+                ),
+            ),
+            Message.erased_at.is_(None),
+        )
+        .values(retention_until=case.retention_until)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def progress(loaded: Loaded, config: CaseConfig, now: dt.datetime) -> dict[str, Any]:

@@ -14,13 +14,18 @@ from broker.cases.models import Case
 from broker.cases.tables import WORKFLOWS
 from broker.core import crypto
 from broker.core.context import NodeContext
-from broker.core.errors import SchemaViolation
+from broker.core.errors import ContentErased, SchemaViolation
 
 
 def seal_request(node: NodeContext, request: BaseModel) -> tuple[bytes, bytes]:
     key = crypto.random_key()
     plain = orjson.dumps(request.model_dump(mode="json", exclude_none=True))
     return crypto.secretbox_encrypt(key, plain), crypto.secretbox_encrypt(node.master_key, key)
+
+
+def erased_error(case: Case, what: str = "request") -> ContentErased:
+    """The 410 problem of a case whose content was erased, naming the erasure date."""
+    return ContentErased(f"the {what} of case {case.id}", case.erased_at, case_id=case.id)
 
 
 def open_request(node: NodeContext, case: Case) -> BaseModel | None:
