@@ -145,7 +145,7 @@ async def awaiting_receipt(session: AsyncSession, *, caller: Caller, limit: int)
     domain's tables that its service does not offer yet; it moves there when that service
     grows a filtered inbox.)"""
     stmt = (
-        select(Message)
+        select(Message.id)
         .outerjoin(Case, Case.id == Message.case_id)
         .where(
             Message.recipient_id == caller.participant_id,
@@ -157,7 +157,12 @@ async def awaiting_receipt(session: AsyncSession, *, caller: Caller, limit: int)
         .order_by(Case.urgent.is_(True).desc(), Message.delivered_at, Message.id)
         .limit(limit)
     )
-    return list((await session.scalars(stmt)).all())
+    # Ids first, then the rows: the sort does not carry every envelope of the inbox.
+    ids = list((await session.scalars(stmt)).all())
+    if not ids:
+        return []
+    rows = {m.id: m for m in await session.scalars(select(Message).where(Message.id.in_(ids)))}
+    return [rows[i] for i in ids]
 
 
 def csrf_matches(expected: str, given: str | None) -> bool:

@@ -175,7 +175,7 @@ async def awaiting(
             )
     if not by_side:
         return []
-    stmt = select(Case).where(_visible(caller), or_(*by_side))
+    stmt = select(Case.id).where(_visible(caller), or_(*by_side))
     if excluding:
         stmt = stmt.where(Case.id.not_in(excluding))
     stmt = stmt.order_by(
@@ -185,7 +185,7 @@ async def awaiting(
         Case.updated_at,
         Case.id,
     ).limit(2 * limit)
-    rows = list((await session.scalars(stmt)).all())
+    rows = await _cases_by_id(session, list((await session.scalars(stmt)).all()))
     drafted = await drafted_by(session, rows, caller.account_id)
     out = []
     for c in rows:
@@ -203,12 +203,12 @@ async def awaiting(
 async def due_first(session: AsyncSession, *, caller: Caller, limit: int) -> list[Case]:
     """The caller's cases with a running deadline, the earliest (or longest overdue) first."""
     stmt = (
-        select(Case)
+        select(Case.id)
         .where(_visible(caller), Case.next_due_at.is_not(None))
         .order_by(Case.next_due_at, Case.id)
         .limit(limit)
     )
-    return list((await session.scalars(stmt)).all())
+    return await _cases_by_id(session, list((await session.scalars(stmt)).all()))
 
 
 async def recent_notices(
@@ -219,7 +219,7 @@ async def recent_notices(
     history it sees, ``read_models.visible_timeline``)."""
     me = caller.participant_id
     stmt = (
-        select(Case, CaseEvent)
+        select(CaseEvent.id, Case.id)
         .join(CaseEvent, CaseEvent.case_id == Case.id)
         .where(
             _visible(caller),
@@ -230,7 +230,26 @@ async def recent_notices(
         .order_by(CaseEvent.at.desc(), CaseEvent.id.desc())
         .limit(limit)
     )
-    return [(c, ev) for c, ev in await session.execute(stmt)]
+    pairs = [(event_id, case_id) for event_id, case_id in await session.execute(stmt)]
+    if not pairs:
+        return []
+    events = {
+        ev.id: ev
+        for ev in await session.scalars(
+            select(CaseEvent).where(CaseEvent.id.in_([e for e, _ in pairs]))
+        )
+    }
+    by_id = {c.id: c for c in await _cases_by_id(session, list({c for _, c in pairs}))}
+    return [(by_id[c], events[e]) for e, c in pairs]
+
+
+async def _cases_by_id(session: AsyncSession, ids: list[str]) -> list[Case]:
+    """The cases of ``ids``, in that order. A list query sorts and limits ids first and
+    loads whole rows (their sealed request and projection) only for the page it keeps."""
+    if not ids:
+        return []
+    rows = {c.id: c for c in await session.scalars(select(Case).where(Case.id.in_(ids)))}
+    return [rows[i] for i in ids if i in rows]
 
 
 async def consents_on_record(session: AsyncSession, case_id: str) -> tuple[Consent, ...]:
