@@ -49,3 +49,22 @@ def test_sign_in_is_throttled_on_the_page(page: Any) -> None:
     _try(page, "it.supervisor", PASSWORD)
     page.wait_for_url("**/")
     assert not page.url.endswith("/sign-in")
+
+
+def test_the_password_page_with_the_keyboard_only(page: Any) -> None:
+    page.goto("/sign-in")
+    _try(page, "it.supervisor", PASSWORD)
+    page.wait_for_url("**/")
+    page.goto("/preferences")
+    page.get_by_role("link", name="Change your password").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/preferences/password")
+    check_page(page, "password")
+    page.get_by_label("Current password").focus()
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Tab")
+    page.keyboard.type("a brand new passphrase")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/sign-in?password_changed=1")
+    assert "Your password is changed" in page.get_by_role("status").inner_text()
+    check_page(page, "password-changed")
