@@ -91,9 +91,11 @@ async def get_caller(request: Request, session: SessionDep, settings: SettingsDe
     lookup: CallerLookup | None = getattr(request.app.state, "callers", None)
     if lookup is None:  # an application made without its accounts: nobody gets in
         raise Unauthenticated("this node cannot resolve accounts")
-    caller = await lookup(session, claims.subject)
+    caller = await lookup(session, claims.subject, issued_at_ms=claims.issued_at_ms)
     if caller is None or caller.participant_id != claims.participant_id:
-        raise Unauthenticated("the account behind this token is not active")
+        raise Unauthenticated(
+            "the account behind this token is not active, or its tokens were revoked"
+        )
     bind_contextvars(participant=caller.participant_id, account=caller.account_id)
     return caller
 

@@ -61,3 +61,14 @@ class WhoAmI(BaseModel):
     participant_id: str
     roles: list[str]
     kind: str
+
+
+class PasswordChange(BaseModel):
+    """A person's new password, with the current one (checked, and throttled as a login)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(min_length=1, max_length=1000)
+    new_password: str = Field(
+        min_length=1, max_length=1000, description="at least 12 characters, as at creation"
+    )

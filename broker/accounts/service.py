@@ -7,6 +7,7 @@ and wrong secrets take the same time and give the same answer.
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from broker.accounts.models import Account, AccountKind
 from broker.core import crypto
 from broker.core.context import Actor, Caller, NodeContext
-from broker.core.db import HotStatement, utcnow
+from broker.core.db import HotStatement, UTCDateTime, utcnow
 from broker.core.errors import Conflict, Forbidden, InvalidGrant, NotFound, SchemaViolation
 from broker.core.ids import uuid7
 from broker.core.roles import PERSON_ROLES, SYSTEM_ROLES, Role
@@ -123,6 +124,7 @@ async def set_account_active(
     if account.active != active:
         if not active:
             await _keep_an_admin(session, account, roles=frozenset())
+            account.tokens_valid_after = utcnow()  # enabled again, it starts with none
         account.active = active
         await session.flush()
         await record_event(
@@ -233,6 +235,43 @@ async def authenticate(
     return account
 
 
+def check_password_rules(password: str, *, field: str = "password") -> None:
+    """Raises SchemaViolation."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise SchemaViolation(
+            f"the password must have at least {MIN_PASSWORD_LENGTH} characters", field=field
+        )
+
+
+async def change_password(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    account: Account,
+    new_password: str,
+    now: dt.datetime,
+) -> None:
+    """Set a person's new password (the caller has checked the current one) and revoke every
+    token and web session issued before. Audited as ``account:password-changed``. Raises
+    SchemaViolation."""
+    check_password_rules(new_password, field="new_password")
+    if account.kind != AccountKind.PERSON:
+        raise SchemaViolation("only a person has a password", field="new_password")
+    account.secret_hash = await crypto.hash_password_off_loop(new_password)
+    account.tokens_valid_after = now
+    await session.flush()
+    await record_event(
+        session,
+        kind=AuditKind.ACCOUNT_PASSWORD_CHANGED,
+        node=node.node_id,
+        actor=Actor(account.participant_id, account.id),
+        participant_id=account.participant_id,
+        account=account.id,
+        participant=account.participant_id,
+        login_digest=login_digest(node, account.login),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ActiveAccount:
     """What authentication needs of an account, read on every authenticated request."""
@@ -241,18 +280,30 @@ class ActiveAccount:
     participant_id: str
     kind: str
     roles: frozenset[str]
+    tokens_valid_after: dt.datetime | None = None
+
+    def accepts(self, issued_at: float) -> bool:
+        """Whether a token or session issued at ``issued_at`` (unix seconds) still holds."""
+        return self.tokens_valid_after is None or issued_at >= self.tokens_valid_after.timestamp()
 
 
 _ACTIVE_ACCOUNT = HotStatement(
-    "SELECT participant_id, kind, roles FROM accounts WHERE id = :id AND active",
-    columns={"participant_id": String(), "kind": String(), "roles": JSON()},
+    "SELECT participant_id, kind, roles, tokens_valid_after FROM accounts"
+    " WHERE id = :id AND active",
+    columns={
+        "participant_id": String(),
+        "kind": String(),
+        "roles": JSON(),
+        "tokens_valid_after": UTCDateTime(),
+    },
 )
 
 
-async def caller_for(session: AsyncSession, account_id: str) -> Caller | None:
-    """The active account as a Caller (the ``CallerLookup`` the HTTP layer is made with)."""
+async def caller_for(session: AsyncSession, account_id: str, *, issued_at_ms: int) -> Caller | None:
+    """The active account as a Caller (the ``CallerLookup`` the HTTP layer is made with);
+    None when the token was issued before the account's tokens were revoked."""
     account = await active_account(session, account_id)
-    if account is None:
+    if account is None or not account.accepts(issued_at_ms / 1000):
         return None
     return Caller(
         account_id=account.id,
@@ -268,8 +319,8 @@ async def active_account(session: AsyncSession, account_id: str) -> ActiveAccoun
     rows = await _ACTIVE_ACCOUNT.rows(session, {"id": account_id})
     if not rows:
         return None
-    participant_id, kind, roles = rows[0]
-    return ActiveAccount(account_id, participant_id, kind, frozenset(roles))
+    participant_id, kind, roles, valid_after = rows[0]
+    return ActiveAccount(account_id, participant_id, kind, frozenset(roles), valid_after)
 
 
 __all__ = [
@@ -278,7 +329,9 @@ __all__ = [
     "active_account",
     "authenticate",
     "caller_for",
+    "change_password",
     "check_may_manage",
+    "check_password_rules",
     "check_roles",
     "create_account",
     "get_account",

@@ -4,7 +4,7 @@ import base64
 import binascii
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request, Response, status
+from fastapi import APIRouter, Depends, Form, Request, Response, status
 
 from broker.accounts import service
 from broker.accounts.models import Account, AccountKind
@@ -14,6 +14,7 @@ from broker.accounts.schemas import (
     AccountList,
     AccountRead,
     AccountRoles,
+    PasswordChange,
     TokenRead,
     WhoAmI,
 )
@@ -109,6 +110,58 @@ async def token(
         participant_id=account.participant_id,
         roles=list(account.roles),
     )
+
+
+async def _person(caller: CallerDep) -> Caller:
+    if caller.kind != AccountKind.PERSON:
+        raise Forbidden("only a person has a password; a system's secret is generated")
+    return caller
+
+
+Person = Annotated[Caller, Depends(_person)]
+
+
+@router.put(
+    "/v1/accounts/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    tags=["accounts"],
+)
+async def change_my_password(
+    request: Request,
+    body: PasswordChange,
+    session: SessionDep,
+    node: NodeDep,
+    settings: SettingsDep,
+    caller: Person,
+) -> Response:
+    """A person changes their own password, giving the current one (a wrong one counts as a
+    failed login: 401, then 429 too-many-logins). Every token and web session issued before,
+    this request's token included, is refused from then on. Audited as
+    ``account:password-changed``. A system is refused (403): its secret is generated."""
+    service.check_password_rules(body.new_password, field="new_password")
+    login = (await service.get_account(session, caller.account_id)).login
+    now = utcnow()
+    try:
+        account = await authenticate_throttled(
+            session,
+            node=node,
+            kind=AccountKind.PERSON,
+            login=login,
+            secret=body.current_password,
+            address=request.client.host if request.client else "",
+            channel="api",
+            limits=ThrottleLimits.from_settings(settings),
+            now=now,
+        )
+    except (InvalidGrant, TooManyLogins):
+        await session.commit()
+        raise
+    await service.change_password(
+        session, node=node, account=account, new_password=body.new_password, now=now
+    )
+    await session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/v1/auth/whoami", response_model=WhoAmI)

@@ -88,14 +88,17 @@ class CallContext(Generic[PolicyT_co, ConfigT_co]):
 
 
 class CallerLookup(Protocol):
-    """Finds the active account behind a verified token, as a Caller, or None.
+    """Finds the active account behind a verified token, as a Caller, or None (also when
+    the token was issued before the account's tokens were revoked).
 
     ``broker.http`` resolves callers through the lookup the application was made with
     (``app.state.callers``, set by ``broker.app``), so the HTTP layer does not import the
     accounts domain that itself serves routes through it.
     """
 
-    async def __call__(self, session: AsyncSession, account_id: str) -> Caller | None: ...
+    async def __call__(
+        self, session: AsyncSession, account_id: str, *, issued_at_ms: int
+    ) -> Caller | None: ...
 
 
 def node_context(s: Settings) -> NodeContext:

@@ -30,6 +30,9 @@ class TokenClaims:
     roles: frozenset[str]
     kind: str
     expires_at: int
+    #: When the token was issued, in milliseconds since the epoch (the ``iat`` claim has only
+    #: seconds; revocation compares with an account's ``tokens_valid_after``).
+    issued_at_ms: int
 
 
 def issue_token(
@@ -44,13 +47,15 @@ def issue_token(
     ttl_seconds: int,
 ) -> tuple[str, int]:
     """Return (token, expires_at unix seconds)."""
-    now = int(time.time())
+    now_ms = time.time_ns() // 1_000_000
+    now = now_ms // 1000
     exp = now + ttl_seconds
     claims = {
         "iss": issuer,
         "aud": audience,
         "sub": subject,
         "iat": now,
+        "iat_ms": now_ms,
         "nbf": now - 5,
         "exp": exp,
         "jti": uuid.uuid4().hex,
@@ -105,4 +110,14 @@ def decode_token(token: str, *, secret: bytes, issuer: str, audience: str) -> To
         roles=frozenset(str(r) for r in roles),
         kind=kind,
         expires_at=int(claims["exp"]),
+        issued_at_ms=_issued_at_ms(claims),
     )
+
+
+def _issued_at_ms(claims: dict[str, object]) -> int:
+    iat, iat_ms = claims.get("iat"), claims.get("iat_ms")
+    if not isinstance(iat, int):
+        raise TokenError("token lacks iat")
+    if isinstance(iat_ms, int) and iat_ms // 1000 == iat:
+        return iat_ms
+    return iat * 1000

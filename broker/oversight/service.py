@@ -60,6 +60,7 @@ class AuditKind(enum.StrEnum):
     KEY_REVOKED = "key:revoked"
     ACCOUNT_CREATED = "account:created"
     ACCOUNT_UPDATED = "account:updated"
+    ACCOUNT_PASSWORD_CHANGED = "account:password-changed"  # noqa: S105 - an event kind
     SIGNIN_SUCCEEDED = "signin:succeeded"
     SIGNIN_FAILED = "signin:failed"  # written by nodes before 0008: now auth:failed
     AUTH_FAILED = "auth:failed"

@@ -121,6 +121,10 @@ async def resume(
     account = await active_account(session, row.account_id)
     if account is None or account.kind != AccountKind.PERSON:
         return None
+    if not account.accepts(row.created_at.timestamp()):  # opened before a password change
+        await session.delete(row)
+        await session.flush()
+        return None
     if now - row.last_seen_at >= TOUCH_INTERVAL:
         row.last_seen_at = now
         await session.flush()

@@ -16,7 +16,10 @@ import orjson
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from broker.accounts.throttling import ThrottleLimits, TooManyLogins
+from broker.accounts import service as accounts_service
+from broker.accounts.models import AccountKind
+from broker.accounts.service import MIN_PASSWORD_LENGTH
+from broker.accounts.throttling import ThrottleLimits, TooManyLogins, authenticate_throttled
 from broker.core.db import utcnow
 from broker.core.errors import Forbidden, InvalidGrant, JustificationRequired
 from broker.http import NodeDep, SessionDep, SettingsDep
@@ -132,6 +135,7 @@ async def sign_in_page(
     next: Annotated[str | None, Query(max_length=2000)] = None,
     expired: Annotated[int, Query()] = 0,
     signed_out: Annotated[int, Query()] = 0,
+    password_changed: Annotated[int, Query()] = 0,
 ) -> Response:
     if user is not None:
         return RedirectResponse(safe_next(next), status_code=303)
@@ -142,7 +146,13 @@ async def sign_in_page(
             "next": safe_next(next),
             "login": "",
             "error": None,
-            "notice": "expired" if expired else ("signed-out" if signed_out else None),
+            "notice": (
+                "expired"
+                if expired
+                else "password-changed"
+                if password_changed
+                else ("signed-out" if signed_out else None)
+            ),
             "retry_minutes": 1,
         },
         user=None,
@@ -269,6 +279,74 @@ async def save_preferences(
         )
     response = RedirectResponse("/preferences?saved=1", status_code=303)
     set_cookie(response, settings, i18n.TIMEZONE_COOKIE, timezone, max_age=365 * 86_400)
+    return response
+
+
+@router.get("/preferences/password")
+async def password_page(request: Request, user: SignedIn) -> Response:
+    return render(
+        request,
+        "password.html",
+        {"error": None, "min_length": MIN_PASSWORD_LENGTH, "retry_minutes": 1},
+        user=user,
+    )
+
+
+@router.post("/preferences/password")
+async def change_password(
+    request: Request,
+    session: SessionDep,
+    node: NodeDep,
+    settings: SettingsDep,
+    user: SignedIn,
+    csrf_token: CsrfField = "",
+    current_password: Annotated[str, Form(max_length=1000)] = "",
+    new_password: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """The same service as ``PUT /v1/accounts/me/password``: the current password is checked
+    and throttled as a sign-in; on success every session of the account ends, this one too."""
+    check_csrf(request, user, csrf_token)
+    context: dict[str, Any] = {"min_length": MIN_PASSWORD_LENGTH, "retry_minutes": 1}
+    if len(new_password) < MIN_PASSWORD_LENGTH:
+        return render(
+            request, "password.html", {**context, "error": "short"}, user=user, status=422
+        )
+    login = (await accounts_service.get_account(session, user.caller.account_id)).login
+    now = utcnow()
+    try:
+        account = await authenticate_throttled(
+            session,
+            node=node,
+            kind=AccountKind.PERSON,
+            login=login,
+            secret=current_password,
+            address=request.client.host if request.client else "",
+            channel="web",
+            limits=ThrottleLimits.from_settings(settings),
+            now=now,
+        )
+    except TooManyLogins as exc:
+        retry_after = int(exc.extra["retry_after"])
+        context.update(error="throttled", retry_minutes=_minutes(retry_after))
+        return render(
+            request,
+            "password.html",
+            context,
+            user=user,
+            status=429,
+            headers={"Retry-After": str(retry_after)},
+        )
+    except InvalidGrant:
+        await session.commit()
+        return render(
+            request, "password.html", {**context, "error": "wrong"}, user=user, status=401
+        )
+    await accounts_service.change_password(
+        session, node=node, account=account, new_password=new_password, now=now
+    )
+    await session.commit()
+    response = RedirectResponse("/sign-in?password_changed=1", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
 

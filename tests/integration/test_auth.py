@@ -16,6 +16,7 @@ ROLES = ["it.officer", "it.supervisor", "it.admin", "oversight", "de.system"]
 HANDLERS = {"it.officer", "it.supervisor", "de.system"}
 EVERYONE = set(ROLES)
 ADMIN = {"it.admin"}
+PEOPLE = EVERYONE - {"de.system"}
 MID = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a10"
 CID = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a11"
 CASE = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a12"
@@ -35,6 +36,7 @@ MATRIX = [
     ("POST", "/v1/participants/de.bka/accounts", ADMIN),
     ("POST", "/v1/accounts/nobody/disable", ADMIN),
     ("PUT", "/v1/accounts/nobody/roles", ADMIN),
+    ("PUT", "/v1/accounts/me/password", PEOPLE),
     ("POST", "/v1/messages", HANDLERS),
     ("GET", "/v1/messages", HANDLERS),
     ("GET", f"/v1/messages/{MID}", HANDLERS),

@@ -35,6 +35,8 @@ WEB_MATRIX = [
     ("GET", "/", EVERYONE),
     ("GET", "/preferences", EVERYONE),
     ("POST", "/preferences", EVERYONE),
+    ("GET", "/preferences/password", EVERYONE),
+    ("POST", "/preferences/password", EVERYONE),
     ("POST", "/sign-out", EVERYONE),
     ("GET", "/inbox", HANDLERS),
     ("GET", "/sent", HANDLERS),
@@ -533,3 +535,37 @@ def test_inbox_and_sent_page_with_cursors(api: Api, world: World, settings: Sett
             browser.submit(f"/messages/{message_id}", f"/messages/{message_id}/receipt")
         home = browser.get("/").text
         assert [i in home for i in ids] == [False, False, True]
+
+
+# --- password change -------------------------------------------------------------------------
+
+
+def test_a_person_changes_their_password_on_the_page(browser: Browser, sync_engine: Engine) -> None:
+    browser.sign_in("it.officer")
+    assert 'href="/preferences/password"' in browser.get("/preferences").text
+    new = "a brand new passphrase"
+    r = browser.submit(
+        "/preferences/password",
+        "/preferences/password",
+        {"current_password": "not the password at all", "new_password": new},
+    )
+    assert r.status_code == 401
+    assert 'href="#current_password"' in r.text
+    r = browser.submit(
+        "/preferences/password",
+        "/preferences/password",
+        {"current_password": "correct horse battery staple", "new_password": "short"},
+    )
+    assert r.status_code == 422
+    assert 'href="#new_password"' in r.text
+    r = browser.submit(
+        "/preferences/password",
+        "/preferences/password",
+        {"current_password": "correct horse battery staple", "new_password": new},
+    )
+    assert r.status_code == 303
+    assert r.headers["location"] == "/sign-in?password_changed=1"
+    assert count_rows(sync_engine, "audit_events", "kind = 'account:password-changed'") == 1
+    assert count_rows(sync_engine, "web_sessions") == 0 or browser.get("/").status_code == 303
+    assert browser.sign_in("it.officer").status_code == 401  # the old password
+    assert browser.sign_in("it.officer", password=new).status_code == 303
