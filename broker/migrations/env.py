@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy.engine import Connection
 
 from broker.core.db import make_sync_engine
 from broker.core.settings import Settings
@@ -23,16 +24,38 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def _sqlite_foreign_keys(connection: Connection, on: bool) -> None:
+    """Switch SQLite's foreign key enforcement, outside any transaction (inside one the
+    pragma does nothing)."""
+    raw = connection.connection.dbapi_connection
+    assert raw is not None
+    raw.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+
+
 def run_migrations_online() -> None:
     engine = make_sync_engine(_url())
     with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # A batch migration rebuilds a table (copy, drop, rename). Dropping a table that
+            # other tables' rows refer to (messages: outbox, inbox, terms) fails while foreign
+            # keys are enforced, so they are off while migrating, and checked afterwards.
+            _sqlite_foreign_keys(connection, on=False)
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
+            render_as_batch=sqlite,
         )
-        with context.begin_transaction():
-            context.run_migrations()
+        try:
+            with context.begin_transaction():
+                context.run_migrations()
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise RuntimeError(f"migration left rows with broken references: {broken}")
+        finally:
+            if sqlite:
+                _sqlite_foreign_keys(connection, on=True)
     engine.dispose()
 
 
