@@ -134,9 +134,10 @@ async def expire(
     message of the case (the envelope of every event, and each message naming the case),
     with one ``content:erased`` leaf per item, in the caller's transaction."""
     case = loaded.case
-    erased = [f.id for f in loaded.evidence if f.erased_at is None]
+    erased: list[str] = []
     for f in loaded.evidence:
         if f.erased_at is None:
+            erased.append(f.id)
             evidence.erase(config.evidence_dir / f.storage)
             f.key_for_node = None
             f.erased_at = now

@@ -108,8 +108,7 @@ async def _received_in(session: AsyncSession, message_id: str) -> tuple[str | No
     ).first()
     if row is None:
         return None, frozenset()
-    records = row.projection.get("records", ()) if isinstance(row.projection, dict) else ()
-    return row.case_type, frozenset(str(r) for r in records)
+    return row.case_type, frozenset(row.projection.get("records", ()))
 
 
 def _payload_of(node: NodeContext, message: Message) -> dict[str, Any]:
