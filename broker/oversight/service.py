@@ -38,6 +38,7 @@ from broker.core.ids import uuid7
 from broker.oversight.models import (
     AuditCheckpoint,
     AuditCosignature,
+    AuditEntryCase,
     AuditEntryParty,
     AuditEvent,
     AuditLogEntry,
@@ -350,6 +351,95 @@ async def list_entries(
     return size, stop, [_entry(row) for row in rows.all()]
 
 
+@dataclass(frozen=True, slots=True)
+class EntryFilter:
+    """What the audit explorer narrows the log to; every field is optional."""
+
+    kind: str | None = None
+    participant_id: str | None = None
+    case_id: str | None = None
+    message_id: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+    def active(self) -> bool:
+        return any(getattr(self, name) is not None for name in self.__slots__)
+
+
+@dataclass(frozen=True, slots=True)
+class EntrySearch:
+    """A page of the explorer: the latest checkpoint, the entries (newest first) with their
+    inclusion proofs in the checkpoint's tree, and the index to page on from."""
+
+    checkpoint: PublishedCheckpoint
+    proofs: list[tuple[Entry, list[bytes]]]
+    next_before: int | None
+
+
+async def search_entries(
+    session: AsyncSession,
+    *,
+    viewer: str | None,
+    where: EntryFilter,
+    before: int | None,
+    limit: int,
+) -> EntrySearch:
+    """The published entries ``viewer`` may see that match ``where``, newest first, with
+    index below ``before`` (default: all), at most ``limit``, each with its inclusion proof in
+    the tree of the latest checkpoint. One query on indexed columns, then the proofs from
+    the stored subtree hashes.
+
+    Raises:
+        NotFound: no checkpoint is published yet.
+    """
+    published = await published_checkpoint(session)
+    size = published.size
+    stop = size if before is None else min(before, size)
+    stmt = (
+        _entry_query(viewer)
+        .order_by(None)
+        .order_by(AuditLogEntry.idx.desc())
+        .where(AuditLogEntry.idx < stop)
+        .limit(limit + 1)
+    )
+    if where.kind is not None:
+        stmt = stmt.where(AuditEvent.kind == where.kind)
+    if where.message_id is not None:
+        stmt = stmt.where(AuditEvent.message_id == where.message_id)
+    if where.since is not None:
+        stmt = stmt.where(AuditEvent.created_at >= where.since)
+    if where.until is not None:
+        stmt = stmt.where(AuditEvent.created_at < where.until)
+    if where.participant_id is not None:
+        stmt = stmt.where(
+            select(AuditEntryParty.idx)
+            .where(
+                AuditEntryParty.idx == AuditLogEntry.idx,
+                AuditEntryParty.participant_id == where.participant_id,
+            )
+            .exists()
+        )
+    if where.case_id is not None:
+        stmt = stmt.where(
+            select(AuditEntryCase.idx)
+            .where(AuditEntryCase.idx == AuditLogEntry.idx, AuditEntryCase.case_id == where.case_id)
+            .exists()
+        )
+    entries = [_entry(row) for row in (await session.execute(stmt)).all()]
+    more = len(entries) > limit
+    entries = entries[:limit]
+    if not entries:
+        return EntrySearch(published, [], None)
+
+    def compute(reader: HashReader) -> list[list[bytes]]:
+        return [inclusion_proof(reader, e.index, size) for e in entries]
+
+    proofs = await with_stored_nodes(session, compute)
+    return EntrySearch(
+        published, list(zip(entries, proofs, strict=True)), entries[-1].index if more else None
+    )
+
+
 async def _unpublished_event_of(
     session: AsyncSession, *, viewer: str | None, event_id: str | None, message_id: str | None
 ) -> bool:
@@ -538,6 +628,8 @@ __all__ = [
     "EXPORT_CHUNK",
     "AuditKind",
     "Entry",
+    "EntryFilter",
+    "EntrySearch",
     "ExportPlan",
     "PublishedCheckpoint",
     "audit_row",
@@ -553,4 +645,5 @@ __all__ = [
     "published_checkpoint",
     "record_consultation",
     "record_event",
+    "search_entries",
 ]

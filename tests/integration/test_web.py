@@ -29,6 +29,7 @@ PEOPLE = ["it.officer", "it.supervisor", "it.admin", "oversight"]
 EVERYONE = set(PEOPLE)
 HANDLERS = {"it.officer", "it.supervisor"}
 SUPERVISORS = {"it.supervisor"}
+AUDIT_READERS = {"it.officer", "it.supervisor", "oversight"}
 
 # (method, path, people who may use it); anonymous callers are sent to sign in.
 WEB_MATRIX = [
@@ -71,6 +72,9 @@ WEB_MATRIX = [
     ("POST", "/fiu/goaml", HANDLERS),
     ("GET", f"/messages/{MID}/goaml", HANDLERS),
     ("POST", f"/messages/{MID}/goaml", HANDLERS),
+    ("GET", "/audit", AUDIT_READERS),
+    ("GET", "/audit/entries/7", AUDIT_READERS),
+    ("GET", "/audit/consistency", AUDIT_READERS),
 ]
 # What the matrix's sample ids stand for in the router's paths.
 PLACEHOLDERS = {
@@ -79,6 +83,7 @@ PLACEHOLDERS = {
     FID: "{file_id}",
     KID: "{consent_id}",
     "/events/transmit": "/events/{event}",
+    "/audit/entries/7": "/audit/entries/{index}",
 }
 PUBLIC = {("GET", "/sign-in"), ("POST", "/sign-in"), ("POST", "/language")}
 OPS = {
