@@ -5,6 +5,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from broker.envelopes.seal import EnvelopeSeal
+
 
 class EnvelopeSignature(BaseModel):
     keyid: str
@@ -21,7 +23,11 @@ class SubmitAccepted(BaseModel):
     id: str
     status: str
     accepted_at: dt.datetime
-    envelope: EnvelopeRead = Field(description="the envelope with the node's countersignature")
+    envelope: EnvelopeSeal = Field(
+        description="the envelope as accepted, without its payload: its type, payload digest "
+        "and signatures (yours, then the node's countersignature); the payload is read at "
+        "GET /v1/messages/{id}/content, a logged consultation"
+    )
 
 
 class MessageRead(BaseModel):

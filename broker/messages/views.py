@@ -9,6 +9,7 @@ from broker import messages
 from broker.core.context import CallContext
 from broker.core.db import utcnow
 from broker.core.paging import parse_cursor
+from broker.envelopes.seal import seal_of
 from broker.http import Handler, NodeDep, SessionDep, SettingsDep
 from broker.messages.models import Message
 from broker.messages.schemas import (
@@ -74,8 +75,11 @@ def accepted_response(outcome: messages.Accepted | messages.Refused) -> Response
     a refusal: the answer to a submission and to a forward."""
     if isinstance(outcome, messages.Refused):
         raise outcome.error()
+    # The answer seals the envelope: a forward's payload is the original's content, which is
+    # read through the logged content route, not handed out here.
+    answer = {**outcome.to_dict(), "envelope": seal_of(outcome.envelope).model_dump()}
     return Response(
-        orjson.dumps(outcome.to_dict(), option=orjson.OPT_UTC_Z),
+        orjson.dumps(answer, option=orjson.OPT_UTC_Z),
         status_code=200 if outcome.duplicate else 202,
         media_type="application/json",
         headers={"Location": f"/v1/messages/{outcome.message_id}"},
