@@ -25,10 +25,14 @@ MID = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a10"
 CID = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a11"
 FID = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a12"
 KID = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a13"
+AID = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a14"
+PID = "zz.matrix-participant"
+KEY = "matrix-key-id"
 PEOPLE = ["it.officer", "it.supervisor", "it.admin", "oversight"]
 EVERYONE = set(PEOPLE)
 HANDLERS = {"it.officer", "it.supervisor"}
 SUPERVISORS = {"it.supervisor"}
+ADMINS = {"it.admin"}
 
 # (method, path, people who may use it); anonymous callers are sent to sign in.
 WEB_MATRIX = [
@@ -71,6 +75,27 @@ WEB_MATRIX = [
     ("POST", "/fiu/goaml", HANDLERS),
     ("GET", f"/messages/{MID}/goaml", HANDLERS),
     ("POST", f"/messages/{MID}/goaml", HANDLERS),
+    ("GET", "/reference", EVERYONE),
+    ("GET", "/admin/participants", ADMINS),
+    ("POST", "/admin/participants", ADMINS),
+    ("GET", f"/admin/participants/{PID}", ADMINS),
+    ("POST", f"/admin/participants/{PID}/status", ADMINS),
+    ("POST", f"/admin/participants/{PID}/keys", ADMINS),
+    ("POST", f"/admin/participants/{PID}/keys/rotate", ADMINS),
+    ("GET", f"/admin/participants/{PID}/keys/{KEY}/revoke", ADMINS),
+    ("POST", f"/admin/participants/{PID}/keys/{KEY}/revoke", ADMINS),
+    ("GET", "/admin/accounts", ADMINS),
+    ("GET", f"/admin/participants/{PID}/accounts", ADMINS),
+    ("POST", f"/admin/participants/{PID}/accounts", ADMINS),
+    ("POST", f"/admin/accounts/{AID}/disable", ADMINS),
+    ("POST", f"/admin/accounts/{AID}/roles", ADMINS),
+    ("POST", f"/admin/accounts/{AID}/secret-reset", ADMINS),
+    ("GET", "/admin/delivery", ADMINS),
+    ("POST", f"/admin/delivery/dead-letters/{MID}/requeue", ADMINS),
+    ("GET", f"/admin/participants/{PID}/adapter", ADMINS),
+    ("POST", f"/admin/participants/{PID}/adapter", ADMINS),
+    ("GET", "/admin/policy", ADMINS),
+    ("POST", "/admin/policy/explain", ADMINS),
 ]
 # What the matrix's sample ids stand for in the router's paths.
 PLACEHOLDERS = {
@@ -78,6 +103,9 @@ PLACEHOLDERS = {
     CID: "{case_id}",
     FID: "{file_id}",
     KID: "{consent_id}",
+    AID: "{account_id}",
+    PID: "{participant_id}",
+    KEY: "{kid}",
     "/events/transmit": "/events/{event}",
 }
 PUBLIC = {("GET", "/sign-in"), ("POST", "/sign-in"), ("POST", "/language")}
