@@ -32,12 +32,14 @@ from policies.vocabulary import CHANNELS
 
 DEAD_LETTER_PAGE = 200
 EXPLAIN_EXAMPLE = {
-    "message_type": "mla.request",
-    "sender": "it.central-authority",
-    "recipient": "us.central-authority",
-    "purpose": "criminal_investigation",
-    "legal_basis": "untoc",
-    "language": "en",
+    "sender": {"id": "de.bka", "kind": "police"},
+    "recipient": {"id": "us.central-authority", "kind": "central_authority"},
+    "message_type": "intel.message",
+    "legal_basis": "UNTOC art. 27",
+    "purpose": "investigation",
+    "handling_code": "H0",
+    "evaluation": "B2",
+    "statement_kind": "fact",
 }
 
 
@@ -146,6 +148,8 @@ async def set_adapter(
             )
         except AdapterConfigError as exc:
             await session.rollback()
+            context = await _adapter_context(session, participant_id)
+            context["values"] = {"adapter": adapter, "config": config}
             context["errors"] = [
                 service_problem(
                     exc, {"adapter": "d-adapter", "adapter_config": "d-config"}, "d-config"
