@@ -59,13 +59,14 @@ PARTICIPANT_FIELDS = {"id": "p-id", "kind": "p-kind", "display_name": "p-display
 
 
 async def _participants_context(session: SessionDep, **extra: Any) -> dict[str, Any]:
+    now = utcnow()
+    keys = await participants.keys_by_participant(session)
     context: dict[str, Any] = {
         "participants": await participants.list_participants(session),
-        "keys": await participants.keys_by_participant(session),
+        "valid_keys": {pid: sum(k.valid_at(now) for k in ks) for pid, ks in keys.items()},
         "kinds": [k.value for k in ParticipantKind],
         "values": {"id": "", "kind": "", "display_name": ""},
         "errors": [],
-        "now": utcnow(),
     }
     context.update(extra)
     return context
