@@ -11,9 +11,12 @@ import re
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from broker.app import create_app
 from broker.core import crypto
+from broker.core.settings import Settings
 from tests.conftest import Api, World, count_rows
 from tests.integration.messaging_helpers import envelope
 from tests.integration.test_web import ADMINS, WEB_MATRIX
@@ -521,3 +524,21 @@ def test_reference_data_for_every_signed_in_person(api: Api) -> None:
     assert 'id="state-FR"' in page.text
     assert "central_authority" in page.text
     assert "untoc" in page.text
+
+
+def test_off_a_hub_an_admin_manages_only_its_own_accounts(settings: Settings) -> None:
+    own_node = settings.model_copy(update={"hub_operator": False})
+    with TestClient(create_app(own_node)) as client:
+        admin = Browser(client)
+        assert admin.sign_in("it.admin").status_code == 303
+        assert admin.get("/admin/participants/it.central-authority/accounts").status_code == 200
+        other = admin.get("/admin/participants/nl.fiu/accounts")
+        assert other.status_code == 403
+        assert "nl.fiu" not in admin.get("/admin/accounts").text
+        r = _post(
+            admin,
+            "/admin/accounts",
+            "/admin/participants/nl.fiu/accounts",
+            {"kind": "system", "login": "nl.sneaky", "display_name": "S", "roles": "system"},
+        )
+        assert r.status_code == 403
