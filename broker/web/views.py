@@ -537,6 +537,7 @@ async def acknowledge(
 # the reference data live in their own modules and add their routes to this router.
 import broker.web.compose  # noqa: E402, F401
 from broker.web import (  # noqa: E402, F401
+    admin_account_views,
     admin_delivery_views,
     admin_views,
     case_views,
