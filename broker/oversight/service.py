@@ -59,9 +59,11 @@ class AuditKind(enum.StrEnum):
     KEY_REGISTERED = "key:registered"
     KEY_GENERATED = "key:generated"
     KEY_REVOKED = "key:revoked"
+    KEY_ROTATED = "key:rotated"
     ACCOUNT_CREATED = "account:created"
     ACCOUNT_UPDATED = "account:updated"
     ACCOUNT_PASSWORD_CHANGED = "account:password-changed"  # noqa: S105 - an event kind
+    ACCOUNT_SECRET_RESET = "account:secret-reset"  # noqa: S105 - an event kind
     SIGNIN_SUCCEEDED = "signin:succeeded"
     SIGNIN_FAILED = "signin:failed"  # written by nodes before 0008: now auth:failed
     AUTH_FAILED = "auth:failed"
