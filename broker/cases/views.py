@@ -47,7 +47,16 @@ from broker.core.errors import (
 from broker.core.ids import uuid7
 from broker.core.text import justification as justified
 from broker.envelopes.seal import seal_of
-from broker.http import CallerDep, Handler, NodeDep, Oversight, SessionDep, SettingsDep
+from broker.http import (
+    CallerDep,
+    Handler,
+    NodeDep,
+    Oversight,
+    SessionDep,
+    SettingsDep,
+    Supervisor,
+)
+from broker.messages.schemas import RetentionExtension
 from broker.oversight.service import record_consultation
 from broker.policy.views import PolicyDep
 
@@ -298,6 +307,33 @@ async def fire_event(
         envelope=seal_of(outcome.envelope) if outcome.envelope is not None else None,
         reply=event_read(outcome.reply) if outcome.reply is not None else None,
     )
+
+
+@router.post("/cases/{case_id}/retention", response_model=CaseRead)
+async def extend_retention(
+    case_id: str,
+    body: RetentionExtension,
+    session: SessionDep,
+    node: NodeDep,
+    caller: Supervisor,
+    policy: PolicyDep,
+    config: ConfigDep,
+    clock: ClockDep,
+) -> CaseRead:
+    """Extend the retention of an ended case your participant is a party to, by a reasoned
+    review (P17): from ``PALERMO_RETENTION_REVIEW_DAYS`` before its deadline (the clocks remind
+    both parties then), to a later one, with reasons; a ``retention_extended`` notice on the
+    case and one ``retention:extended`` leaf. Its messages and evidence follow."""
+    now = clock()
+    case = await service.extend_case_retention(
+        session,
+        ctx=CallContext(node, caller, policy, config, now),
+        case_id=case_id,
+        until=body.until,
+        reason=body.reason,
+    )
+    await session.commit()
+    return await case_read(session, await service.load(session, case), caller, config, now)
 
 
 # --- evidence --------------------------------------------------------------------------------

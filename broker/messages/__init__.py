@@ -37,6 +37,12 @@ from broker.messages.reading import (
     terms_of,
 )
 from broker.messages.receipts import RECEIPT_TYPE, receipt_payload, record_receipt, verify_receipt
+from broker.messages.review import (
+    ReviewTerms,
+    checked_extension,
+    extend_message_retention,
+    review_opens,
+)
 from broker.messages.signing import Signed, parse_payload, verified_submission
 
 __all__ = [
@@ -46,14 +52,17 @@ __all__ = [
     "Accepted",
     "MessageFilter",
     "Refused",
+    "ReviewTerms",
     "Signed",
     "accept",
     "attempts_of",
     "check_draft",
+    "checked_extension",
     "countersigned_envelope",
     "erase_due_messages",
     "erase_messages",
     "erased_error",
+    "extend_message_retention",
     "filtered_inbox",
     "filtered_sent",
     "get_message_for",
@@ -67,6 +76,7 @@ __all__ = [
     "read_content",
     "receipt_payload",
     "record_receipt",
+    "review_opens",
     "sign_and_accept",
     "submit",
     "terms_of",

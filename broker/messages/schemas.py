@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from broker.envelopes.seal import EnvelopeSeal
 
@@ -80,3 +80,15 @@ class ContentRead(BaseModel):
     id: str
     envelope: EnvelopeRead
     payload: dict[str, Any]
+
+
+class RetentionExtension(BaseModel):
+    """A reasoned review that extends a retention (P17): the new deadline and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    until: dt.datetime = Field(description="the new deadline, with its time zone")
+    reason: str = Field(
+        max_length=2000,
+        description="the reasons of the review: why the item is still needed for its purpose",
+    )

@@ -10,7 +10,7 @@ from broker.core.context import CallContext
 from broker.core.db import utcnow
 from broker.core.paging import parse_cursor
 from broker.envelopes.seal import seal_of
-from broker.http import Handler, NodeDep, SessionDep, SettingsDep
+from broker.http import Handler, NodeDep, SessionDep, SettingsDep, Supervisor
 from broker.messages.models import Message
 from broker.messages.schemas import (
     ContentRead,
@@ -18,6 +18,7 @@ from broker.messages.schemas import (
     InboxItem,
     InboxPage,
     MessageRead,
+    RetentionExtension,
     SentPage,
     SubmitAccepted,
 )
@@ -135,6 +136,34 @@ async def get_content(
         media_type="application/json",
         headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
     )
+
+
+@router.post("/messages/{message_id}/retention", response_model=MessageRead)
+async def extend_retention(
+    message_id: str,
+    body: RetentionExtension,
+    session: SessionDep,
+    node: NodeDep,
+    caller: Supervisor,
+    settings: SettingsDep,
+) -> MessageRead:
+    """Extend the retention of a plain message your participant sent or received, by a
+    reasoned review (P17): from ``PALERMO_RETENTION_REVIEW_DAYS`` before its deadline, to a
+    later one, with reasons; one ``retention:extended`` leaf. A case's message follows its
+    case (``POST /v1/cases/{id}/retention``)."""
+    await messages.extend_message_retention(
+        session,
+        node=node,
+        caller=caller,
+        message_id=message_id,
+        until=body.until,
+        reason=body.reason,
+        now=utcnow(),
+        terms=messages.ReviewTerms.from_settings(settings),
+    )
+    await session.commit()
+    message = await messages.get_message_for(session, caller=caller, message_id=message_id)
+    return message_read(message, await messages.attempts_of(session, message.id))
 
 
 @router.post("/messages/{message_id}/receipt", response_model=MessageRead)

@@ -77,6 +77,7 @@ class AuditKind(enum.StrEnum):
     CASE_NOTICE = "case:notice"
     EVIDENCE_STORED = "evidence:stored"
     CONTENT_ERASED = "content:erased"
+    RETENTION_EXTENDED = "retention:extended"
     MATCH_QUERIED = "match:queried"
     MATCH_ANSWERED = "match:answered"
 

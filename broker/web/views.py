@@ -26,6 +26,7 @@ from broker.http import NodeDep, SessionDep, SettingsDep
 from broker.messages import (
     STATUSES,
     MessageFilter,
+    ReviewTerms,
     attempts_of,
     filtered_inbox,
     filtered_sent,
@@ -38,6 +39,7 @@ from broker.messages import (
 from broker.participants.service import list_participants
 from broker.web import i18n, service
 from broker.web.rendering import CSRF_COOKIE, SESSION_COOKIE, render, safe_next, set_cookie
+from broker.web.review import review_of
 from broker.web.service import CsrfRefused, WebUser
 
 router = APIRouter(include_in_schema=False)
@@ -469,6 +471,8 @@ async def message_page(
         session, user, message_id, min_justification=settings.justification_min_length
     )
     await session.commit()
+    terms = ReviewTerms.from_settings(settings)
+    context["review"] = review_of(context["message"].retention_until, terms, utcnow(), user)
     return render(request, "message.html", context, user=user)
 
 
@@ -546,4 +550,5 @@ from broker.web import (  # noqa: E402, F401
     fiu_views,
     forward_views,
     home_views,
+    retention_views,
 )

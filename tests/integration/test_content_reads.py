@@ -38,6 +38,7 @@ EXEMPT = {
     ("GET", "/v1/messages/{message_id}"): "metadata; its `receipt` is the signed receipt, whose "
     "payload names the message and its digest",
     ("POST", "/v1/messages/{message_id}/receipt"): "the same message read, with the receipt",
+    ("POST", "/v1/messages/{message_id}/retention"): "the same message read, after a review",
     ("GET", "/v1/messages"): "the sent list: the same metadata per message",
     ("GET", "/v1/inbox"): "the inbox: the same metadata per message",
     ("POST", "/v1/federation/envelopes"): "a peer node's own envelope, countersigned back to it "

@@ -76,6 +76,8 @@ WEB_MATRIX = [
     ("POST", "/fiu/goaml", HANDLERS),
     ("GET", f"/messages/{MID}/goaml", HANDLERS),
     ("POST", f"/messages/{MID}/goaml", HANDLERS),
+    ("POST", f"/messages/{MID}/retention", SUPERVISORS),
+    ("POST", f"/cases/{CID}/retention", SUPERVISORS),
     ("GET", "/audit", AUDIT_READERS),
     ("GET", "/audit/entries/7", AUDIT_READERS),
     ("GET", "/audit/consistency", AUDIT_READERS),
