@@ -8,6 +8,7 @@ delivered message the caller holds".
 
 from broker.messages.checking import check_draft
 from broker.messages.erasure import erase_due_messages, erase_messages
+from broker.messages.export import SealedItem, export_sealed
 from broker.messages.ingress import (
     Accepted,
     AcceptRequest,
@@ -53,6 +54,7 @@ __all__ = [
     "MessageFilter",
     "Refused",
     "ReviewTerms",
+    "SealedItem",
     "Signed",
     "accept",
     "attempts_of",
@@ -62,6 +64,7 @@ __all__ = [
     "erase_due_messages",
     "erase_messages",
     "erased_error",
+    "export_sealed",
     "extend_message_retention",
     "filtered_inbox",
     "filtered_sent",

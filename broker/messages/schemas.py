@@ -92,3 +92,27 @@ class RetentionExtension(BaseModel):
         max_length=2000,
         description="the reasons of the review: why the item is still needed for its purpose",
     )
+
+
+class ExportItem(BaseModel):
+    id: str
+    type: str
+    sender: str
+    recipient: str
+    accepted_at: dt.datetime
+    envelope_sha256: str
+    role: str = Field(description="sender or recipient: which sealed copy this is")
+    enc_kid: str | None = Field(description="the encryption key the content key is sealed to")
+    sealed_key: str | None = Field(
+        description="base64 libsodium sealed box of the content key, to enc_kid; null if the "
+        "participant had no encryption key when the message was accepted"
+    )
+    ciphertext: str = Field(
+        description="base64 secretbox (nonce first) of the countersigned envelope, under the "
+        "content key"
+    )
+
+
+class ExportPage(BaseModel):
+    items: list[ExportItem]
+    next: str | None = Field(description="give as after= for the next page; null at the end")

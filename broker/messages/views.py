@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 from typing import Annotated, Any
 
 import orjson
@@ -15,6 +16,8 @@ from broker.messages.models import Message
 from broker.messages.schemas import (
     ContentRead,
     EnvelopeRead,
+    ExportItem,
+    ExportPage,
     InboxItem,
     InboxPage,
     MessageRead,
@@ -99,6 +102,54 @@ async def list_sent(
         session, caller=caller, limit=limit or settings.inbox_page_size, before=before
     )
     return SentPage(items=[message_read(m) for m in rows])
+
+
+@router.get("/messages/export", response_model=ExportPage)
+async def export_messages(
+    session: SessionDep,
+    node: NodeDep,
+    caller: Handler,
+    settings: SettingsDep,
+    justification: Annotated[str | None, Query(max_length=1000)] = None,
+    after: Annotated[str | None, Query(max_length=36)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> Response:
+    """Your participant's messages, each as its ciphertext and the content key sealed to your
+    own encryption key: open them with your private key (``palermo client export``), not the
+    node's. A logged consultation: one ``content:consulted`` leaf per page."""
+    items, more = await messages.export_sealed(
+        session,
+        node=node,
+        caller=caller,
+        justification=justification,
+        min_justification=settings.justification_min_length,
+        after=after,
+        limit=limit,
+    )
+    page = ExportPage(
+        items=[
+            ExportItem(
+                id=i.message.id,
+                type=i.message.type,
+                sender=i.message.sender_id,
+                recipient=i.message.recipient_id,
+                accepted_at=i.message.accepted_at,
+                envelope_sha256=i.message.envelope_sha256,
+                role=i.role,
+                enc_kid=i.enc_kid,
+                sealed_key=_b64(i.sealed_key) if i.sealed_key is not None else None,
+                ciphertext=_b64(i.message.ciphertext or b""),
+            )
+            for i in items
+        ],
+        next=items[-1].message.id if more else None,
+    ).model_dump_json()
+    await session.commit()
+    return Response(page, media_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 @router.get("/messages/{message_id}", response_model=MessageRead)

@@ -41,6 +41,7 @@ MATRIX = [
     ("PUT", "/v1/accounts/me/password", PEOPLE),
     ("POST", "/v1/messages", HANDLERS),
     ("GET", "/v1/messages", HANDLERS),
+    ("GET", "/v1/messages/export", HANDLERS),
     ("GET", f"/v1/messages/{MID}", HANDLERS),
     ("GET", f"/v1/messages/{MID}/content", HANDLERS),
     ("POST", f"/v1/messages/{MID}/receipt", HANDLERS),

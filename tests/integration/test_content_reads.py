@@ -30,7 +30,7 @@ from tests.integration.test_case_helpers import (
 )
 from tests.integration.test_fiu import fiu_request
 
-CONTENT_FIELDS = frozenset({"payload", "request", "body"})
+CONTENT_FIELDS = frozenset({"payload", "request", "body", "ciphertext"})
 WHY = "checking the read is logged once"
 
 # (method, path) -> why its answer is no party's content.
@@ -134,7 +134,14 @@ def _evidence(api: Api) -> Any:
     )
 
 
+def _export(api: Api) -> Any:
+    r = api.post("/v1/messages", as_="de.system", json=envelope(api.world.keys["de.bka"]))
+    assert r.status_code == 202, r.text
+    return api.get("/v1/messages/export", as_="de.system", params={"justification": WHY})
+
+
 CONSULTATIONS: dict[tuple[str, str], Callable[[Api], Any]] = {
+    ("GET", "/v1/messages/export"): _export,
     ("GET", "/v1/messages/{message_id}/content"): _message_content,
     ("GET", "/v1/cases/{case_id}/request"): _case_request,
     ("POST", "/v1/cases/{case_id}/events/draft"): _event_draft,
