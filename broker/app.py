@@ -137,6 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, json=settings.log_json)
+        # Production: never serve as a superuser or as the owner of the tables (fail closed).
+        await anyio.to_thread.run_sync(settings.check_database_role, "the api")
         app.state.db = Database(
             settings.resolved_database_url,
             pool_size=settings.db_pool_size,

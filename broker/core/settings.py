@@ -62,7 +62,12 @@ class Settings(PasswordHashSettings):
     model_config = SettingsConfigDict(env_prefix="PALERMO_", extra="ignore")
 
     data_dir: Path = Path("data")
+    #: What the api, worker and beat connect as: in production a LOGIN role that is only a
+    #: member of palermo_app (docs/operations.md, "Database roles").
     database_url: str = ""
+    #: What ``palermo init`` migrates as: the owner of the schema (or a role that may create
+    #: roles, to make the app role too). Empty: init uses PALERMO_DATABASE_URL.
+    migration_database_url: SecretStr | None = None
     celery_broker_url: str = ""
     celery_result_backend: str = ""
     node_id: str = "palermo.local"
@@ -189,6 +194,12 @@ class Settings(PasswordHashSettings):
         return self.database_url or f"sqlite:///{(self.data_dir / 'palermo.db').resolve()}"
 
     @property
+    def resolved_migration_url(self) -> str:
+        if self.migration_database_url is not None:
+            return self.migration_database_url.get_secret_value()
+        return self.resolved_database_url
+
+    @property
     def resolved_broker_url(self) -> str:
         if self.celery_broker_url:
             return self.celery_broker_url
@@ -285,6 +296,28 @@ class Settings(PasswordHashSettings):
             ):
                 raise ConfigurationError("production needs PostgreSQL (PALERMO_DATABASE_URL)")
             self._check_production()
+
+    def check_database_role(self, process: str) -> None:
+        """In production on PostgreSQL, refuse a connection role that is a superuser, owns the
+        tables, may create tables or roles: the api, worker and beat need none of that, and
+        an audit log its writer may alter proves nothing. Checked with one query.
+
+        Raises ConfigurationError (also when the database cannot be reached to check).
+        """
+        from broker.core import dbroles
+
+        url = self.resolved_database_url
+        if self.env != "production" or not dbroles.is_postgresql(url):
+            return
+        try:
+            dbroles.refuse_privileged_role(url, process=process)
+        except dbroles.PrivilegedRoleError as exc:
+            raise ConfigurationError(str(exc)) from exc
+        except Exception as exc:
+            raise ConfigurationError(
+                f"{process} cannot check the database role it connects as "
+                f"({type(exc).__name__}: {exc}); production does not start unchecked"
+            ) from exc
 
     def _check_production(self) -> None:
         """What production asks beyond a real database: TLS in front of the API, a real
