@@ -14,10 +14,15 @@ import os
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 DEV_MARKER = "DEVELOPMENT-NODE"
 _SECRET_FILES = {
@@ -58,8 +63,57 @@ class PasswordHashSettings(BaseSettings):
         return self
 
 
+class FileSettingsSource(PydanticBaseSettingsSource):
+    """``PALERMO_<NAME>_FILE=path``: the setting ``<NAME>`` is the content of that file, less
+    its trailing newline (compose and Kubernetes mount secrets as files; the convention of the
+    postgres image's ``POSTGRES_PASSWORD_FILE``). A setting given both ways is refused: which
+    one wins would be a guess. Raises ConfigurationError (also when the file cannot be read).
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        path = os.environ.get(f"PALERMO_{field_name.upper()}_FILE")
+        if not path:
+            return None, field_name, False
+        if f"PALERMO_{field_name.upper()}" in os.environ:
+            raise ConfigurationError(
+                f"PALERMO_{field_name.upper()} and PALERMO_{field_name.upper()}_FILE are both "
+                "set: give one"
+            )
+        try:
+            return Path(path).read_text().rstrip("\r\n"), field_name, False
+        except OSError as exc:
+            raise ConfigurationError(
+                f"PALERMO_{field_name.upper()}_FILE={path} cannot be read: {exc.strerror}"
+            ) from exc
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, name)
+            if value is not None:
+                found[key] = value
+        return found
+
+
 class Settings(PasswordHashSettings):
     model_config = SettingsConfigDict(env_prefix="PALERMO_", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            FileSettingsSource(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
 
     data_dir: Path = Path("data")
     #: What the api, worker and beat connect as: in production a LOGIN role that is only a
