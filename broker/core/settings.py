@@ -235,6 +235,13 @@ class Settings(PasswordHashSettings):
     auth_failure_memory_seconds: int = Field(default=3600, ge=1, le=30 * 86_400)
     web_default_timezone: str = "UTC"
 
+    # Metrics (docs/operations.md, "Metrics"): when metrics_token is set, GET /metrics needs
+    # ``Authorization: Bearer <token>``; without it /metrics is open in development and
+    # disabled (404) in production. The database figures are read at scrape time, within
+    # metrics_db_timeout_seconds (beyond it the scrape answers without them).
+    metrics_token: SecretStr | None = None
+    metrics_db_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+
     log_level: str = "INFO"
     log_json: bool = True
 
