@@ -23,7 +23,7 @@ put() {
 }
 owner=$(word); app=$(word); rabbit=$(word)
 put postgres-password "$owner"
-put migration-database-url "postgresql://palermo_owner:$owner@postgres:5432/palermo"
+put migration-database-url "postgresql://postgres:$owner@postgres:5432/palermo"
 put app-db-password "$app"
 put database-url "postgresql://palermo_api:$app@postgres:5432/palermo"
 put rabbitmq-user.conf "default_user = palermo

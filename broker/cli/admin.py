@@ -66,16 +66,16 @@ def run_in_session(
         raise CommandError(str(exc)) from exc
 
 
-def init_node(settings: Settings) -> list[Path]:
-    """Create missing secrets, migrate (as PALERMO_MIGRATION_DATABASE_URL's role, the owner,
-    when set), and audit the policy set if it changed. Raises CommandError (a pack or the
-    reference data does not load)."""
+def init_node(settings: Settings, *, owner_role: str | None = None) -> list[Path]:
+    """Create missing secrets, migrate (connected as PALERMO_MIGRATION_DATABASE_URL when set,
+    as ``owner_role`` when given), and audit the policy set if it changed. Raises
+    CommandError (a pack or the reference data does not load)."""
     created = write_secret_files(settings.data_dir, settings)
     url = settings.resolved_migration_url
     database = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
     if database is not None:  # created 0600 before SQLite makes it with the umask's mode
         os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
-    migrate.upgrade(url)
+    migrate.upgrade(url, role=owner_role)
     if database is not None:
         for path in database.parent.glob(database.name + "*"):
             path.chmod(0o600)
@@ -95,8 +95,30 @@ def _connected_as(url: str) -> str:
     return str(row[0]) if row else "?"
 
 
+def prepare_owner(settings: Settings, owner_role: str) -> str:
+    """``--owner-role``: make the owner before migrating. Raises CommandError."""
+    url = settings.resolved_migration_url
+    if not dbroles.is_postgresql(url):
+        raise CommandError("--owner-role is for PostgreSQL")
+    try:
+        with psycopg.connect(dbroles.libpq_url(url), autocommit=True) as conn:
+            return dbroles.prepare_owner_role(conn, owner_role)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise CommandError(
+            f"cannot create or grant role {owner_role} as {_connected_as(url)} "
+            f"({exc.diag.message_primary}): connect PALERMO_MIGRATION_DATABASE_URL as a "
+            "role that may create roles, or migrate as the owner itself without --owner-role"
+        ) from exc
+    except dbroles.PrivilegedRoleError as exc:
+        raise CommandError(str(exc)) from exc
+
+
 def postgresql_roles(
-    settings: Settings, *, app_role: str | None, password: str | None
+    settings: Settings,
+    *,
+    app_role: str | None,
+    password: str | None,
+    owner_role: str | None = None,
 ) -> list[str]:
     """On PostgreSQL, what init did and found about the roles (lines to print): the owner it
     migrated as, the app login role it made (``--app-role``), and whether PALERMO_DATABASE_URL
@@ -104,7 +126,7 @@ def postgresql_roles(
     owner_url = settings.resolved_migration_url
     if not dbroles.is_postgresql(owner_url):
         return []
-    lines = [f"migrated as {_connected_as(owner_url)} (the owner of the schema)"]
+    lines = [f"migrated as {owner_role or _connected_as(owner_url)} (the owner of the schema)"]
     if app_role is not None:
         try:
             with psycopg.connect(dbroles.libpq_url(owner_url), autocommit=True) as conn:
@@ -144,11 +166,16 @@ def cmd_init(args: argparse.Namespace) -> int:
         password = Path(args.app_password_file).read_text().rstrip("\r\n")
         if not password:
             raise CommandError(f"{args.app_password_file} is empty")
-    created = init_node(settings)
+    if args.owner_role is not None:
+        print(prepare_owner(settings, args.owner_role))
+    created = init_node(settings, owner_role=args.owner_role)
     for path in created:
         print(f"created {path}")
     print(f"database ready: {settings.resolved_migration_url.split('@')[-1]}")
-    for line in postgresql_roles(settings, app_role=args.app_role, password=password):
+    roles = postgresql_roles(
+        settings, app_role=args.app_role, password=password, owner_role=args.owner_role
+    )
+    for line in roles:
         print(line)
     print(f"policy: {node_policy(settings).hash}")
     return 0
@@ -341,6 +368,11 @@ def register(sub: Any) -> None:
         "--app-role",
         help="PostgreSQL: create (or update) this LOGIN role, a member of palermo_app only, "
         "for the api, worker and beat to connect as",
+    )
+    p.add_argument(
+        "--owner-role",
+        help="PostgreSQL: create (if missing) this NOLOGIN role and migrate as it (SET ROLE), "
+        "so that it, not the connecting role, owns the schema's objects",
     )
     p.add_argument(
         "--app-password-file",

@@ -118,6 +118,57 @@ def ensure_app_login_role(
     return f"app role {name}: {verb}, LOGIN, member of {APP_ROLE}"
 
 
+def prepare_owner_role(conn: psycopg.Connection[tuple[object, ...]], name: str) -> str:
+    """As a role that may manage roles: create the owner ``name`` (NOLOGIN) if missing, and
+    ``palermo_app`` (which migration 0002 would otherwise create, and the owner may not),
+    give the owner CONNECT and CREATE on the database and USAGE and CREATE on the schema,
+    and let the connected role SET ROLE to it. Idempotent; return what was done.
+
+    Raises PrivilegedRoleError when ``name`` is a superuser, or when the schema's tables are
+    owned by another role (migrated before without an owner role: the owner could not alter
+    them; ``REASSIGN OWNED`` them first), and psycopg.errors.InsufficientPrivilege when the
+    connected role may not manage roles.
+    """
+    ident = sql.Identifier(name)
+    row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
+    if row is not None and row[0]:
+        raise PrivilegedRoleError(f"owner role {name} exists and is a superuser")
+    foreign = conn.execute(
+        "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = current_schema() "
+        "AND tableowner <> %s ORDER BY 1",
+        (name,),
+    ).fetchall()
+    if foreign:
+        owners = ", ".join(str(r[0]) for r in foreign)
+        raise PrivilegedRoleError(
+            f"the schema's tables are owned by {owners}, not {name}: migrate without "
+            f"--owner-role, or reassign them to {name} first (REASSIGN OWNED BY ... TO {name})"
+        )
+    verb = "updated" if row is not None else "created"
+    if row is None:
+        conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(ident))
+    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone()
+    if exists is None:
+        conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(APP_ROLE)))
+    where = conn.execute(
+        "SELECT current_database(), current_schema(), "
+        "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
+    ).fetchone()
+    assert where is not None
+    database, schema_name, superuser = str(where[0]), str(where[1]), bool(where[2])
+    schema = sql.Identifier(schema_name)
+    conn.execute(
+        sql.SQL("GRANT CONNECT, CREATE ON DATABASE {} TO {}").format(
+            sql.Identifier(database), ident
+        )
+    )
+    conn.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(schema, ident))
+    conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, sql.Identifier(APP_ROLE)))
+    if not superuser:  # a superuser may SET ROLE to anyone; a CREATEROLE role needs this
+        conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(ident))
+    return f"owner role {name}: {verb}, NOLOGIN, owns what the migrations make"
+
+
 def hold_advisory_lock(
     url: str,
     key: int,

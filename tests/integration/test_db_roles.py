@@ -217,3 +217,68 @@ def test_a_second_beat_waits_for_the_lock_and_gives_up(
     second = dbroles.hold_advisory_lock(app_url, dbroles.BEAT_LOCK_KEY, wait_seconds=2)
     assert second is not None
     second.close()
+
+
+@pytest.fixture
+def owner_role(fresh_db: str) -> Iterator[str]:
+    name = f"palermo_owner_{secrets.token_hex(4)}"
+    yield name
+    # Its objects live in the test's database only: drop them there, then the role.
+    with psycopg.connect(f"{PG_URL}/{fresh_db}", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
+        if exists:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+    _admin(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def test_init_makes_the_owner_and_migrates_as_it(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    node_env: Path,
+    owner_role: str,
+    role_name: str,
+    fresh_db: str,
+) -> None:
+    monkeypatch.setenv("PALERMO_MIGRATION_DATABASE_URL", f"{PG_URL}/{fresh_db}")
+    monkeypatch.setenv("PALERMO_DATABASE_URL", f"postgresql://{role_name}@{HOST}/{fresh_db}")
+    argv = ["init", "--owner-role", owner_role, "--app-role", role_name]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"owner role {owner_role}: created, NOLOGIN" in out
+    assert f"migrated as {owner_role} (the owner of the schema)" in out
+    assert "PALERMO_DATABASE_URL: least privilege" in out
+    assert main(argv) == 0  # again: nothing to migrate, both roles kept
+    out = capsys.readouterr().out
+    assert f"owner role {owner_role}: updated" in out
+    assert f"app role {role_name}: updated" in out
+    with psycopg.connect(f"{PG_URL}/{fresh_db}") as conn:
+        owners = conn.execute(
+            "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchall()
+        assert owners == [(owner_role,)]
+        row = conn.execute(
+            "SELECT rolsuper, rolcanlogin, rolcreaterole FROM pg_roles WHERE rolname = %s",
+            (owner_role,),
+        ).fetchone()
+        assert row == (False, False, False)
+    # The app role still may not change the audit tables the owner made.
+    with psycopg.connect(f"postgresql://{role_name}@{HOST}/{fresh_db}", autocommit=True) as conn:
+        assert dbroles.role_problems(conn) == []
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DELETE FROM audit_events")
+        conn.execute("SELECT count(*) FROM messages")
+
+
+def test_init_refuses_an_owner_role_over_tables_someone_else_owns(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    node_env: Path,
+    owner_role: str,
+    fresh_db: str,
+) -> None:
+    monkeypatch.setenv("PALERMO_MIGRATION_DATABASE_URL", f"{PG_URL}/{fresh_db}")
+    monkeypatch.setenv("PALERMO_DATABASE_URL", f"{PG_URL}/{fresh_db}")
+    assert main(["init"]) == 0  # migrated as the superuser: it owns the tables
+    capsys.readouterr()
+    assert main(["init", "--owner-role", owner_role]) == 2
+    assert "owned by postgres" in capsys.readouterr().err

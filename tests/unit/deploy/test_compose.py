@@ -210,6 +210,7 @@ def test_app_services_connect_as_the_app_role_and_init_as_the_owner(
     services = compose["services"]
     init = services["init"]
     role = init["command"][init["command"].index("--app-role") + 1]
+    owner = init["command"][init["command"].index("--owner-role") + 1]
     assert "PALERMO_MIGRATION_DATABASE_URL_FILE" in init["environment"]
     for name in APP_SERVICES:
         service = services[name]
@@ -218,10 +219,10 @@ def test_app_services_connect_as_the_app_role_and_init_as_the_owner(
         assert service["environment"]["PALERMO_DATABASE_URL_FILE"] == "/run/secrets/database-url"
         assert service["read_only"] is True
         assert service["cap_drop"] == ["ALL"]
-    # The secrets script writes the app role into database-url and the owner into the
-    # migration URL, as the compose file names them.
+    # The secrets script writes the app role into database-url and the superuser (who makes
+    # the owner and the app role) into the migration URL, as the compose file names them.
     script = (DEPLOY / "make-secrets.sh").read_text()
-    owner = services["postgres"]["environment"]["POSTGRES_USER"]
+    superuser = services["postgres"]["environment"]["POSTGRES_USER"]
     assert f'put database-url "postgresql://{role}:' in script
-    assert f'put migration-database-url "postgresql://{owner}:' in script
-    assert role != owner
+    assert f'put migration-database-url "postgresql://{superuser}:' in script
+    assert len({role, owner, superuser}) == 3

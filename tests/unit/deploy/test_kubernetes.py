@@ -122,7 +122,13 @@ def test_one_beat_replaced_with_recreate(manifests: list[dict[str, Any]]) -> Non
 def test_the_migration_job_runs_init_as_the_owner(manifests: list[dict[str, Any]]) -> None:
     job = _one(manifests, "Job", "palermo-migrate")
     (container,) = job["spec"]["template"]["spec"]["containers"]
-    assert container["args"][:3] == ["init", "--app-role", "palermo_api"]
+    assert container["args"][:5] == [
+        "init",
+        "--owner-role",
+        "palermo_owner",
+        "--app-role",
+        "palermo_api",
+    ]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["PALERMO_MIGRATION_DATABASE_URL_FILE"].startswith("/run/secrets/palermo/")
     for name in ("palermo-api", "palermo-worker", "palermo-beat"):
