@@ -34,3 +34,9 @@ def test_both_ways_or_an_unreadable_file_is_refused(
     monkeypatch.delenv("PALERMO_NODE_ID")
     with pytest.raises(ConfigurationError, match="cannot be read"):
         Settings()
+
+
+def test_no_setting_is_named_like_another_ones_file() -> None:
+    """PALERMO_X_FILE reads X from a file: no setting X_FILE may exist beside a setting X."""
+    names = set(Settings.model_fields)
+    assert not {name for name in names if f"{name}_file" in names}
