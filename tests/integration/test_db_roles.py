@@ -282,3 +282,25 @@ def test_init_refuses_an_owner_role_over_tables_someone_else_owns(
     capsys.readouterr()
     assert main(["init", "--owner-role", owner_role]) == 2
     assert "owned by postgres" in capsys.readouterr().err
+
+
+def test_the_api_refuses_to_start_as_a_superuser_in_production(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    node_env: Path,
+    fresh_db: str,
+    role_name: str,
+) -> None:
+    """However uvicorn starts the app (palermo serve, or uvicorn itself): its lifespan checks."""
+    from fastapi.testclient import TestClient
+
+    from broker.app import create_app
+
+    _init(capsys, monkeypatch, fresh_db, role_name)
+    _production(monkeypatch, node_env, f"{PG_URL}/{fresh_db}")
+    app = create_app(Settings())
+    with pytest.raises(ConfigurationError, match="superuser"), TestClient(app):
+        pass
+    monkeypatch.setenv("PALERMO_DATABASE_URL", f"postgresql://{role_name}@{HOST}/{fresh_db}")
+    with TestClient(create_app(Settings())) as client:
+        assert client.get("/healthz").status_code == 200
