@@ -17,7 +17,7 @@ import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram
 from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -46,6 +46,7 @@ from broker.fiu.views import router as fiu_router
 from broker.http import checked_json_text
 from broker.limits import WWW_AUTHENTICATE, RequestLimits
 from broker.messages.views import router as messages_router
+from broker.metrics import Metrics
 from broker.oversight.views import router as audit_router
 from broker.participants.views import router as participants_router
 from broker.policy.service import node_policy, record_policy_loaded
@@ -137,11 +138,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, json=settings.log_json)
+        # Production: never serve as a superuser or as the owner of the tables (fail closed).
+        await anyio.to_thread.run_sync(settings.check_database_role, "the api")
         app.state.db = Database(
             settings.resolved_database_url,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
         )
+        app.state.metrics = Metrics(app.state.db, settings)
         try:
             # An unknown adapter or an unusable adapter configuration stops the node here,
             # at start, with the participants named, not at the first delivery.
@@ -325,5 +329,9 @@ def _install_ops_routes(app: FastAPI, settings: Settings) -> None:
         )
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics (broker/metrics.py): a bearer token when PALERMO_METRICS_TOKEN
+        is set; disabled in production without one."""
+        node_metrics: Metrics = request.app.state.metrics
+        node_metrics.check_access(request.headers.get("authorization"))
+        return Response(await node_metrics.render(), media_type=CONTENT_TYPE_LATEST)

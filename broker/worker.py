@@ -84,8 +84,10 @@ def _close(**_: Any) -> None:
 
 
 def _refuse_bad_policy(**_: Any) -> None:
-    """worker_init: a worker does not start on policy packs it cannot load (fail closed)."""
+    """worker_init: a worker does not start on policy packs it cannot load, nor in production
+    as a privileged database role (fail closed)."""
     try:
+        settings.check_database_role("palermo worker")
         node_policy(settings)  # the packs PALERMO_POLICY_* configure
     except ConfigurationError as exc:
         sys.stderr.write(f"palermo worker: {exc}\n")

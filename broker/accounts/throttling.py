@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.accounts.models import Account, AccountKind, LoginThrottle
 from broker.accounts.service import authenticate, login_digest
-from broker.core import crypto
+from broker.core import crypto, metrics
 from broker.core.context import NodeContext
 from broker.core.errors import InvalidGrant, PalermoError
 from broker.core.logging import get_logger
@@ -203,6 +203,7 @@ async def record_failure(
         "channel": channel,
     }
     log.warning("login failed", login_digest=digest, address=address, channel=channel)
+    metrics.LOGIN_FAILURES.inc()
     await record_event(
         session,
         kind=AuditKind.AUTH_FAILED,
@@ -214,6 +215,7 @@ async def record_failure(
     for scope, locked in (("login", locked_login), ("address", locked_address)):
         if locked:
             log.warning("login locked out", scope=scope, login_digest=digest, address=address)
+            metrics.LOGIN_LOCKOUTS.labels(scope).inc()
             await record_event(
                 session,
                 kind=AuditKind.AUTH_LOCKED,

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from broker.cli import admin, client_cmds, delivery, policy, processes, retention, witness
+from broker.core.settings import ConfigurationError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.handler(args)
-    except admin.CommandError as exc:
+    except (admin.CommandError, ConfigurationError) as exc:
         print(f"palermo: {exc}", file=sys.stderr)
         return 2
     return code

@@ -14,12 +14,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.accounts import service as accounts
 from broker.accounts.models import AccountKind
 from broker.client import EncryptionKeyFile, KeyFile
-from broker.core import migrate
+from broker.core import dbroles, migrate
 from broker.core.context import Actor, NodeContext, node_context
 from broker.core.db import Database
 from broker.core.errors import PalermoError
@@ -41,12 +42,16 @@ def cli_actor() -> Actor:
 
 
 def run_in_session(
-    settings: Settings, fn: Callable[[AsyncSession, NodeContext], Awaitable[T]]
+    settings: Settings,
+    fn: Callable[[AsyncSession, NodeContext], Awaitable[T]],
+    *,
+    url: str | None = None,
 ) -> T:
-    """Run ``fn`` in one transaction, committed when it returns. Raises CommandError."""
+    """Run ``fn`` in one transaction, committed when it returns, connected to ``url``
+    (default: PALERMO_DATABASE_URL). Raises CommandError."""
 
     async def go() -> T:
-        db = Database(settings.resolved_database_url, pool_size=1)
+        db = Database(url or settings.resolved_database_url, pool_size=1)
         try:
             async with db.session() as session:
                 result = await fn(session, node_context(settings))
@@ -61,15 +66,16 @@ def run_in_session(
         raise CommandError(str(exc)) from exc
 
 
-def init_node(settings: Settings) -> list[Path]:
-    """Create missing secrets, migrate, and audit the policy set if it changed. Raises
+def init_node(settings: Settings, *, owner_role: str | None = None) -> list[Path]:
+    """Create missing secrets, migrate (connected as PALERMO_MIGRATION_DATABASE_URL when set,
+    as ``owner_role`` when given), and audit the policy set if it changed. Raises
     CommandError (a pack or the reference data does not load)."""
     created = write_secret_files(settings.data_dir, settings)
-    url = settings.resolved_database_url
+    url = settings.resolved_migration_url
     database = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
     if database is not None:  # created 0600 before SQLite makes it with the umask's mode
         os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
-    migrate.upgrade(url)
+    migrate.upgrade(url, role=owner_role)
     if database is not None:
         for path in database.parent.glob(database.name + "*"):
             path.chmod(0o600)
@@ -78,16 +84,99 @@ def init_node(settings: Settings) -> list[Path]:
         lambda s, n: record_policy_loaded(
             s, node_id=n.node_id, policy=node_policy(settings), actor=cli_actor()
         ),
+        url=url,
     )
     return created
 
 
+def _connected_as(url: str) -> str:
+    with psycopg.connect(dbroles.libpq_url(url), connect_timeout=10) as conn:
+        row = conn.execute("SELECT current_user").fetchone()
+    return str(row[0]) if row else "?"
+
+
+def prepare_owner(settings: Settings, owner_role: str) -> str:
+    """``--owner-role``: make the owner before migrating. Raises CommandError."""
+    url = settings.resolved_migration_url
+    if not dbroles.is_postgresql(url):
+        raise CommandError("--owner-role is for PostgreSQL")
+    try:
+        with psycopg.connect(dbroles.libpq_url(url), autocommit=True) as conn:
+            return dbroles.prepare_owner_role(conn, owner_role)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise CommandError(
+            f"cannot create or grant role {owner_role} as {_connected_as(url)} "
+            f"({exc.diag.message_primary}): connect PALERMO_MIGRATION_DATABASE_URL as a "
+            "role that may create roles, or migrate as the owner itself without --owner-role"
+        ) from exc
+    except dbroles.PrivilegedRoleError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def postgresql_roles(
+    settings: Settings,
+    *,
+    app_role: str | None,
+    password: str | None,
+    owner_role: str | None = None,
+) -> list[str]:
+    """On PostgreSQL, what init did and found about the roles (lines to print): the owner it
+    migrated as, the app login role it made (``--app-role``), and whether PALERMO_DATABASE_URL
+    connects with least privilege. Raises CommandError (the app role cannot be made)."""
+    owner_url = settings.resolved_migration_url
+    if not dbroles.is_postgresql(owner_url):
+        return []
+    lines = [f"migrated as {owner_role or _connected_as(owner_url)} (the owner of the schema)"]
+    if app_role is not None:
+        try:
+            with psycopg.connect(dbroles.libpq_url(owner_url), autocommit=True) as conn:
+                lines.append(dbroles.ensure_app_login_role(conn, app_role, password))
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise CommandError(
+                f"cannot create or alter role {app_role} as {_connected_as(owner_url)}: "
+                f"ask the DBA for `CREATE ROLE {app_role} LOGIN PASSWORD '...' IN ROLE "
+                f"{dbroles.APP_ROLE}` ({exc.diag.message_primary})"
+            ) from exc
+        except dbroles.PrivilegedRoleError as exc:
+            raise CommandError(str(exc)) from exc
+    app_url = settings.resolved_database_url
+    if settings.migration_database_url is None:
+        lines.append(
+            "warning: no PALERMO_MIGRATION_DATABASE_URL: the api, worker and beat would connect "
+            "as the owner, which production refuses; see docs/operations.md"
+        )
+    elif app_role is not None or dbroles.is_postgresql(app_url):
+        try:
+            with psycopg.connect(dbroles.libpq_url(app_url), connect_timeout=10) as conn:
+                problems = dbroles.role_problems(conn)
+            lines.append(
+                "PALERMO_DATABASE_URL: least privilege (a member of palermo_app only)"
+                if not problems
+                else f"warning: PALERMO_DATABASE_URL: {'; '.join(problems)}"
+            )
+        except psycopg.OperationalError as exc:
+            lines.append(f"PALERMO_DATABASE_URL: cannot connect yet ({exc})")
+    return lines
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     settings = Settings()
-    created = init_node(settings)
+    password = None
+    if args.app_password_file is not None:
+        password = Path(args.app_password_file).read_text().rstrip("\r\n")
+        if not password:
+            raise CommandError(f"{args.app_password_file} is empty")
+    if args.owner_role is not None:
+        print(prepare_owner(settings, args.owner_role))
+    created = init_node(settings, owner_role=args.owner_role)
     for path in created:
         print(f"created {path}")
-    print(f"database ready: {settings.resolved_database_url.split('@')[-1]}")
+    print(f"database ready: {settings.resolved_migration_url.split('@')[-1]}")
+    roles = postgresql_roles(
+        settings, app_role=args.app_role, password=password, owner_role=args.owner_role
+    )
+    for line in roles:
+        print(line)
     print(f"policy: {node_policy(settings).hash}")
     return 0
 
@@ -279,6 +368,20 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p = sub.add_parser("init", help="create secrets (if missing) and migrate the database")
+    p.add_argument(
+        "--app-role",
+        help="PostgreSQL: create (or update) this LOGIN role, a member of palermo_app only, "
+        "for the api, worker and beat to connect as",
+    )
+    p.add_argument(
+        "--owner-role",
+        help="PostgreSQL: create (if missing) this NOLOGIN role and migrate as it (SET ROLE), "
+        "so that it, not the connecting role, owns the schema's objects",
+    )
+    p.add_argument(
+        "--app-password-file",
+        help="the app role's password, read from this file (default: no password is set)",
+    )
     p.set_defaults(handler=cmd_init)
 
     part = sub.add_parser("participant", help="the participant registry")

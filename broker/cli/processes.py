@@ -23,7 +23,9 @@ from broker.policy.service import node_policy
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    Settings().check_startup()
+    settings = Settings()
+    settings.check_startup()
+    settings.check_database_role("palermo serve")
     uvicorn.run(
         "broker.app:create_app",
         factory=True,
@@ -46,6 +48,7 @@ def _celery(*argv: str) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = Settings()
     settings.check_startup()
+    settings.check_database_role("palermo worker")
     node_policy(settings)  # a bad policy pack stops the worker here, not at its first task
     extra = ["--pool", args.pool, "--concurrency", str(args.concurrency)]
     if args.queues:
@@ -55,11 +58,59 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return _celery("worker", "--loglevel", args.loglevel, *extra)
 
 
+def _watch_lock(lock: Any, interval: float = 15.0) -> None:
+    """Stop this beat (SIGTERM to itself) as soon as the connection that holds the lock is
+    lost: PostgreSQL released the lock with it, and another beat may take it."""
+    import threading
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            try:
+                lock.execute("SELECT 1")
+            except Exception:
+                print("palermo beat: lost the beat lock connection; stopping", file=sys.stderr)
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    threading.Thread(target=watch, name="beat-lock", daemon=True).start()
+
+
 def cmd_beat(args: argparse.Namespace) -> int:
+    """One scheduler per node, even while a rollout runs an old and a new one: on PostgreSQL
+    beat schedules only while it holds an advisory lock (BEAT_LOCK_KEY), and waits for it
+    (``--lock-wait`` seconds, default for ever) while another beat holds it."""
+    from broker.core import dbroles
+
     settings = Settings()
     settings.check_startup()
+    settings.check_database_role("palermo beat")
+    lock = None
+    url = settings.resolved_database_url
+    if dbroles.is_postgresql(url):
+        lock = dbroles.hold_advisory_lock(
+            url,
+            dbroles.BEAT_LOCK_KEY,
+            wait_seconds=args.lock_wait,
+            on_wait=lambda: print(
+                "palermo beat: another beat holds the beat lock; waiting", file=sys.stderr
+            ),
+        )
+        if lock is None:
+            print(
+                f"palermo beat: another beat still holds the beat lock after {args.lock_wait}s; "
+                "refusing to run a second scheduler",
+                file=sys.stderr,
+            )
+            return 3
+        print("palermo beat: holding the beat lock", file=sys.stderr, flush=True)
+        _watch_lock(lock)
     schedule = settings.data_dir / "celerybeat-schedule"
-    return _celery("beat", "--loglevel", args.loglevel, "--schedule", str(schedule))
+    try:
+        return _celery("beat", "--loglevel", args.loglevel, "--schedule", str(schedule))
+    finally:
+        if lock is not None:
+            lock.close()
 
 
 def _tail(path: Path, lines: int = 20) -> str:
@@ -215,6 +266,13 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_worker)
     p = sub.add_parser("beat", help="run the scheduler (Celery beat)")
     p.add_argument("--loglevel", default="INFO")
+    p.add_argument(
+        "--lock-wait",
+        type=float,
+        default=None,
+        help="PostgreSQL: seconds to wait for the beat lock another beat holds, then exit 3 "
+        "(default: wait for ever)",
+    )
     p.set_defaults(handler=cmd_beat)
     p = sub.add_parser("dev", help="embedded node: init, demo participants, API + worker + beat")
     p.add_argument("--host", default="127.0.0.1")

@@ -16,5 +16,9 @@ def alembic_config(database_url: str) -> Config:
     return cfg
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+def upgrade(database_url: str, revision: str = "head", *, role: str | None = None) -> None:
+    """Migrate to ``revision``; on PostgreSQL as ``role`` (``SET ROLE``) when given, so that
+    every object the migrations make is owned by that role, not by the connecting one."""
+    cfg = alembic_config(database_url)
+    cfg.attributes["palermo_role"] = role
+    command.upgrade(cfg, revision)

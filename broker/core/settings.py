@@ -14,10 +14,15 @@ import os
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 DEV_MARKER = "DEVELOPMENT-NODE"
 _SECRET_FILES = {
@@ -58,11 +63,65 @@ class PasswordHashSettings(BaseSettings):
         return self
 
 
+class FileSettingsSource(PydanticBaseSettingsSource):
+    """``PALERMO_<NAME>_FILE=path``: the setting ``<NAME>`` is the content of that file, less
+    its trailing newline (compose and Kubernetes mount secrets as files; the convention of the
+    postgres image's ``POSTGRES_PASSWORD_FILE``). A setting given both ways is refused: which
+    one wins would be a guess. Raises ConfigurationError (also when the file cannot be read).
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        path = os.environ.get(f"PALERMO_{field_name.upper()}_FILE")
+        if not path:
+            return None, field_name, False
+        if f"PALERMO_{field_name.upper()}" in os.environ:
+            raise ConfigurationError(
+                f"PALERMO_{field_name.upper()} and PALERMO_{field_name.upper()}_FILE are both "
+                "set: give one"
+            )
+        try:
+            return Path(path).read_text().rstrip("\r\n"), field_name, False
+        except OSError as exc:
+            raise ConfigurationError(
+                f"PALERMO_{field_name.upper()}_FILE={path} cannot be read: {exc.strerror}"
+            ) from exc
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, name)
+            if value is not None:
+                found[key] = value
+        return found
+
+
 class Settings(PasswordHashSettings):
     model_config = SettingsConfigDict(env_prefix="PALERMO_", extra="ignore")
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            FileSettingsSource(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
+
     data_dir: Path = Path("data")
+    #: What the api, worker and beat connect as: in production a LOGIN role that is only a
+    #: member of palermo_app (docs/operations.md, "Database roles").
     database_url: str = ""
+    #: What ``palermo init`` migrates as: the owner of the schema (or a role that may create
+    #: roles, to make the app role too). Empty: init uses PALERMO_DATABASE_URL.
+    migration_database_url: SecretStr | None = None
     celery_broker_url: str = ""
     celery_result_backend: str = ""
     node_id: str = "palermo.local"
@@ -181,6 +240,13 @@ class Settings(PasswordHashSettings):
     auth_failure_memory_seconds: int = Field(default=3600, ge=1, le=30 * 86_400)
     web_default_timezone: str = "UTC"
 
+    # Metrics (docs/operations.md, "Metrics"): when metrics_token is set, GET /metrics needs
+    # ``Authorization: Bearer <token>``; without it /metrics is open in development and
+    # disabled (404) in production. The database figures are read at scrape time, within
+    # metrics_db_timeout_seconds (beyond it the scrape answers without them).
+    metrics_token: SecretStr | None = None
+    metrics_db_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -192,6 +258,12 @@ class Settings(PasswordHashSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'palermo.db').resolve()}"
+
+    @property
+    def resolved_migration_url(self) -> str:
+        if self.migration_database_url is not None:
+            return self.migration_database_url.get_secret_value()
+        return self.resolved_database_url
 
     @property
     def resolved_broker_url(self) -> str:
@@ -290,6 +362,28 @@ class Settings(PasswordHashSettings):
             ):
                 raise ConfigurationError("production needs PostgreSQL (PALERMO_DATABASE_URL)")
             self._check_production()
+
+    def check_database_role(self, process: str) -> None:
+        """In production on PostgreSQL, refuse a connection role that is a superuser, owns the
+        tables, may create tables or roles: the api, worker and beat need none of that, and
+        an audit log its writer may alter proves nothing. Checked with one query.
+
+        Raises ConfigurationError (also when the database cannot be reached to check).
+        """
+        from broker.core import dbroles
+
+        url = self.resolved_database_url
+        if self.env != "production" or not dbroles.is_postgresql(url):
+            return
+        try:
+            dbroles.refuse_privileged_role(url, process=process)
+        except dbroles.PrivilegedRoleError as exc:
+            raise ConfigurationError(str(exc)) from exc
+        except Exception as exc:
+            raise ConfigurationError(
+                f"{process} cannot check the database role it connects as "
+                f"({type(exc).__name__}: {exc}); production does not start unchecked"
+            ) from exc
 
     def _check_production(self) -> None:
         """What production asks beyond a real database: TLS in front of the API, a real

@@ -25,7 +25,7 @@ from sqlalchemy import Table, insert, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from broker.core import crypto
+from broker.core import crypto, metrics
 from broker.core.context import CallContext, NodeContext
 from broker.core.db import HotStatement
 from broker.core.errors import (
@@ -342,6 +342,7 @@ async def accept(
     if not decision.permitted:
         if existing := await _existing_answer(session, node, message_id, envelope.digest):
             return existing
+        metrics.count_policy_denials(r.rule_id for r in decision.reasons)
         await record_event(
             session,
             kind=AuditKind.MESSAGE_REFUSED,

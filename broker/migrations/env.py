@@ -36,6 +36,12 @@ def run_migrations_online() -> None:
     engine = make_sync_engine(_url())
     with engine.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
+        role = config.attributes.get("palermo_role")
+        if role and not sqlite:
+            # Session-wide: every object made below is owned by the owner role.
+            quoted = connection.dialect.identifier_preparer.quote(role)
+            connection.exec_driver_sql(f"SET ROLE {quoted}")
+            connection.commit()
         if sqlite:
             # A batch migration rebuilds a table (copy, drop, rename). Dropping a table that
             # other tables' rows refer to (messages: outbox, inbox, terms) fails while foreign
