@@ -229,7 +229,8 @@ async def erase_due(
 ) -> Erased:
     """Erase everything whose retention ended by ``now`` (P17): each due case through its
     retention expiry (a transaction per case), then plain messages in batches of ``batch``
-    (a transaction per batch), each item with its ``content:erased`` leaf."""
+    (a transaction per batch), each item with its ``content:erased`` leaf. Plain messages
+    from before deadlines existed get the node's default deadline first."""
     async with db.session() as session:
         case_ids = list(
             (
@@ -248,6 +249,12 @@ async def erase_due(
             await session.commit()
         if _ERASING_EVENTS.intersection(raised):
             cases.append(case_id)
+    while True:  # messages from before deadlines existed get the default first
+        async with db.session() as session:
+            filled = await messages.backfill_deadlines(session, node=node, limit=batch)
+            await session.commit()
+        if filled < batch:
+            break
     erased: list[str] = []
     while True:
         async with db.session() as session:

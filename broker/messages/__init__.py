@@ -7,7 +7,7 @@ delivered message the caller holds".
 """
 
 from broker.messages.checking import check_draft
-from broker.messages.erasure import erase_due_messages, erase_messages
+from broker.messages.erasure import backfill_deadlines, erase_due_messages, erase_messages
 from broker.messages.export import SealedItem, export_sealed
 from broker.messages.ingress import (
     Accepted,
@@ -58,6 +58,7 @@ __all__ = [
     "Signed",
     "accept",
     "attempts_of",
+    "backfill_deadlines",
     "check_draft",
     "checked_extension",
     "countersigned_envelope",

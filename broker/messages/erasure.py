@@ -21,6 +21,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.core.context import NO_ACTOR, NodeContext
+from broker.messages.keys import as_utc
 from broker.messages.models import Message, OutboxEntry
 from broker.oversight.service import AuditKind, record_event
 
@@ -62,6 +63,31 @@ async def erase_messages(
         await session.execute(delete(OutboxEntry).where(OutboxEntry.message_id.in_(erased)))
     await session.flush()
     return erased
+
+
+async def backfill_deadlines(session: AsyncSession, *, node: NodeContext, limit: int = 500) -> int:
+    """Give up to ``limit`` plain messages without a retention deadline (accepted before
+    revision 0009 brought deadlines) the node's default from their acceptance; return how
+    many. Their policy decision's P17 obligation was not kept then, so the default applies
+    (``PALERMO_RETENTION_MESSAGE_DAYS``), never "for ever". A case's messages follow the case
+    and are left alone. Flushes."""
+    rows = (
+        await session.scalars(
+            select(Message)
+            .where(
+                Message.retention_until.is_(None),
+                Message.case_id.is_(None),
+                Message.erased_at.is_(None),
+            )
+            .order_by(Message.id)
+            .limit(limit)
+        )
+    ).all()
+    default = dt.timedelta(days=node.retention_message_days)
+    for m in rows:
+        m.retention_until = as_utc(m.accepted_at) + default
+    await session.flush()
+    return len(rows)
 
 
 async def due_message_ids(session: AsyncSession, *, now: dt.datetime, limit: int) -> list[str]:

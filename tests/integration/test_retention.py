@@ -315,3 +315,21 @@ def test_the_cli_erases_what_is_due(
     assert "0 case(s), 1 message(s) erased" in out
     assert api.get(f"/v1/messages/{due}/content", as_=OFFICER, params=WHY).status_code == 410
     assert api.get(f"/v1/messages/{kept}/content", as_=OFFICER, params=WHY).status_code == 200
+
+
+def test_messages_from_before_deadlines_get_the_default_and_are_erased_by_it(
+    api: Api, sync_engine: Engine
+) -> None:
+    """A node upgraded past revision 0009 holds plain messages without a deadline: the
+    erasure pass gives each the node's default from its acceptance (never "keep for ever"),
+    and erases it once that has passed; a case's messages are left to their case."""
+    old = send(api)
+    mid = old["id"]
+    with sync_engine.begin() as c:
+        c.execute(text("UPDATE messages SET retention_until = NULL WHERE id = :m"), {"m": mid})
+    accepted = at(old["accepted_at"])
+    default = dt.timedelta(days=api.settings.retention_message_days)
+    assert erase_at(api, accepted + default - dt.timedelta(seconds=1)).messages == []
+    seen = api.get(f"/v1/messages/{mid}", as_=OFFICER).json()
+    assert at(seen["retention_until"]) == accepted + default
+    assert erase_at(api, accepted + default).messages == [mid]
