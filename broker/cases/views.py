@@ -22,11 +22,9 @@ from broker.cases.schemas import (
     EvidenceRead,
     Fired,
     RequestRead,
-    StatisticsRead,
     WorkflowList,
     WorkflowRead,
 )
-from broker.cases.statistics import statistics
 from broker.cases.tables import WORKFLOWS
 from broker.cases.workflow import START, Workflow, describe_transition
 from broker.core import crypto
@@ -41,7 +39,7 @@ from broker.core.errors import (
 )
 from broker.core.ids import uuid7
 from broker.core.text import justification as justified
-from broker.http import CallerDep, Handler, NodeDep, Oversight, SessionDep, SettingsDep
+from broker.http import CallerDep, Handler, NodeDep, SessionDep, SettingsDep
 from broker.oversight.service import record_consultation
 from broker.policy.views import PolicyDep
 
@@ -411,15 +409,3 @@ async def download_evidence(
         media_type=served,
         headers={"Content-Length": str(size), "X-Content-SHA256": digest, **headers},
     )
-
-
-# --- oversight --------------------------------------------------------------------------------
-
-
-@router.get("/oversight/statistics", response_model=StatisticsRead, tags=["oversight"])
-async def oversight_statistics(
-    session: SessionDep, _caller: Oversight, clock: ClockDep
-) -> StatisticsRead:
-    """Requests by state and by pair of participants, median and 90th-percentile turnaround,
-    refusals by ground, postponements, overdue cases, consents: metadata only."""
-    return StatisticsRead.model_validate(await statistics(session, now=clock()))

@@ -26,6 +26,7 @@ def indicator(stats: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def test_statistics_report_turnaround_refusals_and_overdue(api: Api) -> None:
+    api.settings.statistics_suppress_below = 0  # single cases: exact counts, no suppression
     clock = use_clock(api, FakeClock())
     set_clocks(api, CLOCKS)
     executed = to_transmitted(api)
