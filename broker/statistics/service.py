@@ -62,7 +62,7 @@ ANSWERS: Mapping[str, frozenset[str]] = {
     "fiu.request": frozenset({"respond", "refuse"}),
     "consent": frozenset({"grant_consent", "refuse_consent"}),
 }
-_STATE = re.compile(r"^[a-z]{2}$")
+_STATE = re.compile(r"^[A-Za-z]{2}$")
 
 Count = int | str
 
@@ -123,7 +123,8 @@ def parse_filter(
     """The filter from its query parameters (empty means no filter).
 
     Raises BadStatisticsFilter naming every wrong field: a date that is not YYYY-MM-DD, a
-    period that ends before it starts, a State that is not a two-letter jurisdiction, an
+    period that ends before it starts, a State that is not a two-letter jurisdiction (ISO
+    3166 code, in either case), an
     unknown workflow, an urgency other than ``urgent`` or ``normal``."""
     errors: list[dict[str, str]] = []
 
@@ -154,7 +155,9 @@ def parse_filter(
         wrong("urgency", "urgent or normal", "urgency")
     if errors:
         raise BadStatisticsFilter(errors)
-    return StatisticsFilter(start, end, state or None, type or None, urgency or None)
+    return StatisticsFilter(
+        start, end, state.upper() if state else None, type or None, urgency or None
+    )
 
 
 @dataclass(slots=True)

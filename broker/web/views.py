@@ -533,8 +533,8 @@ async def acknowledge(
     return RedirectResponse(f"/messages/{message_id}?acknowledged=1", status_code=303)
 
 
-# The home, case, compose, forward, consent and FIU pages live in their own modules and add their
-# routes to this router.
+# The home, case, compose, forward, consent, FIU and oversight pages live in their own modules
+# and add their routes to this router.
 import broker.web.compose  # noqa: E402, F401
 from broker.web import (  # noqa: E402, F401
     case_views,
@@ -542,4 +542,5 @@ from broker.web import (  # noqa: E402, F401
     fiu_views,
     forward_views,
     home_views,
+    oversight_views,
 )

@@ -29,6 +29,7 @@ PEOPLE = ["it.officer", "it.supervisor", "it.admin", "oversight"]
 EVERYONE = set(PEOPLE)
 HANDLERS = {"it.officer", "it.supervisor"}
 SUPERVISORS = {"it.supervisor"}
+OVERSIGHT = {"oversight"}
 
 # (method, path, people who may use it); anonymous callers are sent to sign in.
 WEB_MATRIX = [
@@ -71,6 +72,10 @@ WEB_MATRIX = [
     ("POST", "/fiu/goaml", HANDLERS),
     ("GET", f"/messages/{MID}/goaml", HANDLERS),
     ("POST", f"/messages/{MID}/goaml", HANDLERS),
+    ("GET", "/oversight/statistics", OVERSIGHT),
+    ("GET", "/oversight/statistics.csv", OVERSIGHT),
+    ("GET", "/oversight/consultations", OVERSIGHT),
+    ("GET", "/oversight/consultations.csv", OVERSIGHT),
 ]
 # What the matrix's sample ids stand for in the router's paths.
 PLACEHOLDERS = {
