@@ -161,7 +161,10 @@ def parse_filter(
 
 
 @dataclass(slots=True)
-class _Suppressor:
+class Suppressor:
+    """Shows a count from 1 to ``below - 1`` as ``"<below>"`` (and counts how many it hid);
+    a median or percentile of fewer than ``below`` durations as None."""
+
     below: int
     suppressed: int = field(default=0)
 
@@ -226,7 +229,7 @@ async def _rows(session: AsyncSession, q: Any) -> list[Any]:
 
 
 async def _case_figures(
-    session: AsyncSession, c: Subquery, show: _Suppressor, now: dt.datetime
+    session: AsyncSession, c: Subquery, show: Suppressor, now: dt.datetime
 ) -> dict[str, Any]:
     by_state = await _rows(
         session,
@@ -303,7 +306,7 @@ async def _case_figures(
     }
 
 
-async def _turnaround(session: AsyncSession, c: Subquery, show: _Suppressor) -> dict[str, Any]:
+async def _turnaround(session: AsyncSession, c: Subquery, show: Suppressor) -> dict[str, Any]:
     overall: dict[str, list[float]] = {s.name: [] for s in SPANS}
     pairs: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     for s in SPANS:
@@ -352,7 +355,7 @@ def _aware(value: Any) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-async def _timeliness(session: AsyncSession, c: Subquery, show: _Suppressor) -> list[Any]:
+async def _timeliness(session: AsyncSession, c: Subquery, show: Suppressor) -> list[Any]:
     out = []
     for workflow, events in ANSWERS.items():
         answered = (
@@ -389,7 +392,7 @@ async def _timeliness(session: AsyncSession, c: Subquery, show: _Suppressor) -> 
 
 
 async def _refusals_by_ground(
-    session: AsyncSession, c: Subquery, show: _Suppressor
+    session: AsyncSession, c: Subquery, show: Suppressor
 ) -> list[dict[str, Any]]:
     # Only the refusal events are read (their ground codes sit in a JSON list).
     rows = await _rows(
@@ -420,7 +423,7 @@ def _message_where(f: StatisticsFilter, sender: Any, recipient: Any) -> list[Any
 
 
 async def _message_figures(
-    session: AsyncSession, f: StatisticsFilter, show: _Suppressor
+    session: AsyncSession, f: StatisticsFilter, show: Suppressor
 ) -> dict[str, Any]:
     sender, recipient = aliased(Participant), aliased(Participant)
 
@@ -460,7 +463,7 @@ async def _message_figures(
 
 
 async def _onward_consents(
-    session: AsyncSession, f: StatisticsFilter, show: _Suppressor
+    session: AsyncSession, f: StatisticsFilter, show: Suppressor
 ) -> dict[str, Any]:
     provider, requester = aliased(Participant), aliased(Participant)
     where: list[Any] = [*f.between(Consent.requested_at)]
@@ -485,7 +488,7 @@ async def _onward_consents(
 
 
 async def _refusals_by_rule(
-    session: AsyncSession, f: StatisticsFilter, show: _Suppressor
+    session: AsyncSession, f: StatisticsFilter, show: Suppressor
 ) -> list[dict[str, Any]]:
     # A refused message is not stored: its audit leaf is the only record, with the rule ids.
     # Only those leaves are read, and only their sender, recipient and rule ids are used.
@@ -516,7 +519,7 @@ async def statistics(
 ) -> dict[str, Any]:
     """Every indicator under ``where``, counts below ``suppress_below`` suppressed (module
     docstring). Raises nothing of its own: ``parse_filter`` checked the filter."""
-    show = _Suppressor(suppress_below)
+    show = Suppressor(suppress_below)
     c = _filtered_cases(where)
     figures: dict[str, Any] = {
         "generated_at": now,
