@@ -15,9 +15,9 @@ from collections.abc import Sequence
 
 from markupsafe import Markup, escape
 
-WIDTH = 640
-LABEL_WIDTH = 230
-VALUE_WIDTH = 60
+WIDTH = 500
+LABEL_WIDTH = 225
+VALUE_WIDTH = 50
 ROW = 26
 BAR = 18
 PAD = 6
@@ -40,7 +40,7 @@ def bar_chart(
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
         f'viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" '
         f'aria-labelledby="{escape(title_id)}" aria-label="{escape(title)}" '
-        f'font-family="sans-serif" font-size="13">',
+        f'font-family="sans-serif" font-size="12">',
         f'<title id="{escape(title_id)}">{escape(title)}</title>',
     ]
     for i, (label, value) in enumerate(bars):
