@@ -40,6 +40,11 @@ class MonthCount(BaseModel):
     count: Count
 
 
+class AssistanceCount(BaseModel):
+    assistance_type: str = Field(description="an MLA request asking for several counts in each")
+    count: Count
+
+
 class DirectionCount(BaseModel):
     state: str
     sent: Count
@@ -122,6 +127,7 @@ class StatisticsRead(BaseModel):
     cases_by_type: list[TypeCount]
     cases_by_state_pair: list[StatePairCount]
     cases_by_month: list[MonthCount]
+    cases_by_assistance_type: list[AssistanceCount]
     requests_by_state: list[DirectionCount]
     turnaround_hours: list[Turnaround]
     turnaround_by_state_pair: list[PairTurnaround]

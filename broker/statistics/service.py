@@ -1,9 +1,10 @@
 """The indicators a national strategy monitors, from metadata only, under one filter.
 
 Invariants:
-- Metadata only: workflow, state, participants and their jurisdiction, urgency, times,
-  deadlines, event names, refusal ground codes, policy rule ids, message types and
-  statuses. Never a request, a reason, a payload or a person.
+- Metadata only: workflow, state, participants and their jurisdiction, urgency, the types
+  of assistance asked (``cases.assistance_types``), times, deadlines, event names, refusal
+  ground codes, policy rule ids, message types and statuses. Never a request, a reason, a
+  payload or a person.
 - Every count is a SQL ``GROUP BY`` (or ``count``) query; turnaround reads one start and one
   end time per case (each a ``min`` per case in SQL) and takes the median and the 90th
   percentile of those durations in Python, since SQLite has no percentile function.
@@ -34,8 +35,10 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     Subquery,
+    Text,
     and_,
     case,
+    cast,
     false,
     func,
     or_,
@@ -208,6 +211,7 @@ def _filtered_cases(f: StatisticsFilter) -> Subquery:
             Case.shared_at,
             Case.deadline,
             Case.next_due_at,
+            cast(Case.assistance_types, Text).label("assistance_types"),
             asking.jurisdiction.label("requesting_state"),
             asked.jurisdiction.label("requested_state"),
         )
@@ -254,6 +258,17 @@ async def _case_figures(
         .group_by(c.c.requesting_state, c.c.requested_state)
         .order_by(c.c.requesting_state, c.c.requested_state),
     )
+    # Identical lists of assistance types are grouped in SQL, then each list's types counted.
+    by_assistance_lists = await _rows(
+        session,
+        select(c.c.assistance_types, func.count())
+        .where(c.c.workflow == "mla.request")
+        .group_by(c.c.assistance_types),
+    )
+    assistance: Counter[str] = Counter()
+    for types, n in by_assistance_lists:
+        for kind in orjson.loads(types or "[]") or ["not stated"]:
+            assistance[kind] += n
     month = _month(session, c.c.opened_at).label("month")
     by_month = await _rows(session, select(month, func.count()).group_by(month).order_by(month))
     sent: Counter[str] = Counter()
@@ -292,6 +307,9 @@ async def _case_figures(
             {"requesting_state": a, "requested_state": b, "count": show(n)} for a, b, n in by_pair
         ],
         "cases_by_month": [{"month": m, "count": show(n)} for m, n in by_month],
+        "cases_by_assistance_type": [
+            {"assistance_type": k, "count": show(n)} for k, n in sorted(assistance.items())
+        ],
         "requests_by_state": [
             {"state": s, "sent": show(sent[s]), "received": show(received[s])} for s in states
         ],

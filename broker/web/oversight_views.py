@@ -60,6 +60,7 @@ SECTIONS = (
     Section("cases_by_state_pair", ("requesting_state", "requested_state"), ("count",), "count"),
     Section("requests_by_state", ("state",), ("sent", "received")),
     Section("cases_by_month", ("month",), ("count",), "count"),
+    Section("cases_by_assistance_type", ("assistance_type",), ("count",), "count"),
     Section("cases_by_state", ("workflow", "state"), ("count",)),
     Section(
         "timeliness",

@@ -124,6 +124,7 @@ def test_page_tables_agree_with_the_api_and_small_counts_are_suppressed(api: Api
         {"state": "US", "sent": 0, "received": 6},
     ]
     assert stats["cases_by_month"] == [{"month": "2026-03", "count": 6}]
+    assert stats["cases_by_assistance_type"] == [{"assistance_type": "records", "count": 6}]
     receipt = next(
         t for t in stats["turnaround_hours"] if t["indicator"] == "mla.transmission_to_receipt"
     )
