@@ -258,6 +258,8 @@ def test_bad_filters_are_4xx_on_the_page_the_csv_and_the_api(
     assert f'href="#{field}"' in page.text
     assert f'id="{field}"' in page.text
     assert 'aria-invalid="true"' in page.text
+    assert f'<p class="error-message" id="{field}-error">' in page.text
+    assert f'aria-describedby="{field}-error"' in page.text
     download = browser.get(f"/oversight/statistics.csv?{query}")
     assert download.status_code == 422
     assert download.headers["content-type"].startswith("text/html")
