@@ -328,10 +328,11 @@ async def _turnaround(session: AsyncSession, c: Subquery, show: Suppressor) -> d
     overall: dict[str, list[float]] = {s.name: [] for s in SPANS}
     pairs: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     for s in SPANS:
+        # The filtered cases are joined once, outside: inside this subquery as well, they
+        # make PostgreSQL's planner nest loops over both copies.
         begun = (
             select(CaseEvent.case_id, func.min(CaseEvent.at).label("begun"))
-            .join(c, c.c.id == CaseEvent.case_id)
-            .where(c.c.workflow == s.workflow, CaseEvent.event.in_(sorted(s.start)))
+            .where(CaseEvent.event.in_(sorted(s.start)))
             .group_by(CaseEvent.case_id)
             .subquery("b")
         )
@@ -348,6 +349,7 @@ async def _turnaround(session: AsyncSession, c: Subquery, show: Suppressor) -> d
                     ended.at >= begun.c.begun,
                 ),
             )
+            .where(c.c.workflow == s.workflow)
             .group_by(c.c.id, c.c.requesting_state, c.c.requested_state, begun.c.begun),
         )
         for asking, asked, start, end in rows:
