@@ -222,7 +222,7 @@ async def statistics_csv(
     writer.writerow(["section", "dimension", "measure", "value"])
     for s in SECTIONS:
         for r in section_rows(figures, s):
-            label = " / ".join(str(r[d]) for d in s.dims)
+            label = _safe(" / ".join(str(r[d]) for d in s.dims))
             for m in s.measures:
                 writer.writerow([s.key, label, m, cell(r[m])])
     return _csv(out.getvalue(), "statistics")
@@ -395,6 +395,7 @@ async def consultations_csv(
 
 
 def _safe(text: str) -> str:
-    # A justification is free text: one starting with =, +, - or @ would be a formula in a
-    # spreadsheet (CSV injection), so it is prefixed with an apostrophe.
+    # A justification is free text, and a statistics dimension may be a code another
+    # participant chose (a message type): one starting with =, +, - or @ would be a formula in
+    # a spreadsheet (CSV injection), so it is prefixed with an apostrophe.
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text

@@ -346,3 +346,11 @@ def test_consultations_bad_filters_are_422(api: Api) -> None:
         assert f'href="#{field}"' in page.text
     assert browser.get("/oversight/consultations?before=-1").status_code == 422
     assert browser.get("/oversight/consultations.csv?from=1").status_code == 422
+
+
+def test_a_justification_is_never_a_spreadsheet_formula_in_the_csv(api: Api) -> None:
+    case = to_transmitted(api)
+    _consult(api, case["id"], DRAFTER, '=HYPERLINK("http://x.invalid","read the request")')
+    download = _browser(api).get("/oversight/consultations.csv")
+    rows = list(csv.reader(io.StringIO(download.text)))
+    assert rows[1][8] == '\'=HYPERLINK("http://x.invalid","read the request")'
