@@ -17,6 +17,7 @@ import base64
 import datetime as dt
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -25,7 +26,14 @@ from typing import Any
 import httpx
 import orjson
 
-from broker.core.crypto import Signer, signing_public_key
+from broker.core.crypto import (
+    CryptoError,
+    Signer,
+    box_public_key,
+    secretbox_decrypt,
+    signing_public_key,
+    unseal,
+)
 from broker.core.ids import uuid7
 from broker.envelopes import dsse
 
@@ -75,6 +83,68 @@ class KeyFile:
     @property
     def signer(self) -> Signer:
         return Signer(self.seed)
+
+
+@dataclass(frozen=True)
+class EncryptionKeyFile:
+    """A self-held X25519 encryption key: ``{"participant", "kid", "private_key"}`` (base64).
+    The node seals each message's content key to its public half; only this file opens it."""
+
+    participant: str
+    kid: str
+    private_key: bytes
+
+    @classmethod
+    def load(cls, path: str | Path) -> EncryptionKeyFile:
+        data = json.loads(Path(path).read_text())
+        private = base64.b64decode(data["private_key"], validate=True)
+        if len(private) != 32:
+            raise ValueError(f"{path}: an X25519 private key is 32 bytes")
+        return cls(participant=data["participant"], kid=data["kid"], private_key=private)
+
+    def save(self, path: str | Path) -> None:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(
+                {
+                    "participant": self.participant,
+                    "kid": self.kid,
+                    "private_key": base64.b64encode(self.private_key).decode(),
+                    "public_key": base64.b64encode(box_public_key(self.private_key)).decode(),
+                },
+                fh,
+                indent=2,
+            )
+
+
+class ExportError(ValueError):
+    """An exported message does not open with the key given, or not to its digest."""
+
+
+def open_exported(key: EncryptionKeyFile, item: dict[str, Any]) -> dict[str, Any]:
+    """The countersigned envelope of one item of ``GET /v1/messages/export``, opened with the
+    participant's own private key and checked against the digest the node recorded.
+
+    Raises:
+        ExportError: the item is sealed to another key (or none), does not open, or does not
+            hash to its ``envelope_sha256``.
+    """
+    if item.get("sealed_key") is None:
+        raise ExportError(f"{item['id']}: no copy was sealed to {key.participant}")
+    if item.get("enc_kid") != key.kid:
+        raise ExportError(f"{item['id']}: sealed to key {item.get('enc_kid')}, not {key.kid}")
+    try:
+        content_key = unseal(key.private_key, base64.b64decode(item["sealed_key"]))
+        envelope_bytes = secretbox_decrypt(content_key, base64.b64decode(item["ciphertext"]))
+    except CryptoError as exc:
+        raise ExportError(f"{item['id']}: {exc}") from exc
+    envelope: dict[str, Any] = orjson.loads(envelope_bytes)
+    digest = dsse.envelope_digest(envelope["payloadType"], base64.b64decode(envelope["payload"]))
+    if digest != item["envelope_sha256"]:
+        raise ExportError(f"{item['id']}: the envelope does not match its recorded digest")
+    return envelope
 
 
 def new_payload(
@@ -197,6 +267,20 @@ class PalermoClient:
             "GET", f"/v1/messages/{message_id}/content", params={"justification": justification}
         )
         return result
+
+    def export(self, justification: str, *, page_size: int = 200) -> Iterator[dict[str, Any]]:
+        """Every item of ``GET /v1/messages/export``, page after page (each page is one
+        logged consultation with ``justification``)."""
+        after: str | None = None
+        while True:
+            params: dict[str, Any] = {"justification": justification, "limit": page_size}
+            if after:
+                params["after"] = after
+            page: dict[str, Any] = self._call("GET", "/v1/messages/export", params=params)
+            yield from page["items"]
+            after = page["next"]
+            if not after:
+                return
 
     def receipt(self, message_id: str, envelope: dict[str, Any] | None = None) -> dict[str, Any]:
         result: dict[str, Any] = self._call(

@@ -18,7 +18,7 @@ from broker.core.context import Caller, CallerLookup, NodeContext
 from broker.core.db import Database
 from broker.core.errors import Forbidden, Unauthenticated
 from broker.core.logging import bind_contextvars
-from broker.core.roles import HANDLERS, Role
+from broker.core.roles import HANDLERS, SUPERVISORS, Role
 from broker.core.settings import Settings
 from broker.core.text import lone_surrogate_in
 from broker.core.tokens import TokenClaims, TokenError, decode_token
@@ -118,3 +118,4 @@ def require_roles(*roles: str) -> Callable[[Caller], Awaitable[Caller]]:
 Admin = Annotated[Caller, Depends(require_roles(Role.ADMIN))]
 Handler = Annotated[Caller, Depends(require_roles(*HANDLERS))]
 Oversight = Annotated[Caller, Depends(require_roles(Role.OVERSIGHT))]
+Supervisor = Annotated[Caller, Depends(require_roles(*SUPERVISORS))]

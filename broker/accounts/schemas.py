@@ -72,3 +72,9 @@ class PasswordChange(BaseModel):
     new_password: str = Field(
         min_length=1, max_length=1000, description="at least 12 characters, as at creation"
     )
+
+
+class SecretReset(AccountRead):
+    secret: str = Field(
+        description="the new password (a person) or client secret (a system): shown once"
+    )

@@ -272,6 +272,38 @@ async def change_password(
     )
 
 
+async def reset_secret(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    account_id: str,
+    actor: Actor | None,
+    now: dt.datetime,
+) -> tuple[Account, str]:
+    """An administrator's reset: a new random password (a person) or client secret (a
+    system), returned once and stored only as its argon2id hash; every token and web session
+    issued before is refused from then on. Audited as ``account:secret-reset``. There is no
+    must-change flag: a person is told to change the temporary password at once. Raises
+    NotFound."""
+    account = await get_account(session, account_id)
+    secret = secrets.token_urlsafe(18 if account.kind == AccountKind.PERSON else 32)
+    account.secret_hash = await crypto.hash_password_off_loop(secret)
+    account.tokens_valid_after = now
+    await session.flush()
+    await record_event(
+        session,
+        kind=AuditKind.ACCOUNT_SECRET_RESET,
+        node=node.node_id,
+        actor=actor,
+        participant_id=account.participant_id,
+        account=account.id,
+        participant=account.participant_id,
+        login_digest=login_digest(node, account.login),
+        account_kind=account.kind,
+    )
+    return account, secret
+
+
 @dataclass(frozen=True, slots=True)
 class ActiveAccount:
     """What authentication needs of an account, read on every authenticated request."""
@@ -337,6 +369,7 @@ __all__ = [
     "get_account",
     "list_accounts",
     "login_digest",
+    "reset_secret",
     "set_account_active",
     "set_roles",
 ]

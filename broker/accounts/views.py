@@ -15,6 +15,7 @@ from broker.accounts.schemas import (
     AccountRead,
     AccountRoles,
     PasswordChange,
+    SecretReset,
     TokenRead,
     WhoAmI,
 )
@@ -289,3 +290,28 @@ async def set_account_roles(
     )
     await session.commit()
     return account_read(account)
+
+
+@router.post(
+    "/v1/accounts/{account_id}/secret-reset",
+    response_model=SecretReset,
+    tags=["accounts"],
+)
+async def reset_account_secret(
+    account_id: str,
+    response: Response,
+    session: SessionDep,
+    node: NodeDep,
+    settings: SettingsDep,
+    caller: Admin,
+) -> SecretReset:
+    """Give an account a new random password (a person: temporary, to change at once) or
+    client secret (a system), shown in this answer only and stored as a hash. Every token
+    and session issued before stops working. Audited as ``account:secret-reset``."""
+    response.headers["Cache-Control"] = "no-store"
+    await _managed(session, account_id, caller, hub_operator=settings.hub_operator)
+    account, secret = await service.reset_secret(
+        session, node=node, account_id=account_id, actor=caller.actor(), now=utcnow()
+    )
+    await session.commit()
+    return SecretReset(**account_read(account).model_dump(), secret=secret)

@@ -123,7 +123,13 @@ REQUESTED_DEADLINE_STOPS: Mapping[str, frozenset[str]] = {
 REQUESTED_DEADLINE_REMIND_HOURS = 72.0
 
 # The notices ``due_actions`` raises, each a system event in the case's history.
-NOTICE_KINDS = ("reminder", "escalation", "postponement_review", "confirmation_escalation")
+NOTICE_KINDS = (
+    "reminder",
+    "escalation",
+    "postponement_review",
+    "confirmation_escalation",
+    "retention_review",
+)
 REQUESTED_DEADLINE_TITLE = "deadline set by the requesting side"
 
 
@@ -382,6 +388,15 @@ def _raised(events: Sequence[EventLike]) -> set[tuple[str, str]]:
     }
 
 
+def retention_extensions(events: Sequence[EventLike]) -> list[dt.datetime]:
+    """The deadlines reasoned reviews set on a case (its ``retention_extended`` notices)."""
+    return [
+        dt.datetime.fromisoformat(str(ev.details["until"]))
+        for ev in events
+        if ev.details.get("notice") == "retention_extended" and ev.details.get("until")
+    ]
+
+
 def due_actions(
     *,
     workflow: Workflow,
@@ -395,6 +410,7 @@ def due_actions(
     open_deadlines: Sequence[Deadline],
     retention: dt.timedelta,
     urgent_every: dt.timedelta,
+    review: dt.timedelta | None = None,
 ) -> list[Due]:
     """Everything still to do on a case, each with the time it falls due, earliest first.
 
@@ -403,7 +419,9 @@ def due_actions(
     - a review notice on a postponement's review date (P8, 18(25));
     - an escalation every ``urgent_every`` after an urgent request made orally or through
       INTERPOL was shared, until its written confirmation is on record (P3, 18(14));
-    - ``expire_retention`` when a case has been in a retained final state for ``retention``.
+    - ``expire_retention`` when a case has been in a retained final state for ``retention``,
+      or at the later deadline a reasoned review set (a ``retention_extended`` notice, P17);
+    - a ``retention_review`` reminder ``review`` before that deadline, once per deadline.
     """
     raised = _raised(events)
     out: list[Due] = []
@@ -440,5 +458,10 @@ def due_actions(
     if expiry is not None:
         final_at = _final_at(workflow, events)
         if final_at is not None:
-            out.append(Due(final_at + retention, expiry.event, state, {}))
+            deadline = max([final_at + retention, *retention_extensions(events)])
+            out.append(Due(deadline, expiry.event, state, {}))
+            key = deadline.isoformat()
+            if review is not None and ("retention_review", key) not in raised:
+                detail = {"retention_until": key}
+                out.append(Due(deadline - review, "retention_review", key, detail))
     return sorted(out, key=lambda d: d.at)

@@ -9,6 +9,7 @@ from pathlib import Path
 from broker.cases.clocks import ReferenceClock, load_clocks
 from broker.core.context import CallContext
 from broker.core.settings import ConfigurationError, Settings
+from broker.messages import ReviewTerms
 from broker.policy.service import NodePolicy
 
 
@@ -20,6 +21,7 @@ class CaseConfig:
     evidence_dir: Path
     evidence_max_bytes: int
     max_filters: int
+    review: ReviewTerms
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CaseConfig:
@@ -35,6 +37,7 @@ class CaseConfig:
             evidence_dir=settings.evidence_dir or (settings.data_dir / "evidence"),
             evidence_max_bytes=settings.evidence_max_bytes,
             max_filters=settings.fiu_match_max_filters,
+            review=ReviewTerms.from_settings(settings),
         )
 
 

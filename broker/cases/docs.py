@@ -125,9 +125,16 @@ API = (
     ),
     (
         "`POST /v1/cases/{id}/events`",
-        'fire an event: `{"event", "body"}` (the node signs) or `{"envelope"}` (self-signed)',
+        'fire an event: `{"event", "body"}` (the node signs) or `{"envelope"}` (self-signed); '
+        "the answer holds the case, the event and the envelope's type, payload digest and "
+        "signatures, never its payload (read it at `GET /v1/messages/{event.message_id}"
+        "/content?justification=`, a logged consultation)",
     ),
-    ("`POST /v1/cases/{id}/events/draft`", "the payload a self-signing client signs"),
+    (
+        "`POST /v1/cases/{id}/events/draft[?justification=]`",
+        "the payload a self-signing client signs; a draft that carries the stored request "
+        "(`transmit`, FIU `submit`) needs a justification and is a logged consultation",
+    ),
     ("`GET /v1/cases/{id}/diagram`", "the Mermaid diagram, the current state highlighted"),
     ("`GET /v1/cases/{id}/request?justification=`", "the request (a logged consultation)"),
     (

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from broker.core.jsonlimits import JsonObject
 from broker.envelopes.schemas import ParticipantId
+from broker.envelopes.seal import EnvelopeSeal
 
 
 class CaseCreate(BaseModel):
@@ -179,8 +180,9 @@ class CasePage(BaseModel):
 class Fired(BaseModel):
     case: CaseRead
     event: EventRead
-    envelope: dict[str, Any] | None = Field(
-        description="the envelope as accepted: the actor's signature and the node's"
+    envelope: EnvelopeSeal | None = Field(
+        description="the envelope as accepted, without its payload: the actor's signature "
+        "and the node's"
     )
     reply: EventRead | None = Field(
         default=None, description="the node's answer from the case state, for a progress query"

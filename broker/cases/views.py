@@ -10,7 +10,12 @@ from broker.cases import evidence, service
 from broker.cases.clocks import Clock
 from broker.cases.config import CaseConfig
 from broker.cases.diagram import mermaid
-from broker.cases.read_models import case_read, event_read, evidence_read, summary
+from broker.cases.read_models import (
+    case_read,
+    event_read,
+    evidence_read,
+    summary,
+)
 from broker.cases.schemas import (
     CaseCreate,
     CasePage,
@@ -39,7 +44,16 @@ from broker.core.errors import (
 )
 from broker.core.ids import uuid7
 from broker.core.text import justification as justified
-from broker.http import CallerDep, Handler, NodeDep, SessionDep, SettingsDep
+from broker.envelopes.seal import seal_of
+from broker.http import (
+    CallerDep,
+    Handler,
+    NodeDep,
+    SessionDep,
+    SettingsDep,
+    Supervisor,
+)
+from broker.messages.schemas import RetentionExtension
 from broker.oversight.service import record_consultation
 from broker.policy.views import PolicyDep
 
@@ -208,20 +222,44 @@ async def draft_event(
     policy: PolicyDep,
     config: ConfigDep,
     clock: ClockDep,
+    settings: SettingsDep,
+    response: Response,
+    justification: Annotated[
+        str | None,
+        Query(
+            max_length=1000,
+            description="why you read the case's request: needed when the draft carries it "
+            "(transmit), which is then logged as a consultation",
+        ),
+    ] = None,
 ) -> EventDraft:
     """For a client that signs its own envelopes: the payload to sign to fire ``event`` with
     ``body`` now (add ``id``, a UUIDv7, ``sender`` and ``created_at``, sign, and post it as
     ``{"envelope": ...}`` to ``/events``). The same checks as firing apply; nothing is
-    stored."""
+    stored. A draft that carries the case's stored request (``transmit``) is a reading of it:
+    it needs a ``justification`` and writes one ``content:consulted`` leaf (LED art. 25)."""
     if body.envelope is not None:
         raise SchemaViolation("a draft is asked with an event and its body", field="envelope")
-    payload = await service.prepare_event(
+    payload, carries_request = await service.prepare_event(
         session,
         ctx=CallContext(node, caller, policy, config, clock()),
         case_id=case_id,
         event=body.event,
         body=body.body,
     )
+    if carries_request:
+        text = justified(justification, minimum=settings.justification_min_length, what="request")
+        await record_consultation(
+            session,
+            node=node.node_id,
+            actor=caller.actor(),
+            justification=text,
+            case_id=case_id,
+            object="case_request",
+            event=body.event,
+        )
+        await session.commit()
+    response.headers["Cache-Control"] = "no-store"
     return EventDraft(payload=payload)
 
 
@@ -263,9 +301,36 @@ async def fire_event(
     return Fired(
         case=await case_read(session, loaded, caller, config, now),
         event=event_read(outcome.event),
-        envelope=outcome.envelope,
+        envelope=seal_of(outcome.envelope) if outcome.envelope is not None else None,
         reply=event_read(outcome.reply) if outcome.reply is not None else None,
     )
+
+
+@router.post("/cases/{case_id}/retention", response_model=CaseRead)
+async def extend_retention(
+    case_id: str,
+    body: RetentionExtension,
+    session: SessionDep,
+    node: NodeDep,
+    caller: Supervisor,
+    policy: PolicyDep,
+    config: ConfigDep,
+    clock: ClockDep,
+) -> CaseRead:
+    """Extend the retention of an ended case your participant is a party to, by a reasoned
+    review (P17): from ``PALERMO_RETENTION_REVIEW_DAYS`` before its deadline (the clocks remind
+    both parties then), to a later one, with reasons; a ``retention_extended`` notice on the
+    case and one ``retention:extended`` leaf. Its messages and evidence follow."""
+    now = clock()
+    case = await service.extend_case_retention(
+        session,
+        ctx=CallContext(node, caller, policy, config, now),
+        case_id=case_id,
+        until=body.until,
+        reason=body.reason,
+    )
+    await session.commit()
+    return await case_read(session, await service.load(session, case), caller, config, now)
 
 
 # --- evidence --------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.accounts import service as accounts
 from broker.accounts.models import AccountKind
-from broker.client import KeyFile
+from broker.client import EncryptionKeyFile, KeyFile
 from broker.core import migrate
 from broker.core.context import Actor, NodeContext, node_context
 from broker.core.db import Database
@@ -144,9 +144,10 @@ def cmd_key_generate(args: argparse.Namespace) -> int:
     )
     if args.out:
         assert made.private_key is not None
-        if args.purpose != "signing":
-            raise CommandError("--out writes signing key files; encryption keys stay custodial")
-        KeyFile(args.participant, made.key.kid, made.private_key).save(args.out)
+        if args.purpose == "signing":
+            KeyFile(args.participant, made.key.kid, made.private_key).save(args.out)
+        else:  # the participant opens the copies sealed to it (palermo client export)
+            EncryptionKeyFile(args.participant, made.key.kid, made.private_key).save(args.out)
         print(f"generated self-held {args.purpose} key {made.key.kid}, written to {args.out}")
     else:
         print(f"generated custodial {args.purpose} key {made.key.kid}")
@@ -186,7 +187,10 @@ def cmd_key_rotate(args: argparse.Namespace) -> int:
         ),
     )
     if args.out and made.private_key is not None:
-        KeyFile(args.participant, made.key.kid, made.private_key).save(args.out)
+        if args.purpose == "signing":
+            KeyFile(args.participant, made.key.kid, made.private_key).save(args.out)
+        else:
+            EncryptionKeyFile(args.participant, made.key.kid, made.private_key).save(args.out)
     print(f"new {args.purpose} key {made.key.kid}; earlier keys valid {args.grace_days} more days")
     return 0
 

@@ -10,11 +10,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from broker.cli.admin import CommandError
-from broker.client import KeyFile, PalermoClient, ProblemError, new_payload
+from broker.client import (
+    EncryptionKeyFile,
+    ExportError,
+    KeyFile,
+    PalermoClient,
+    ProblemError,
+    new_payload,
+    open_exported,
+)
 
 
 def _client(args: argparse.Namespace) -> PalermoClient:
@@ -103,6 +112,41 @@ def cmd_read(args: argparse.Namespace) -> int:
     return _call(args, lambda c: c.content(args.message_id, args.justification))
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write every message of your participant that opens with your own encryption key, as
+    JSON lines (id, type, parties, time, your role, the countersigned envelope); the node's
+    master key plays no part. Messages sealed to another key (or none) are listed on stderr
+    and make the exit status 1."""
+    try:
+        key = EncryptionKeyFile.load(args.encryption_key)
+    except (OSError, ValueError, KeyError) as exc:
+        raise CommandError(f"--encryption-key: {exc}") from exc
+    written = failed = 0
+    out = open(args.out, "w") if args.out else sys.stdout  # noqa: SIM115 - closed below
+    try:
+        with _client(args) as client:
+            try:
+                for item in client.export(args.justification):
+                    try:
+                        envelope = open_exported(key, item)
+                    except ExportError as exc:
+                        print(f"not opened: {exc}", file=sys.stderr)
+                        failed += 1
+                        continue
+                    keep = ("id", "type", "sender", "recipient", "accepted_at", "role")
+                    line = {k: item[k] for k in keep} | {"envelope": envelope}
+                    out.write(json.dumps(line, sort_keys=True) + "\n")
+                    written += 1
+            except ProblemError as exc:
+                _print(exc.problem)
+                return 1
+    finally:
+        if args.out:
+            out.close()
+    print(f"exported {written} messages, {failed} not opened with {key.kid}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     return _call(args, lambda c: c.message(args.message_id))
 
@@ -142,6 +186,12 @@ def register(sub: Any) -> None:
     p.add_argument("message_id")
     p.add_argument("--justification", required=True)
     p.set_defaults(handler=cmd_read)
+    p = sub.add_parser("export", help="your messages, opened with your own encryption key (logged)")
+    common(p)
+    p.add_argument("--encryption-key", required=True, help="self-held encryption key file")
+    p.add_argument("--justification", required=True)
+    p.add_argument("--out", help="JSON lines file (default: standard output)")
+    p.set_defaults(handler=cmd_export)
     p = sub.add_parser("status", help="a message's status")
     common(p)
     p.add_argument("message_id")

@@ -160,6 +160,11 @@ class Settings(PasswordHashSettings):
     # how often the scheduler erases what is due.
     retention_message_days: int = Field(default=1826, ge=1)
     retention_erase_seconds: float = Field(default=3600.0, gt=0)
+    # A reasoned review (P17) opens PALERMO_RETENTION_REVIEW_DAYS before a deadline (the
+    # clocks remind a case's parties then); a supervisor of a holding participant may extend
+    # the deadline once per review, by at most PALERMO_RETENTION_MAX_EXTENSION_DAYS.
+    retention_review_days: int = Field(default=90, ge=1, le=3650)
+    retention_max_extension_days: int = Field(default=1826, ge=1, le=36_500)
 
     # Web app (docs/web.md): a signed-in session ends after web_session_idle_seconds without
     # a request, and web_session_lifetime_seconds after sign-in whatever happens.

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from broker.core.text import Text
 from broker.envelopes.schemas import ParticipantId
+from broker.envelopes.seal import EnvelopeSeal
 
 Filter = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
@@ -57,4 +58,6 @@ class MatchPage(BaseModel):
 
 class MatchAnswered(BaseModel):
     match: MatchRead
-    envelope: dict[str, Any]
+    envelope: EnvelopeSeal = Field(
+        description="the answer's envelope as accepted: type, payload digest and signatures"
+    )

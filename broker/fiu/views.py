@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, status
 from broker import messages
 from broker.cases.views import ClockDep, ConfigDep
 from broker.core.context import CallContext, Caller
+from broker.envelopes.seal import seal_of
 from broker.fiu import service
 from broker.fiu.models import MatchAnswer, MatchQuery
 from broker.fiu.schemas import MatchAnswerCreate, MatchAnswered, MatchCreate, MatchPage, MatchRead
@@ -96,4 +97,4 @@ async def answer_match(
     if isinstance(outcome, messages.Refused):
         raise outcome.error()
     q, a, accepted = outcome
-    return MatchAnswered(match=match_read(q, a, caller), envelope=accepted.envelope)
+    return MatchAnswered(match=match_read(q, a, caller), envelope=seal_of(accepted.envelope))

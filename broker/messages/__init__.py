@@ -8,6 +8,7 @@ delivered message the caller holds".
 
 from broker.messages.checking import check_draft
 from broker.messages.erasure import erase_due_messages, erase_messages
+from broker.messages.export import SealedItem, export_sealed
 from broker.messages.ingress import (
     Accepted,
     AcceptRequest,
@@ -37,6 +38,12 @@ from broker.messages.reading import (
     terms_of,
 )
 from broker.messages.receipts import RECEIPT_TYPE, receipt_payload, record_receipt, verify_receipt
+from broker.messages.review import (
+    ReviewTerms,
+    checked_extension,
+    extend_message_retention,
+    review_opens,
+)
 from broker.messages.signing import Signed, parse_payload, verified_submission
 
 __all__ = [
@@ -46,14 +53,19 @@ __all__ = [
     "Accepted",
     "MessageFilter",
     "Refused",
+    "ReviewTerms",
+    "SealedItem",
     "Signed",
     "accept",
     "attempts_of",
     "check_draft",
+    "checked_extension",
     "countersigned_envelope",
     "erase_due_messages",
     "erase_messages",
     "erased_error",
+    "export_sealed",
+    "extend_message_retention",
     "filtered_inbox",
     "filtered_sent",
     "get_message_for",
@@ -67,6 +79,7 @@ __all__ = [
     "read_content",
     "receipt_payload",
     "record_receipt",
+    "review_opens",
     "sign_and_accept",
     "submit",
     "terms_of",

@@ -3,7 +3,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from broker.envelopes.seal import EnvelopeSeal
 
 
 class EnvelopeSignature(BaseModel):
@@ -21,7 +23,11 @@ class SubmitAccepted(BaseModel):
     id: str
     status: str
     accepted_at: dt.datetime
-    envelope: EnvelopeRead = Field(description="the envelope with the node's countersignature")
+    envelope: EnvelopeSeal = Field(
+        description="the envelope as accepted, without its payload: its type, payload digest "
+        "and signatures (yours, then the node's countersignature); the payload is read at "
+        "GET /v1/messages/{id}/content, a logged consultation"
+    )
 
 
 class MessageRead(BaseModel):
@@ -74,3 +80,39 @@ class ContentRead(BaseModel):
     id: str
     envelope: EnvelopeRead
     payload: dict[str, Any]
+
+
+class RetentionExtension(BaseModel):
+    """A reasoned review that extends a retention (P17): the new deadline and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    until: dt.datetime = Field(description="the new deadline, with its time zone")
+    reason: str = Field(
+        max_length=2000,
+        description="the reasons of the review: why the item is still needed for its purpose",
+    )
+
+
+class ExportItem(BaseModel):
+    id: str
+    type: str
+    sender: str
+    recipient: str
+    accepted_at: dt.datetime
+    envelope_sha256: str
+    role: str = Field(description="sender or recipient: which sealed copy this is")
+    enc_kid: str | None = Field(description="the encryption key the content key is sealed to")
+    sealed_key: str | None = Field(
+        description="base64 libsodium sealed box of the content key, to enc_kid; null if the "
+        "participant had no encryption key when the message was accepted"
+    )
+    ciphertext: str = Field(
+        description="base64 secretbox (nonce first) of the countersigned envelope, under the "
+        "content key"
+    )
+
+
+class ExportPage(BaseModel):
+    items: list[ExportItem]
+    next: str | None = Field(description="give as after= for the next page; null at the end")

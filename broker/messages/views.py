@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 from typing import Annotated, Any
 
 import orjson
@@ -9,14 +10,18 @@ from broker import messages
 from broker.core.context import CallContext
 from broker.core.db import utcnow
 from broker.core.paging import parse_cursor
-from broker.http import Handler, NodeDep, SessionDep, SettingsDep
+from broker.envelopes.seal import seal_of
+from broker.http import Handler, NodeDep, SessionDep, SettingsDep, Supervisor
 from broker.messages.models import Message
 from broker.messages.schemas import (
     ContentRead,
     EnvelopeRead,
+    ExportItem,
+    ExportPage,
     InboxItem,
     InboxPage,
     MessageRead,
+    RetentionExtension,
     SentPage,
     SubmitAccepted,
 )
@@ -74,8 +79,11 @@ def accepted_response(outcome: messages.Accepted | messages.Refused) -> Response
     a refusal: the answer to a submission and to a forward."""
     if isinstance(outcome, messages.Refused):
         raise outcome.error()
+    # The answer seals the envelope: a forward's payload is the original's content, which is
+    # read through the logged content route, not handed out here.
+    answer = {**outcome.to_dict(), "envelope": seal_of(outcome.envelope).model_dump()}
     return Response(
-        orjson.dumps(outcome.to_dict(), option=orjson.OPT_UTC_Z),
+        orjson.dumps(answer, option=orjson.OPT_UTC_Z),
         status_code=200 if outcome.duplicate else 202,
         media_type="application/json",
         headers={"Location": f"/v1/messages/{outcome.message_id}"},
@@ -94,6 +102,54 @@ async def list_sent(
         session, caller=caller, limit=limit or settings.inbox_page_size, before=before
     )
     return SentPage(items=[message_read(m) for m in rows])
+
+
+@router.get("/messages/export", response_model=ExportPage)
+async def export_messages(
+    session: SessionDep,
+    node: NodeDep,
+    caller: Handler,
+    settings: SettingsDep,
+    justification: Annotated[str | None, Query(max_length=1000)] = None,
+    after: Annotated[str | None, Query(max_length=36)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> Response:
+    """Your participant's messages, each as its ciphertext and the content key sealed to your
+    own encryption key: open them with your private key (``palermo client export``), not the
+    node's. A logged consultation: one ``content:consulted`` leaf per page."""
+    items, more = await messages.export_sealed(
+        session,
+        node=node,
+        caller=caller,
+        justification=justification,
+        min_justification=settings.justification_min_length,
+        after=after,
+        limit=limit,
+    )
+    page = ExportPage(
+        items=[
+            ExportItem(
+                id=i.message.id,
+                type=i.message.type,
+                sender=i.message.sender_id,
+                recipient=i.message.recipient_id,
+                accepted_at=i.message.accepted_at,
+                envelope_sha256=i.message.envelope_sha256,
+                role=i.role,
+                enc_kid=i.enc_kid,
+                sealed_key=_b64(i.sealed_key) if i.sealed_key is not None else None,
+                ciphertext=_b64(i.message.ciphertext or b""),
+            )
+            for i in items
+        ],
+        next=items[-1].message.id if more else None,
+    ).model_dump_json()
+    await session.commit()
+    return Response(page, media_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 @router.get("/messages/{message_id}", response_model=MessageRead)
@@ -131,6 +187,34 @@ async def get_content(
         media_type="application/json",
         headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
     )
+
+
+@router.post("/messages/{message_id}/retention", response_model=MessageRead)
+async def extend_retention(
+    message_id: str,
+    body: RetentionExtension,
+    session: SessionDep,
+    node: NodeDep,
+    caller: Supervisor,
+    settings: SettingsDep,
+) -> MessageRead:
+    """Extend the retention of a plain message your participant sent or received, by a
+    reasoned review (P17): from ``PALERMO_RETENTION_REVIEW_DAYS`` before its deadline, to a
+    later one, with reasons; one ``retention:extended`` leaf. A case's message follows its
+    case (``POST /v1/cases/{id}/retention``)."""
+    await messages.extend_message_retention(
+        session,
+        node=node,
+        caller=caller,
+        message_id=message_id,
+        until=body.until,
+        reason=body.reason,
+        now=utcnow(),
+        terms=messages.ReviewTerms.from_settings(settings),
+    )
+    await session.commit()
+    message = await messages.get_message_for(session, caller=caller, message_id=message_id)
+    return message_read(message, await messages.attempts_of(session, message.id))
 
 
 @router.post("/messages/{message_id}/receipt", response_model=MessageRead)

@@ -88,6 +88,16 @@ class AuditEntryParty(Base):
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
 
 
+class AuditEntryCase(Base):
+    """Log entry ``idx`` is about case ``case_id`` (its leaf names the case): the index the
+    audit explorer filters a case's entries by. Filled by the sequencer with the entry."""
+
+    __tablename__ = "audit_entry_cases"
+
+    case_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+
+
 class AuditCheckpoint(Base):
     """A C2SP tlog-checkpoint the node signed after sequencing a batch."""
 

@@ -44,6 +44,7 @@ from audit import (
 from broker.core.db import utcnow
 from broker.oversight.models import (
     AuditCheckpoint,
+    AuditEntryCase,
     AuditEntryParty,
     AuditEvent,
     AuditLogEntry,
@@ -107,6 +108,14 @@ def entry_parties(
     return parties
 
 
+def entry_case(leaf: bytes) -> str | None:
+    """The case a leaf is about (its ``case_id`` field), for the explorer's case filter."""
+    if b'"case_id":' not in leaf:  # most leaves: no parse
+        return None
+    case_id = orjson.loads(leaf).get("case_id")
+    return case_id if isinstance(case_id, str) and case_id else None
+
+
 def _sender_and_recipient(leaf: bytes) -> tuple[str, ...]:
     fields = orjson.loads(leaf)
     return tuple(str(fields[k]) for k in ("sender", "recipient") if fields.get(k))
@@ -125,7 +134,10 @@ async def _lock(session: AsyncSession, *, wait: bool) -> bool:
     return bool(await session.scalar(select(func.pg_try_advisory_xact_lock(LOCK_KEY))))
 
 
-_MODELS = {model.__tablename__: model for model in (AuditLogEntry, AuditNode, AuditEntryParty)}
+_MODELS = {
+    model.__tablename__: model
+    for model in (AuditLogEntry, AuditNode, AuditEntryParty, AuditEntryCase)
+}
 
 
 async def _insert_rows(session: AsyncSession, table: str, rows: list[dict[str, Any]]) -> None:
@@ -243,9 +255,11 @@ async def sequence_batch(
     entries: list[dict[str, Any]] = []
     nodes: list[dict[str, Any]] = []
     parties: list[dict[str, Any]] = []
+    cases: list[dict[str, Any]] = []
     for offset, row in enumerate(queued):
         index = size + offset
-        hashed = leaf_hash(bytes(row.leaf))
+        leaf = bytes(row.leaf)
+        hashed = leaf_hash(leaf)
         entries.append(
             {"idx": index, "event_ref": row.id, "leaf_hash": hashed, "sequenced_at": when}
         )
@@ -258,11 +272,15 @@ async def sequence_batch(
             {"participant_id": pid, "idx": index}
             for pid in sorted(entry_parties(row.kind, row.participant_id, message_parties))
         )
+        case_id = entry_case(leaf)
+        if case_id is not None:
+            cases.append({"case_id": case_id, "idx": index})
 
     if entries:
         await _insert_rows(session, AuditLogEntry.__tablename__, entries)
         await _insert_rows(session, AuditNode.__tablename__, nodes)
         await _insert_rows(session, AuditEntryParty.__tablename__, parties)
+        await _insert_rows(session, AuditEntryCase.__tablename__, cases)
         refs = [entry["event_ref"] for entry in entries]
         if session.get_bind().dialect.name == "postgresql":  # one array parameter
             await session.execute(

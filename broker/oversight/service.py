@@ -38,6 +38,7 @@ from broker.core.ids import uuid7
 from broker.oversight.models import (
     AuditCheckpoint,
     AuditCosignature,
+    AuditEntryCase,
     AuditEntryParty,
     AuditEvent,
     AuditLogEntry,
@@ -58,9 +59,11 @@ class AuditKind(enum.StrEnum):
     KEY_REGISTERED = "key:registered"
     KEY_GENERATED = "key:generated"
     KEY_REVOKED = "key:revoked"
+    KEY_ROTATED = "key:rotated"
     ACCOUNT_CREATED = "account:created"
     ACCOUNT_UPDATED = "account:updated"
     ACCOUNT_PASSWORD_CHANGED = "account:password-changed"  # noqa: S105 - an event kind
+    ACCOUNT_SECRET_RESET = "account:secret-reset"  # noqa: S105 - an event kind
     SIGNIN_SUCCEEDED = "signin:succeeded"
     SIGNIN_FAILED = "signin:failed"  # written by nodes before 0008: now auth:failed
     AUTH_FAILED = "auth:failed"
@@ -74,6 +77,7 @@ class AuditKind(enum.StrEnum):
     CASE_NOTICE = "case:notice"
     EVIDENCE_STORED = "evidence:stored"
     CONTENT_ERASED = "content:erased"
+    RETENTION_EXTENDED = "retention:extended"
     MATCH_QUERIED = "match:queried"
     MATCH_ANSWERED = "match:answered"
 
@@ -412,6 +416,95 @@ async def list_entries(
     return size, stop, [_entry(row) for row in rows.all()]
 
 
+@dataclass(frozen=True, slots=True)
+class EntryFilter:
+    """What the audit explorer narrows the log to; every field is optional."""
+
+    kind: str | None = None
+    participant_id: str | None = None
+    case_id: str | None = None
+    message_id: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+    def active(self) -> bool:
+        return any(getattr(self, name) is not None for name in self.__slots__)
+
+
+@dataclass(frozen=True, slots=True)
+class EntrySearch:
+    """A page of the explorer: the latest checkpoint, the entries (newest first) with their
+    inclusion proofs in the checkpoint's tree, and the index to page on from."""
+
+    checkpoint: PublishedCheckpoint
+    proofs: list[tuple[Entry, list[bytes]]]
+    next_before: int | None
+
+
+async def search_entries(
+    session: AsyncSession,
+    *,
+    viewer: str | None,
+    where: EntryFilter,
+    before: int | None,
+    limit: int,
+) -> EntrySearch:
+    """The published entries ``viewer`` may see that match ``where``, newest first, with
+    index below ``before`` (default: all), at most ``limit``, each with its inclusion proof in
+    the tree of the latest checkpoint. One query on indexed columns, then the proofs from
+    the stored subtree hashes.
+
+    Raises:
+        NotFound: no checkpoint is published yet.
+    """
+    published = await published_checkpoint(session)
+    size = published.size
+    stop = size if before is None else min(before, size)
+    stmt = (
+        _entry_query(viewer)
+        .order_by(None)
+        .order_by(AuditLogEntry.idx.desc())
+        .where(AuditLogEntry.idx < stop)
+        .limit(limit + 1)
+    )
+    if where.kind is not None:
+        stmt = stmt.where(AuditEvent.kind == where.kind)
+    if where.message_id is not None:
+        stmt = stmt.where(AuditEvent.message_id == where.message_id)
+    if where.since is not None:
+        stmt = stmt.where(AuditEvent.created_at >= where.since)
+    if where.until is not None:
+        stmt = stmt.where(AuditEvent.created_at < where.until)
+    if where.participant_id is not None:
+        stmt = stmt.where(
+            select(AuditEntryParty.idx)
+            .where(
+                AuditEntryParty.idx == AuditLogEntry.idx,
+                AuditEntryParty.participant_id == where.participant_id,
+            )
+            .exists()
+        )
+    if where.case_id is not None:
+        stmt = stmt.where(
+            select(AuditEntryCase.idx)
+            .where(AuditEntryCase.idx == AuditLogEntry.idx, AuditEntryCase.case_id == where.case_id)
+            .exists()
+        )
+    entries = [_entry(row) for row in (await session.execute(stmt)).all()]
+    more = len(entries) > limit
+    entries = entries[:limit]
+    if not entries:
+        return EntrySearch(published, [], None)
+
+    def compute(reader: HashReader) -> list[list[bytes]]:
+        return [inclusion_proof(reader, e.index, size) for e in entries]
+
+    proofs = await with_stored_nodes(session, compute)
+    return EntrySearch(
+        published, list(zip(entries, proofs, strict=True)), entries[-1].index if more else None
+    )
+
+
 async def _unpublished_event_of(
     session: AsyncSession, *, viewer: str | None, event_id: str | None, message_id: str | None
 ) -> bool:
@@ -600,6 +693,8 @@ __all__ = [
     "EXPORT_CHUNK",
     "AuditKind",
     "Entry",
+    "EntryFilter",
+    "EntrySearch",
     "ExportPlan",
     "PublishedCheckpoint",
     "audit_row",
@@ -615,4 +710,5 @@ __all__ = [
     "published_checkpoint",
     "record_consultation",
     "record_event",
+    "search_entries",
 ]

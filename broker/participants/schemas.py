@@ -71,3 +71,14 @@ class KeyRevoke(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Text = Field(min_length=3, max_length=500)
+
+
+class KeyRotate(BaseModel):
+    """Add a new key of ``purpose`` (the given public key, or a custodial one generated) and
+    end the current ones of that purpose after ``grace_seconds``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    purpose: Literal["signing", "encryption"]
+    public_key: str | None = Field(default=None, description="base64; omit to generate")
+    grace_seconds: int = Field(default=7 * 86_400, ge=0, le=366 * 86_400)

@@ -248,7 +248,9 @@ async def rotate_key(
     actor: Actor | None,
 ) -> GeneratedKey:
     """Add a new key and end the validity of the current ones after ``grace``, so what they
-    signed keeps verifying until then."""
+    signed keeps verifying until then. Audited as the new key's ``key:registered`` (or
+    ``key:generated``) and a ``key:rotated`` naming the keys replaced and until when. Raises
+    NotFound, SchemaViolation, Conflict."""
     now = utcnow()
     new = await add_key(
         session,
@@ -260,12 +262,26 @@ async def rotate_key(
         actor=actor,
         custodial=custodial,
     )
+    ended = []
+    end = now + grace
     for key in await keys_of(session, participant_id):
         if key.kid != new.key.kid and key.purpose == purpose and key.valid_at(now):
-            end = now + grace
             if key.not_after is None or key.not_after > end:
                 key.not_after = end
+            ended.append(key.kid)
     await session.flush()
+    await record_event(
+        session,
+        kind=AuditKind.KEY_ROTATED,
+        node=node.node_id,
+        actor=actor,
+        participant_id=participant_id,
+        participant=participant_id,
+        kid=new.key.kid,
+        purpose=purpose,
+        replaced=ended,
+        replaced_until=end,
+    )
     return new
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 
 from fastapi import APIRouter, status
 
@@ -11,6 +12,7 @@ from broker.participants.schemas import (
     KeyCreate,
     KeyRead,
     KeyRevoke,
+    KeyRotate,
     ParticipantCreate,
     ParticipantList,
     ParticipantRead,
@@ -112,6 +114,28 @@ async def add_key(
         generate=body.generate,
         not_before=body.not_before,
         not_after=body.not_after,
+        actor=caller.actor(),
+    )
+    await session.commit()
+    return key_read(made.key)
+
+
+@router.post(
+    "/{participant_id}/keys/rotate", response_model=KeyRead, status_code=status.HTTP_201_CREATED
+)
+async def rotate_key(
+    participant_id: str, body: KeyRotate, session: SessionDep, node: NodeDep, caller: Admin
+) -> KeyRead:
+    """Add a new key and keep the current ones of its purpose valid for ``grace_seconds``
+    more (what they signed keeps verifying until then); the new key is returned."""
+    public = service.decode_public_key(body.public_key) if body.public_key is not None else None
+    made = await service.rotate_key(
+        session,
+        node=node,
+        participant_id=participant_id,
+        purpose=body.purpose,
+        grace=dt.timedelta(seconds=body.grace_seconds),
+        public_key=public,
         actor=caller.actor(),
     )
     await session.commit()

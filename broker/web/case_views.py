@@ -57,6 +57,7 @@ from broker.web.cases import (
     validate,
 )
 from broker.web.rendering import render
+from broker.web.review import review_of
 from broker.web.service import WebUser
 from broker.web.views import CsrfField, Handling, check_csrf, person_with, router
 
@@ -363,10 +364,12 @@ async def case_page(
     user: Handling,
     uploaded: Annotated[str | None, Query(max_length=36)] = None,
 ) -> Response:
-    context = await _case_context(session, user, config, clock(), case_id)
+    now = clock()
+    context = await _case_context(session, user, config, now, case_id)
     await session.commit()
     context["uploaded"] = next((f for f in context["case"].evidence if f.id == uploaded), None)
     context["upload_error"] = None
+    context["review"] = review_of(context["case"].retention_until, config.review, now, user)
     return render(request, "case.html", context, user=user)
 
 

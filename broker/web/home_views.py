@@ -11,6 +11,7 @@ node's clocks raised on them.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from fastapi import Request
@@ -19,11 +20,13 @@ from fastapi.responses import Response
 from broker.cases import read_models
 from broker.cases import service as cases
 from broker.cases.workflow import Side
-from broker.http import SessionDep
-from broker.messages import list_sent
+from broker.core.db import utcnow
+from broker.http import SessionDep, SettingsDep
+from broker.messages import ReviewTerms, list_sent
 from broker.web import service
 from broker.web.case_views import STOPPING, ClockDep, time_left, tone
 from broker.web.rendering import render
+from broker.web.retention_views import reviews_due
 from broker.web.views import HANDLING_ROLES, SignedIn, router
 
 HOME_ITEMS = 10
@@ -34,7 +37,9 @@ def _count(items: list[Any], more: bool) -> str:
 
 
 @router.get("/")
-async def home(request: Request, session: SessionDep, user: SignedIn, clock: ClockDep) -> Response:
+async def home(
+    request: Request, session: SessionDep, settings: SettingsDep, user: SignedIn, clock: ClockDep
+) -> Response:
     handles = user.caller.has_any(*HANDLING_ROLES)
     context: dict[str, Any] = {"handles": handles}
     if not handles:
@@ -61,6 +66,10 @@ async def home(request: Request, session: SessionDep, user: SignedIn, clock: Clo
     due = await cases.due_first(session, caller=caller, limit=HOME_ITEMS + 1)
     notices = await cases.recent_notices(session, caller=caller, limit=HOME_ITEMS + 1)
     sent = await list_sent(session, caller=caller, limit=HOME_ITEMS, before=None)
+    reviews = []
+    if caller.has_any("supervisor"):
+        terms = ReviewTerms.from_settings(settings)
+        reviews = await reviews_due(session, caller=caller, terms=terms, now=utcnow())
     await session.commit()
     context.update(
         waiting=waiting[:HOME_ITEMS],
@@ -83,13 +92,21 @@ async def home(request: Request, session: SessionDep, user: SignedIn, clock: Clo
                 "event": ev.event,
                 "at": ev.at,
                 "details": ev.details,
+                "until": _until(ev.details),
             }
             for c, ev in notices[:HOME_ITEMS]
         ],
         notices_count=_count(notices[:HOME_ITEMS], len(notices) > HOME_ITEMS),
         sent=sent,
+        reviews=reviews,
     )
     return render(request, "home.html", context, user=user)
+
+
+def _until(details: dict[str, Any]) -> dt.datetime | None:
+    """The retention deadline a retention review notice names."""
+    value = details.get("retention_until")
+    return dt.datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
 def _case_row(case: Any, user: Any, now: Any) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from broker.http import NodeDep, SessionDep, SettingsDep
 from broker.messages import (
     STATUSES,
     MessageFilter,
+    ReviewTerms,
     attempts_of,
     filtered_inbox,
     filtered_sent,
@@ -38,6 +39,7 @@ from broker.messages import (
 from broker.participants.service import list_participants
 from broker.web import i18n, service
 from broker.web.rendering import CSRF_COOKIE, SESSION_COOKIE, render, safe_next, set_cookie
+from broker.web.review import review_of
 from broker.web.service import CsrfRefused, WebUser
 
 router = APIRouter(include_in_schema=False)
@@ -469,6 +471,8 @@ async def message_page(
         session, user, message_id, min_justification=settings.justification_min_length
     )
     await session.commit()
+    terms = ReviewTerms.from_settings(settings)
+    context["review"] = review_of(context["message"].retention_until, terms, utcnow(), user)
     return render(request, "message.html", context, user=user)
 
 
@@ -533,14 +537,20 @@ async def acknowledge(
     return RedirectResponse(f"/messages/{message_id}?acknowledged=1", status_code=303)
 
 
-# The home, case, compose, forward, consent, FIU and oversight pages live in their own modules
-# and add their routes to this router.
+# The home, audit, case, compose, forward, consent, FIU and oversight pages, the
+# operator's pages (role admin) and the reference data live in their own modules and add
+# their routes to this router.
 import broker.web.compose  # noqa: E402, F401
 from broker.web import (  # noqa: E402, F401
+    admin_account_views,
+    admin_delivery_views,
+    admin_views,
+    audit_views,
     case_views,
     consent_views,
     fiu_views,
     forward_views,
     home_views,
     oversight_views,
+    retention_views,
 )

@@ -26,6 +26,7 @@ AUDIT_TABLES = (
     "audit_log",
     "audit_nodes",
     "audit_entry_parties",
+    "audit_entry_cases",
     "audit_checkpoints",
     "audit_cosignatures",
 )
@@ -183,6 +184,7 @@ def rebuild_log(engine: Engine, settings: Settings) -> int:
             "audit_cosignatures",
             "audit_checkpoints",
             "audit_entry_parties",
+            "audit_entry_cases",
             "audit_nodes",
             "audit_log",
             "audit_unsequenced",

@@ -60,7 +60,7 @@ def test_the_app_role_may_not_change_audit_tables(pg_database: str) -> None:
     with psycopg.connect(f"{PG_URL}/{pg_database}", autocommit=True) as conn:
         tables = _guarded_tables(conn)
         assert {"audit_events", "audit_log", "audit_nodes", "audit_checkpoints"} <= set(tables)
-        assert {"audit_entry_parties", "audit_cosignatures"} <= set(tables)
+        assert {"audit_entry_parties", "audit_entry_cases", "audit_cosignatures"} <= set(tables)
         conn.execute(f"SET ROLE {APP_ROLE}")
         for table in tables:
             for statement in (

@@ -201,7 +201,12 @@ def test_retention_expiry_erases_the_content_and_keeps_the_history(
     set_clocks(api, CLOCKS, retention=dt.timedelta(days=365))
     case = to_execution(api)
     fire(api, case["id"], "withdraw", DRAFTER, {"reason": "Proceedings discontinued."})
-    assert tick(api, clock.advance(days=364)) == 0
+    assert tick(api, clock.advance(days=274)) == 0
+    # 90 days before the end (PALERMO_RETENTION_REVIEW_DAYS) the parties are reminded that a
+    # reasoned review may extend it (P17); nobody does.
+    assert tick(api, clock.advance(days=1)) == 1
+    assert get_case(api, case["id"])["timeline"][-1]["event"] == "retention_review"
+    assert tick(api, clock.advance(days=89)) == 0
     assert tick(api, clock.advance(days=2)) == 1
     seen = get_case(api, case["id"])
     assert seen["state"] == "ERASED"

@@ -4,10 +4,14 @@ short ways to open cases and fire events through the HTTP API."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import datetime as dt
+import hashlib
 from dataclasses import replace
 from typing import Any
+
+import orjson
 
 from broker.cases.clocks import parse_clocks
 from broker.cases.config import CaseConfig
@@ -144,6 +148,27 @@ def problem(
     assert data["type"].startswith("urn:palermo:problem:"), data
     assert data["detail"], data
     return data
+
+
+def event_payload(api: Api, fired: dict[str, Any], as_: str) -> dict[str, Any]:
+    """The signed payload of a fired event, read as a party reads it: through the content
+    route, with a justification (a logged consultation). The answer to firing carries only
+    the envelope's digest and signatures. Checks that digest against the payload read."""
+    from tests.integration.messaging_helpers import relay
+
+    relay(api.settings)  # a party reads what is delivered to it
+    r = call(
+        api,
+        "GET",
+        f"/v1/messages/{fired['event']['message_id']}/content",
+        as_,
+        params={"justification": "checking the signed event in a test"},
+    )
+    assert r.status_code == 200, r.text
+    raw = base64.b64decode(r.json()["envelope"]["payload"])
+    assert hashlib.sha256(raw).hexdigest() == fired["envelope"]["payload_sha256"]
+    payload: dict[str, Any] = orjson.loads(raw)
+    return payload
 
 
 def case_of(fired: dict[str, Any]) -> dict[str, Any]:

@@ -9,10 +9,11 @@ from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy import Engine, text
 
 from broker.client import KeyFile, sign
 from broker.core.ids import uuid7
-from tests.conftest import Api
+from tests.conftest import Api, count_rows
 from tests.integration.test_case_helpers import call, open_case, register_partner
 from tests.integration.test_fiu import fiu_request
 
@@ -31,10 +32,39 @@ def case_id(api: Api) -> str:
 
 def draft(api: Api, case_id: str, event: str, who: str = "nl.officer", **body: Any) -> Any:
     r = call(
-        api, "POST", f"/v1/cases/{case_id}/events/draft", who, json={"event": event, "body": body}
+        api,
+        "POST",
+        f"/v1/cases/{case_id}/events/draft",
+        who,
+        json={"event": event, "body": body},
+        params={"justification": "signing the submission with our own key"},
     )
     assert r.status_code == 200, r.text
     return r.json()["payload"]
+
+
+def test_a_draft_that_carries_the_request_is_a_logged_consultation(
+    api: Api, case_id: str, sync_engine: Engine
+) -> None:
+    path = f"/v1/cases/{case_id}/events/draft"
+    r = call(api, "POST", path, "nl.officer", json={"event": "submit"})
+    assert r.status_code == 422, r.text
+    assert r.json()["type"].endswith("justification-required")
+    assert "facts" not in r.text
+    before = count_rows(sync_engine, "audit_events")
+    draft(api, case_id, "submit")
+    with sync_engine.connect() as conn:
+        leaves = [
+            orjson.loads(bytes(row[0]))
+            for row in conn.execute(
+                text("SELECT leaf FROM audit_events WHERE kind = 'content:consulted' ORDER BY id")
+            )
+        ]
+    assert count_rows(sync_engine, "audit_events") == before + 1
+    assert [(x["object"], x["case_id"], x["event"]) for x in leaves] == [
+        ("case_request", case_id, "submit")
+    ]
+    assert leaves[0]["justification"] == "signing the submission with our own key"
 
 
 def signed(key: KeyFile, payload: dict[str, Any], **over: Any) -> dict[str, Any]:

@@ -5,10 +5,8 @@ keyed filters that never shows the broker a subject."""
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
-import orjson
 import pytest
 from sqlalchemy import Engine, text
 
@@ -17,6 +15,7 @@ from tests.conftest import Api, count_rows
 from tests.integration.messaging_helpers import relay
 from tests.integration.test_case_helpers import (
     call,
+    event_payload,
     fire,
     get_case,
     open_case,
@@ -102,7 +101,7 @@ def test_a_request_states_facts_reasons_link_and_use(api: Api, partner: dict[str
         "FIU.request-fields"
     ]
     sent = fire(api, case["id"], "submit", "nl.officer", {"request": fiu_request()})
-    payload = orjson.loads(base64.b64decode(sent["envelope"]["payload"]))
+    payload = event_payload(api, sent, "nl.officer")
     assert payload["type"] == "fiu.request"
     assert payload["recipient"] == IT
     assert payload["permitted_recipients"] == ["nl.fiod"]
@@ -120,7 +119,7 @@ def test_responses_interim_then_full_then_closed(api: Api, partner: dict[str, st
     problem(api, case["id"], "respond", ANALYST, {"kind": "interim"})  # purposes are required
     first = fire(api, case["id"], "respond", ANALYST, body)
     assert first["case"]["response_kind"] == "interim"
-    payload = orjson.loads(base64.b64decode(first["envelope"]["payload"]))
+    payload = event_payload(api, first, ANALYST)
     assert payload["type"] == "fiu.response"
     assert payload["permitted_purposes"] == ["money_laundering_analysis"]
     full = fire(api, case["id"], "respond", ANALYST, {**body, "kind": "full"})

@@ -5,6 +5,7 @@ original's purpose, handling code and named recipients (UNTOC 18(19), SIENA, Egm
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from typing import Any, cast
 
@@ -56,8 +57,19 @@ def intel_from_bka(api: Api, **over: Any) -> str:
     return str(r.json()["id"])
 
 
-def inner(answer: dict[str, Any]) -> dict[str, Any]:
-    decoded: dict[str, Any] = json.loads(base64.b64decode(answer["envelope"]["payload"]))
+def inner(api: Api, answer: dict[str, Any], as_: str = "it.officer") -> dict[str, Any]:
+    """The payload of the forward just sent, read by its sender through the logged content
+    route (the answer carries only its digest and signatures), checked against that digest."""
+    assert "payload" not in answer["envelope"]
+    r = api.get(
+        f"/v1/messages/{answer['id']}/content",
+        as_=as_,
+        params={"justification": "checking the forward we sent"},
+    )
+    assert r.status_code == 200, r.text
+    raw = base64.b64decode(r.json()["envelope"]["payload"])
+    assert hashlib.sha256(raw).hexdigest() == answer["envelope"]["payload_sha256"]
+    decoded: dict[str, Any] = json.loads(raw)
     return decoded
 
 
@@ -77,7 +89,7 @@ def test_forward_inherits_the_original_and_references_it(api: Api, sync_engine: 
     original = intel_from_bka(api, permitted_recipients=["nl.fiu"])
     r = forward(api, original, recipient="nl.fiu")
     assert r.status_code == 202, r.text
-    sent = inner(r.json())
+    sent = inner(api, r.json())
     assert sent["forwarded_from"] == original
     assert sent["sender"] == "it.central-authority"
     assert sent["recipient"] == "nl.fiu"
@@ -170,7 +182,7 @@ def test_restrictions_travel_with_every_forward(api: Api, sync_engine: Engine) -
     )
     r = forward(api, original, recipient="nl.fiu", restrictions=["no onward transfer"])
     assert r.status_code == 202, r.text
-    sent = inner(r.json())
+    sent = inner(api, r.json())
     assert sent["handling"] == h3
     assert sent["restrictions"] == [
         "use only in proceedings RG 1234/2026",
@@ -182,7 +194,7 @@ def test_restrictions_travel_with_every_forward(api: Api, sync_engine: Engine) -
     relay(api.settings)
     again = forward(api, r.json()["id"], as_="nl.officer", recipient="it.central-authority")
     assert again.status_code == 202, again.text
-    assert set(inner(again.json())["restrictions"]) == set(sent["restrictions"])
+    assert set(inner(api, again.json(), "nl.officer")["restrictions"]) == set(sent["restrictions"])
     with sync_engine.connect() as conn:
         root, provider = conn.execute(
             text("SELECT root_message_id, provider_id FROM message_terms WHERE message_id = :m"),

@@ -115,7 +115,12 @@ def test_custodial_draft_is_signed_by_the_node_with_the_sender_key(api: Api) -> 
     }
     r = api.post("/v1/messages", as_="it.officer", json={"draft": draft})
     assert r.status_code == 202, r.text
-    env = r.json()["envelope"]
+    assert "payload" not in r.json()["envelope"]  # the answer seals; the content route reads
+    env = api.get(
+        f"/v1/messages/{r.json()['id']}/content",
+        as_="it.officer",
+        params={"justification": "checking the draft the node signed"},
+    ).json()["envelope"]
     inner = json.loads(base64.b64decode(env["payload"]))
     assert inner["sender"] == "it.central-authority"
     assert uuid.UUID(inner["id"]).version == 7

@@ -4,16 +4,20 @@ with the password grant; messages reach the other side through the relay and its
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from typing import Any
 
-import orjson
 from sqlalchemy import Engine
 
 from tests.conftest import PASSWORD, Api, count_rows
 from tests.integration.messaging_helpers import relay
-from tests.integration.test_case_helpers import TOKENS, call, mla_request, register_partner
+from tests.integration.test_case_helpers import (
+    TOKENS,
+    call,
+    event_payload,
+    mla_request,
+    register_partner,
+)
 from tests.integration.test_fiu import disclosure
 
 
@@ -151,7 +155,7 @@ def test_mla_request_from_draft_to_closure(api: Api, sync_engine: Engine) -> Non
         assert r.status_code == 201, r.text
         files.append((r.json()["id"], content))
     part = act(api, "us.officer", case_id, "deliver_partial", {"evidence": [files[0][0]]})
-    payload = orjson.loads(base64.b64decode(part["envelope"]["payload"]))
+    payload = event_payload(api, part, "pw:us.officer")
     assert payload["attachments"][0]["sha256"] == hashlib.sha256(files[0][1]).hexdigest()
     act(api, "us.officer", case_id, "complete", {"evidence": [files[1][0]]})
     for file_id, content in files:

@@ -25,10 +25,15 @@ MID = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a10"
 CID = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a11"
 FID = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a12"
 KID = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a13"
+AID = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a14"
+PID = "zz.matrix-participant"
+KEY = "matrix-key-id"
 PEOPLE = ["it.officer", "it.supervisor", "it.admin", "oversight"]
 EVERYONE = set(PEOPLE)
 HANDLERS = {"it.officer", "it.supervisor"}
 SUPERVISORS = {"it.supervisor"}
+AUDIT_READERS = {"it.officer", "it.supervisor", "oversight"}
+ADMINS = {"it.admin"}
 OVERSIGHT = {"oversight"}
 
 # (method, path, people who may use it); anonymous callers are sent to sign in.
@@ -72,6 +77,32 @@ WEB_MATRIX = [
     ("POST", "/fiu/goaml", HANDLERS),
     ("GET", f"/messages/{MID}/goaml", HANDLERS),
     ("POST", f"/messages/{MID}/goaml", HANDLERS),
+    ("POST", f"/messages/{MID}/retention", SUPERVISORS),
+    ("POST", f"/cases/{CID}/retention", SUPERVISORS),
+    ("GET", "/audit", AUDIT_READERS),
+    ("GET", "/audit/entries/7", AUDIT_READERS),
+    ("GET", "/audit/consistency", AUDIT_READERS),
+    ("GET", "/reference", EVERYONE),
+    ("GET", "/admin/participants", ADMINS),
+    ("POST", "/admin/participants", ADMINS),
+    ("GET", f"/admin/participants/{PID}", ADMINS),
+    ("POST", f"/admin/participants/{PID}/status", ADMINS),
+    ("POST", f"/admin/participants/{PID}/keys", ADMINS),
+    ("POST", f"/admin/participants/{PID}/keys/rotate", ADMINS),
+    ("GET", f"/admin/participants/{PID}/keys/{KEY}/revoke", ADMINS),
+    ("POST", f"/admin/participants/{PID}/keys/{KEY}/revoke", ADMINS),
+    ("GET", "/admin/accounts", ADMINS),
+    ("GET", f"/admin/participants/{PID}/accounts", ADMINS),
+    ("POST", f"/admin/participants/{PID}/accounts", ADMINS),
+    ("POST", f"/admin/accounts/{AID}/disable", ADMINS),
+    ("POST", f"/admin/accounts/{AID}/roles", ADMINS),
+    ("POST", f"/admin/accounts/{AID}/secret-reset", ADMINS),
+    ("GET", "/admin/delivery", ADMINS),
+    ("POST", f"/admin/delivery/dead-letters/{MID}/requeue", ADMINS),
+    ("GET", f"/admin/participants/{PID}/adapter", ADMINS),
+    ("POST", f"/admin/participants/{PID}/adapter", ADMINS),
+    ("GET", "/admin/policy", ADMINS),
+    ("POST", "/admin/policy/explain", ADMINS),
     ("GET", "/oversight/statistics", OVERSIGHT),
     ("GET", "/oversight/statistics.csv", OVERSIGHT),
     ("GET", "/oversight/consultations", OVERSIGHT),
@@ -83,7 +114,11 @@ PLACEHOLDERS = {
     CID: "{case_id}",
     FID: "{file_id}",
     KID: "{consent_id}",
+    AID: "{account_id}",
+    PID: "{participant_id}",
+    KEY: "{kid}",
     "/events/transmit": "/events/{event}",
+    "/audit/entries/7": "/audit/entries/{index}",
 }
 PUBLIC = {("GET", "/sign-in"), ("POST", "/sign-in"), ("POST", "/language")}
 OPS = {

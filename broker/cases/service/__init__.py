@@ -54,6 +54,7 @@ from broker.cases.service.reading import (
     recent_notices,
 )
 from broker.cases.service.request import erased_error, request_json
+from broker.cases.service.retention import extend_case_retention
 
 __all__: Sequence[str] = [
     "Awaiting",
@@ -70,6 +71,7 @@ __all__: Sequence[str] = [
     "drafted_by",
     "due_first",
     "erased_error",
+    "extend_case_retention",
     "fire_event",
     "follow_case_retention",
     "list_cases",

@@ -332,10 +332,11 @@ async def prepare_event(
     case_id: str,
     event: str | None,
     body: Any,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], bool]:
     """The payload a self-signing client signs to fire ``event`` with ``body`` now, without
-    ``id``, ``sender`` and ``created_at`` (the client adds them). Nothing is stored. Raises
-    what ``fire_event`` raises before signing."""
+    ``id``, ``sender`` and ``created_at`` (the client adds them), and whether it carries the
+    case's stored request (``transmit``), which makes the draft a consultation to log.
+    Nothing is stored. Raises what ``fire_event`` raises before signing."""
     caller = ctx.caller
     case = await case_for(session, caller=caller, case_id=case_id)
     loaded = await load(session, case)
@@ -353,6 +354,7 @@ async def prepare_event(
     t, request = planned.transition, planned.request
     recipient = _recipient(loaded, t, planned.side, caller, False)
     data = event_data(planned.body, request)
-    return envelope_draft(
+    draft = envelope_draft(
         loaded, t, data, planned.body, request, recipient, loaded.projection.seq + 1
     )
+    return draft, request is not None

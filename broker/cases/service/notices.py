@@ -18,7 +18,7 @@ from broker.cases.fold import step
 from broker.cases.models import CaseEvent
 from broker.cases.service.loading import Loaded, advance
 from broker.cases.workflow import Side
-from broker.core.context import NodeContext
+from broker.core.context import Actor, NodeContext
 from broker.core.ids import uuid7
 from broker.messages.models import Message
 from broker.oversight.service import AuditKind, record_event
@@ -33,10 +33,13 @@ async def record_system_event(
     details: dict[str, Any],
     now: dt.datetime,
     audit_kind: AuditKind = AuditKind.CASE_TRANSITION,
+    actor: Actor | None = None,
+    leaf: Mapping[str, Any] | None = None,
 ) -> CaseEvent:
     """Append an event of the node's own (a notice, the retention expiry, an acknowledgement
-    on the requested side's signed receipt), signed by the node, with its one audit leaf.
-    Raises HistoryError if the table does not allow it (a bug)."""
+    on the requested side's signed receipt), signed by the node, with its one audit leaf;
+    ``actor`` names the person it acts for (a retention review), ``leaf`` adds fields to the
+    leaf. Raises HistoryError if the table does not allow it (a bug)."""
     case, wf, p = loaded.case, loaded.workflow, loaded.projection
     applied_to = p.state
     event_id = str(uuid7())
@@ -48,8 +51,8 @@ async def record_system_event(
         "from_state": applied_to,
         "to_state": applied_to,
         "side": Side.SYSTEM.value,
-        "actor_participant": None,
-        "actor_account": None,
+        "actor_participant": actor.participant_id if actor else None,
+        "actor_account": actor.account_id if actor else None,
         "message_id": None,
         "envelope_sha256": None,
         "at": now,
@@ -76,8 +79,8 @@ async def record_system_event(
         session,
         kind=audit_kind,
         node=node.node_id,
-        actor=None,
-        participant_id=None,
+        actor=actor,
+        participant_id=actor.participant_id if actor else None,
         at=now,
         case_id=case.id,
         workflow=wf.name,
@@ -89,6 +92,7 @@ async def record_system_event(
         side=Side.SYSTEM.value,
         notice=details.get("notice"),
         deadline=details.get("deadline"),
+        **(leaf or {}),
     )
     return ev
 
@@ -145,6 +149,7 @@ def reschedule(loaded: Loaded, config: CaseConfig, now: dt.datetime) -> list[Due
         open_deadlines=open_ones,
         retention=config.retention,
         urgent_every=config.urgent_escalation,
+        review=config.review.review,
     )
     running = [d.due_at for d in open_ones if d.status != "paused"]
     case.next_due_at = min(running) if running else None
