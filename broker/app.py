@@ -51,6 +51,7 @@ from broker.oversight.views import router as audit_router
 from broker.participants.views import router as participants_router
 from broker.policy.service import node_policy, record_policy_loaded
 from broker.policy.views import router as policy_router
+from broker.statistics.views import router as statistics_router
 from broker.web import error_page, is_page
 from broker.web import install as install_web
 
@@ -192,6 +193,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit_router)
     app.include_router(cases_router)
     app.include_router(fiu_router)
+    app.include_router(statistics_router)
     install_web(app)
 
     _install_ops_routes(app, settings)

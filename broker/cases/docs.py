@@ -148,8 +148,10 @@ API = (
         "anonymous matching with keyed filters; a hit opens a draft FIU request",
     ),
     (
-        "`GET /v1/oversight/statistics`",
-        "oversight only: counts, turnaround, refusals by ground, postponements, overdue, consents",
+        "`GET /v1/oversight/statistics?from=&to=&state=&type=&urgency=`",
+        "oversight only: counts by type, State pair and month, turnaround, timeliness, "
+        "refusals by ground and rule, postponements, overdue, consents, dead letters; small "
+        "counts suppressed ([statistics.md](statistics.md))",
     ),
 )
 

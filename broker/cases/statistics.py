@@ -1,25 +1,19 @@
-"""Monitoring indicators for oversight, from case metadata only.
+"""The case indicators' definitions: the turnaround spans (from the first ``start`` event to
+the first ``end`` after it) and the refusal events, with the nearest-rank percentile.
 
-Counts by workflow, state and pair of participants; turnaround (median and 90th percentile,
-in hours) from transmission to receipt, receipt to decision, decision to execution, FIU
-submission to first response, and consent request to answer; refusals by ground;
-postponements; overdue cases. Everything is computed from the ``cases`` rows and the event
-names, times and ground codes of ``case_events``: no request, no reasons, no content.
+``broker.statistics`` computes the indicators from them in SQL; ``spans`` is the same
+definition over events in memory, for tests and tools. Everything is read from the ``cases``
+rows and the event names, times and ground codes of ``case_events``: no request, no reasons,
+no content.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from broker.cases.models import Case, CaseEvent
-from broker.cases.tables import WORKFLOWS
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,72 +97,3 @@ def spans(events: Iterable[tuple[str, str, str, dt.datetime]]) -> dict[str, list
             if ends:
                 out[s.name].append(_hours(begun, min(ends)))
     return out
-
-
-async def statistics(session: AsyncSession, *, now: dt.datetime) -> dict[str, object]:
-    by_state = (
-        await session.execute(
-            select(Case.workflow, Case.state, func.count())
-            .group_by(Case.workflow, Case.state)
-            .order_by(Case.workflow, Case.state)
-        )
-    ).all()
-    by_pair = (
-        await session.execute(
-            select(Case.workflow, Case.requesting_id, Case.requested_id, func.count())
-            .where(Case.shared_at.is_not(None))
-            .group_by(Case.workflow, Case.requesting_id, Case.requested_id)
-            .order_by(Case.workflow, Case.requesting_id, Case.requested_id)
-        )
-    ).all()
-    rows = (
-        await session.execute(
-            select(
-                CaseEvent.case_id, Case.workflow, CaseEvent.event, CaseEvent.at, CaseEvent.details
-            )
-            .join(Case, Case.id == CaseEvent.case_id)
-            .order_by(CaseEvent.case_id, CaseEvent.seq)
-        )
-    ).all()
-    durations = spans((r.case_id, r.workflow, r.event, r.at) for r in rows)
-    grounds: Counter[tuple[str, str]] = Counter()
-    postponements = 0
-    for r in rows:
-        if r.event in REFUSALS:
-            for ground in r.details.get("grounds", []) or ["none given"]:
-                grounds[(r.workflow, ground)] += 1
-        if r.event == "postpone":
-            postponements += 1
-    overdue = 0
-    open_cases = (await session.execute(select(Case.workflow, Case.state, Case.next_due_at))).all()
-    for workflow, state, due in open_cases:
-        if due is not None and due < now and state not in WORKFLOWS[workflow].finals:
-            overdue += 1
-    consents = {state: count for workflow, state, count in by_state if workflow == "consent"}
-    return {
-        "generated_at": now,
-        "cases_by_state": [{"workflow": w, "state": s, "count": c} for w, s, c in by_state],
-        "cases_by_parties": [
-            {"workflow": w, "requesting": a, "requested": b, "count": c} for w, a, b, c in by_pair
-        ],
-        "turnaround_hours": [
-            {
-                "indicator": s.name,
-                "count": len(durations[s.name]),
-                "median": percentile(durations[s.name], 0.5),
-                "p90": percentile(durations[s.name], 0.9),
-            }
-            for s in SPANS
-        ],
-        "refusals_by_ground": [
-            {"workflow": w, "ground": g, "count": c} for (w, g), c in sorted(grounds.items())
-        ],
-        "postponements": postponements,
-        "currently_postponed": sum(c for w, s, c in by_state if s == "POSTPONED"),
-        "overdue_cases": overdue,
-        "consents": {
-            "requested": consents.get("CONSENT_REQUESTED", 0),
-            "granted": consents.get("CONSENT_GRANTED", 0),
-            "refused": consents.get("CONSENT_REFUSED", 0),
-        },
-    }

@@ -27,11 +27,9 @@ from broker.cases.schemas import (
     EvidenceRead,
     Fired,
     RequestRead,
-    StatisticsRead,
     WorkflowList,
     WorkflowRead,
 )
-from broker.cases.statistics import statistics
 from broker.cases.tables import WORKFLOWS
 from broker.cases.workflow import START, Workflow, describe_transition
 from broker.core import crypto
@@ -51,7 +49,6 @@ from broker.http import (
     CallerDep,
     Handler,
     NodeDep,
-    Oversight,
     SessionDep,
     SettingsDep,
     Supervisor,
@@ -477,15 +474,3 @@ async def download_evidence(
         media_type=served,
         headers={"Content-Length": str(size), "X-Content-SHA256": digest, **headers},
     )
-
-
-# --- oversight --------------------------------------------------------------------------------
-
-
-@router.get("/oversight/statistics", response_model=StatisticsRead, tags=["oversight"])
-async def oversight_statistics(
-    session: SessionDep, _caller: Oversight, clock: ClockDep
-) -> StatisticsRead:
-    """Requests by state and by pair of participants, median and 90th-percentile turnaround,
-    refusals by ground, postponements, overdue cases, consents: metadata only."""
-    return StatisticsRead.model_validate(await statistics(session, now=clock()))

@@ -156,6 +156,10 @@ class Settings(PasswordHashSettings):
     reference_data_dir: Path | None = None
     justification_min_length: int = Field(default=10, ge=1)
     inbox_page_size: int = Field(default=50, ge=1, le=1000)
+    # Oversight statistics (broker/statistics): a count from 1 to this minus one is shown
+    # as "<N>" on the page, its CSV and the API, so a small State's case cannot be singled
+    # out; 0 or 1 turns suppression off.
+    statistics_suppress_below: int = Field(default=5, ge=0, le=1000)
     relay_interval_seconds: float = Field(default=1.0, gt=0)
     relay_batch_size: int = Field(default=500, ge=1)
     # Delivery (broker/delivery): the relay claims due outbox rows and sends one deliver task

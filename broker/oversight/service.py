@@ -188,6 +188,68 @@ async def record_consultation(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Consultation:
+    """One content read, as its ``content:consulted`` leaf records it: never the content."""
+
+    id: int
+    at: dt.datetime
+    participant: str | None
+    account: str | None
+    case_id: str | None
+    message_id: str | None
+    object: str
+    role: str | None
+    justification: str
+
+
+async def list_consultations(
+    session: AsyncSession,
+    *,
+    participant: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    before: int | None = None,
+    limit: int,
+) -> list[Consultation]:
+    """Content reads, newest first, ``limit`` at most: of ``participant``'s people if given,
+    recorded at ``since`` or later and before ``until``, with an id below ``before`` (the
+    keyset cursor). One query on ``audit_events``' indexed kind and participant; only the
+    rows' leaves of this page are parsed (LED art. 25: who read what, when and why)."""
+    stmt = select(AuditEvent.id, AuditEvent.created_at, AuditEvent.leaf).where(
+        AuditEvent.kind == AuditKind.CONTENT_CONSULTED
+    )
+    if participant is not None:
+        stmt = stmt.where(AuditEvent.participant_id == participant)
+    if since is not None:
+        stmt = stmt.where(AuditEvent.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(AuditEvent.created_at < until)
+    if before is not None:
+        stmt = stmt.where(AuditEvent.id < before)
+    rows = (await session.execute(stmt.order_by(AuditEvent.id.desc()).limit(limit))).all()
+    out = []
+    for row_id, at, leaf in rows:
+        fields = orjson.loads(leaf)
+        actor = fields.get("actor") or {}
+        out.append(
+            Consultation(
+                id=row_id,
+                at=at,
+                participant=actor.get("participant"),
+                account=actor.get("account"),
+                case_id=fields.get("case_id"),
+                message_id=fields.get("message_id"),
+                object=str(
+                    fields.get("object") or ("message" if fields.get("message_id") else "case")
+                ),
+                role=fields.get("role"),
+                justification=str(fields.get("justification", "")),
+            )
+        )
+    return out
+
+
 # Reading the log ---------------------------------------------------------------------------
 #
 # Everything below reads only what a signed checkpoint covers: entries, proofs and exports

@@ -537,8 +537,9 @@ async def acknowledge(
     return RedirectResponse(f"/messages/{message_id}?acknowledged=1", status_code=303)
 
 
-# The home, audit, case, compose, forward, consent and FIU pages, the operator's pages (role
-# admin) and the reference data live in their own modules and add their routes to this router.
+# The home, audit, case, compose, forward, consent, FIU and oversight pages, the
+# operator's pages (role admin) and the reference data live in their own modules and add
+# their routes to this router.
 import broker.web.compose  # noqa: E402, F401
 from broker.web import (  # noqa: E402, F401
     admin_account_views,
@@ -550,5 +551,6 @@ from broker.web import (  # noqa: E402, F401
     fiu_views,
     forward_views,
     home_views,
+    oversight_views,
     retention_views,
 )

@@ -34,6 +34,7 @@ HANDLERS = {"it.officer", "it.supervisor"}
 SUPERVISORS = {"it.supervisor"}
 AUDIT_READERS = {"it.officer", "it.supervisor", "oversight"}
 ADMINS = {"it.admin"}
+OVERSIGHT = {"oversight"}
 
 # (method, path, people who may use it); anonymous callers are sent to sign in.
 WEB_MATRIX = [
@@ -102,6 +103,10 @@ WEB_MATRIX = [
     ("POST", f"/admin/participants/{PID}/adapter", ADMINS),
     ("GET", "/admin/policy", ADMINS),
     ("POST", "/admin/policy/explain", ADMINS),
+    ("GET", "/oversight/statistics", OVERSIGHT),
+    ("GET", "/oversight/statistics.csv", OVERSIGHT),
+    ("GET", "/oversight/consultations", OVERSIGHT),
+    ("GET", "/oversight/consultations.csv", OVERSIGHT),
 ]
 # What the matrix's sample ids stand for in the router's paths.
 PLACEHOLDERS = {
