@@ -22,7 +22,7 @@ from broker.cases.workflow import Side
 from broker.http import SessionDep
 from broker.messages import list_sent
 from broker.web import service
-from broker.web.case_views import STOPPING, ClockDep, time_left, tone
+from broker.web.case_views import STOPPING, ClockDep, openable_for, time_left, tone
 from broker.web.rendering import render
 from broker.web.views import HANDLING_ROLES, SignedIn, router
 
@@ -61,6 +61,7 @@ async def home(request: Request, session: SessionDep, user: SignedIn, clock: Clo
     due = await cases.due_first(session, caller=caller, limit=HOME_ITEMS + 1)
     notices = await cases.recent_notices(session, caller=caller, limit=HOME_ITEMS + 1)
     sent = await list_sent(session, caller=caller, limit=HOME_ITEMS, before=None)
+    new_requests = await openable_for(session, user)
     await session.commit()
     context.update(
         waiting=waiting[:HOME_ITEMS],
@@ -88,6 +89,7 @@ async def home(request: Request, session: SessionDep, user: SignedIn, clock: Clo
         ],
         notices_count=_count(notices[:HOME_ITEMS], len(notices) > HOME_ITEMS),
         sent=sent,
+        new_requests=new_requests,
     )
     return render(request, "home.html", context, user=user)
 
