@@ -60,7 +60,9 @@ async def home(request: Request, session: SessionDep, user: SignedIn, clock: Clo
     )
     due = await cases.due_first(session, caller=caller, limit=HOME_ITEMS + 1)
     notices = await cases.recent_notices(session, caller=caller, limit=HOME_ITEMS + 1)
-    sent = await list_sent(session, caller=caller, limit=HOME_ITEMS, before=None)
+    # What went to another participant: a case's events before it is shared (submitted for
+    # vetting, returned) are addressed to the participant itself, and are not "sent".
+    sent = await list_sent(session, caller=caller, limit=HOME_ITEMS, before=None, to_others=True)
     new_requests = await openable_for(session, user)
     await session.commit()
     context.update(

@@ -112,6 +112,24 @@ def test_each_section_lists_the_readers_own_work(
     assert fiu["id"] not in "".join(partner.values())
 
 
+def test_recently_sent_leaves_out_what_the_participant_sent_itself(api: Api) -> None:
+    vetting = open_case(api)
+    own = fire(api, vetting["id"], "submit_for_vetting", DRAFTER)["event"]["message_id"]
+    sent = to_transmitted(api)
+    transmitted = next(
+        e["message_id"]
+        for e in api.get(f"/v1/cases/{sent['id']}", as_=DRAFTER).json()["timeline"]
+        if e["event"] == "transmit"
+    )
+    section = _home(api, DRAFTER)["sent"]
+    assert f"/messages/{transmitted}" in section
+    assert f"/messages/{own}" not in section
+    # The sent list itself still shows every message, the participant's own included.
+    browser = Browser(api.client)
+    browser.sign_in(DRAFTER)
+    assert f"/messages/{own}" in browser.get("/sent").text
+
+
 def test_a_person_without_case_work_sees_a_sentence(api: Api) -> None:
     browser = Browser(api.client)
     browser.sign_in("oversight")
