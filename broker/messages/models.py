@@ -43,6 +43,8 @@ class Message(Base):
         Index("ix_messages_sender_id", "sender_id", "id"),
         Index("ix_messages_sender_type", "sender_id", "type"),
         Index("ix_messages_recipient_type", "recipient_id", "type"),
+        # The home page's "waiting for your acknowledgement", longest waiting first.
+        Index("ix_messages_recipient_waiting", "recipient_id", "status", "delivered_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -7,6 +7,9 @@
   types (``broker.messages.lists.message_types``) are read from the indexes alone. The second
   replaces ``ix_messages_recipient_id``, of which it is a prefix-compatible extension, so the
   inbox's queries by recipient keep an index and ingress writes one index more, not two.
+- ``ix_messages_recipient_waiting`` (recipient_id, status, delivered_at, id): the home page's
+  messages waiting for an acknowledgement, longest waiting first, read in index order up to
+  the section's limit instead of sorting the whole inbox.
 
 Revision ID: 0011
 Revises: 0010
@@ -29,11 +32,17 @@ def upgrade() -> None:
     op.create_index("ix_messages_sender_id", "messages", ["sender_id", "id"])
     op.create_index("ix_messages_sender_type", "messages", ["sender_id", "type"])
     op.create_index("ix_messages_recipient_type", "messages", ["recipient_id", "type"])
+    op.create_index(
+        "ix_messages_recipient_waiting",
+        "messages",
+        ["recipient_id", "status", "delivered_at", "id"],
+    )
     op.drop_index("ix_messages_recipient_id", table_name="messages")
 
 
 def downgrade() -> None:
     op.create_index("ix_messages_recipient_id", "messages", ["recipient_id"])
+    op.drop_index("ix_messages_recipient_waiting", table_name="messages")
     op.drop_index("ix_messages_recipient_type", table_name="messages")
     op.drop_index("ix_messages_sender_type", table_name="messages")
     op.drop_index("ix_messages_sender_id", table_name="messages")
