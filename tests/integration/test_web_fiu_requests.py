@@ -134,6 +134,7 @@ def test_request_sent_acknowledged_and_answered_in_the_browser(api: Api, browser
     assert "Responded" in case
     assert "Full: the request is answered" in case
     assert "Language and channel" not in case
+    assert f"/cases/{case_id}/letter" not in case  # a letter of request is MLA's (18(15))
     assert f'href="/cases/{case_id}/events/close"' in case
     read = api.get(f"/v1/cases/{case_id}", as_="nl.officer").json()
     assert read["state"] == "RESPONDED"
