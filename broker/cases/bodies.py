@@ -116,13 +116,17 @@ class MlaRequest(_Body):
     extraordinary_costs: bool = Field(default=False, description="18(28)")
 
 
+# What an FIU request states (domain/FIU.md): its form cites the interpretive note.
+_R40 = "FATF R.40 INR"
+
+
 class FiuRequest(_Body):
     """An FIU-to-FIU request (FATF R.40 INR; Egmont Principles)."""
 
-    facts: Text | None = None
-    reasons: Text | None = None
-    link_to_country: Text | None = None
-    intended_use: Text | None = None
+    facts: Text | None = Field(default=None, description=_R40)
+    reasons: Text | None = Field(default=None, description=_R40)
+    link_to_country: Text | None = Field(default=None, description=_R40)
+    intended_use: Text | None = Field(default=None, description=_R40)
     purpose: Code | None = None
     legal_basis: Code | None = None
     urgent: bool = False

@@ -36,12 +36,21 @@ class Message(Base):
     sender's and the recipient's X25519 keys."""
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_sender_created", "sender_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_messages_sender_created", "sender_id", "created_at"),
+        # The sent list walks (sender, id) newest first and stops at its limit; the filter
+        # form's types come from the two (party, type) indexes alone (migration 0011).
+        Index("ix_messages_sender_id", "sender_id", "id"),
+        Index("ix_messages_sender_type", "sender_id", "type"),
+        Index("ix_messages_recipient_type", "recipient_id", "type"),
+        # The home page's "waiting for your acknowledgement", longest waiting first.
+        Index("ix_messages_recipient_waiting", "recipient_id", "status", "delivered_at", "id"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     type: Mapped[str] = mapped_column(String(64))
     sender_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
-    recipient_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), index=True)
+    recipient_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
     case_id: Mapped[str | None] = mapped_column(String(36), index=True)
     in_reply_to: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -188,9 +188,18 @@ async def list_inbox(
 
 
 async def list_sent(
-    session: AsyncSession, *, caller: Caller, limit: int, before: str | None
+    session: AsyncSession,
+    *,
+    caller: Caller,
+    limit: int,
+    before: str | None,
+    to_others: bool = False,
 ) -> list[Message]:
+    """Messages the caller's participant sent, newest first. ``to_others`` leaves out those
+    it sent to itself (a case's events before the case is shared: drafting, vetting)."""
     stmt = select(Message).where(Message.sender_id == caller.participant_id)
+    if to_others:
+        stmt = stmt.where(Message.recipient_id != caller.participant_id)
     if before:
         stmt = stmt.where(Message.id < before)
     stmt = stmt.order_by(Message.id.desc()).limit(limit)

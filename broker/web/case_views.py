@@ -41,7 +41,7 @@ from broker.core.ids import uuid7
 from broker.core.text import justification as justified
 from broker.http import NodeDep, SessionDep, SettingsDep
 from broker.oversight.service import record_consultation
-from broker.participants.service import list_participants
+from broker.participants.service import get_participant, list_participants
 from broker.policy.views import PolicyDep
 from broker.web import i18n
 from broker.web.cases import (
@@ -82,6 +82,34 @@ TONES = {
     "WITHDRAWN": "stopped",
     "ERASED": "stopped",
 }
+
+
+# The request workflows a participant may open from the web, by its kind (``None``: any kind
+# but those listed for another workflow), and the kinds it may address them to.
+REQUEST_OPENERS: dict[str, frozenset[str] | None] = {
+    "mla.request": None,
+    "fiu.request": frozenset({"fiu"}),
+}
+REQUEST_COUNTERPARTS: dict[str, frozenset[str] | None] = {
+    "mla.request": None,
+    "fiu.request": frozenset({"fiu"}),
+}
+_CLAIMED = frozenset(k for kinds in REQUEST_OPENERS.values() if kinds for k in kinds)
+
+
+def openable(kind: str) -> list[str]:
+    """The request workflows a participant of ``kind`` opens from the Cases page and home: an
+    FIU its FIU requests, any other participant an MLA request."""
+    return [
+        name
+        for name, kinds in REQUEST_OPENERS.items()
+        if (kind in kinds if kinds is not None else kind not in _CLAIMED)
+    ]
+
+
+async def openable_for(session: SessionDep, user: WebUser) -> list[str]:
+    me = await get_participant(session, user.caller.participant_id)
+    return openable(me.kind)
 
 
 # Events that end or turn back a request: shown last, in red.
@@ -140,6 +168,7 @@ async def case_list(
         before=before or None,
         limit=PAGE_SIZE + 1,
     )
+    new_requests = await openable_for(session, user)
     await session.commit()
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
@@ -154,6 +183,7 @@ async def case_list(
             "next_before": rows[-1].id if more and rows else None,
             "first": not before,
             "approvals": False,
+            "new_requests": new_requests,
         },
         user=user,
     )
@@ -197,6 +227,7 @@ async def approvals(
             "next_before": None,
             "first": True,
             "approvals": True,
+            "new_requests": [],
         },
         user=user,
     )
@@ -222,8 +253,11 @@ async def _new_context(
     errors: list[FieldError],
 ) -> dict[str, Any]:
     wf = _request_workflow(workflow)
+    kinds = REQUEST_COUNTERPARTS.get(workflow)
     participants = [
-        p for p in await list_participants(session) if p.id != user.caller.participant_id
+        p
+        for p in await list_participants(session)
+        if p.id != user.caller.participant_id and (kinds is None or p.kind in kinds)
     ]
     chosen = next((p for p in participants if p.id == counterpart), None)
     languages: list[str] = []
@@ -439,6 +473,8 @@ async def _event_context(
         "errors": errors,
         "refusal": refusal,
         "allowed_now": t.event in allowed,
+        # The event that shares the case (transmit, submit) is the first the other side sees.
+        "shares": t.event == loaded.workflow.sharing_event,
         "roles_ok": not user.caller.roles.isdisjoint(t.roles),
     }
 

@@ -81,7 +81,7 @@ def _citation_and_note(description: str) -> tuple[str, str]:
     head, _, rest = description.partition(";")
     if _CITATION.match(head.strip()):
         return "UNTOC art. " + head.strip(), rest.strip()
-    if head.strip().startswith("UNTOC art."):
+    if head.strip().startswith(("UNTOC art.", "FATF R.", "Egmont Principles")):
         return head.strip(), rest.strip()
     return "", description
 

@@ -62,7 +62,7 @@ async def _context(
         "message": message,
         "terms": terms,
         "recipients": await _recipients(session, user),
-        "values": values,
+        "values": {"late_notice": "", **values},
         "errors": [],
         "refusal": None,
         "check": False,
@@ -98,10 +98,16 @@ async def forward_message(
     recipient: Annotated[str, Form(max_length=64)] = "",
     purpose: Text200 = "",
     legal_basis: Text200 = "",
+    late_notice: Annotated[str, Form(max_length=8)] = "",
     confirm: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
     check_csrf(request, user, csrf_token)
-    values = {"recipient": recipient, "purpose": purpose, "legal_basis": legal_basis}
+    values = {
+        "recipient": recipient,
+        "purpose": purpose,
+        "legal_basis": legal_basis,
+        "late_notice": "yes" if late_notice else "",
+    }
     context = await _context(session, user, message_id, values)
     errors = []
     if recipient not in {p.id for p in context["recipients"]}:
@@ -119,6 +125,10 @@ async def forward_message(
     draft: dict[str, Any] = {"recipient": recipient, "purpose": purpose}
     if legal_basis.strip():
         draft["legal_basis"] = legal_basis
+    if late_notice:
+        # The payload's flag (P5.late, UNTOC art. 18(19)): prior notice of an exculpatory
+        # disclosure was not possible; the policy then obliges a follow-up.
+        draft["late_notice"] = True
     await session.commit()
     try:
         outcome = await forwarding.forward(

@@ -24,7 +24,7 @@ from broker.core.db import utcnow
 from broker.http import SessionDep, SettingsDep
 from broker.messages import ReviewTerms, list_sent
 from broker.web import service
-from broker.web.case_views import STOPPING, ClockDep, time_left, tone
+from broker.web.case_views import STOPPING, ClockDep, openable_for, time_left, tone
 from broker.web.rendering import render
 from broker.web.retention_views import reviews_due
 from broker.web.views import HANDLING_ROLES, SignedIn, router
@@ -65,7 +65,10 @@ async def home(
     )
     due = await cases.due_first(session, caller=caller, limit=HOME_ITEMS + 1)
     notices = await cases.recent_notices(session, caller=caller, limit=HOME_ITEMS + 1)
-    sent = await list_sent(session, caller=caller, limit=HOME_ITEMS, before=None)
+    # What went to another participant: a case's events before it is shared (submitted for
+    # vetting, returned) are addressed to the participant itself, and are not "sent".
+    sent = await list_sent(session, caller=caller, limit=HOME_ITEMS, before=None, to_others=True)
+    new_requests = await openable_for(session, user)
     reviews = []
     if caller.has_any("supervisor"):
         terms = ReviewTerms.from_settings(settings)
@@ -99,6 +102,7 @@ async def home(
         notices_count=_count(notices[:HOME_ITEMS], len(notices) > HOME_ITEMS),
         sent=sent,
         reviews=reviews,
+        new_requests=new_requests,
     )
     return render(request, "home.html", context, user=user)
 

@@ -147,24 +147,50 @@ async def awaiting_receipt(session: AsyncSession, *, caller: Caller, limit: int)
     """Messages delivered to the caller's participant by another and not yet acknowledged:
     those of an urgent case first, then the longest waiting. (A reading of the messages
     domain's tables that its service does not offer yet; it moves there when that service
-    grows a filtered inbox.)"""
-    stmt = (
-        select(Message.id)
-        .outerjoin(Case, Case.id == Message.case_id)
-        .where(
-            Message.recipient_id == caller.participant_id,
-            # A case's drafting and vetting events go from the participant to itself: no
-            # one acknowledges those.
-            Message.sender_id != caller.participant_id,
-            Message.status == MessageStatus.DELIVERED.value,
-        )
-        .order_by(Case.urgent.is_(True).desc(), Message.delivered_at, Message.id)
-        .limit(limit)
+    grows a filtered inbox.)
+
+    Two bounded reads rather than one sort of the whole inbox: the urgent cases' messages
+    (the participant's urgent cases are few), then the others in the order of the index on
+    (recipient, status, delivered_at, id), which stops at ``limit``."""
+    me = caller.participant_id
+    waiting = (
+        Message.recipient_id == me,
+        # A case's drafting and vetting events go from the participant to itself: no one
+        # acknowledges those.
+        Message.sender_id != me,
+        Message.status == MessageStatus.DELIVERED.value,
     )
-    # Ids first, then the rows: the sort does not carry every envelope of the inbox.
-    ids = list((await session.scalars(stmt)).all())
+    order = (Message.delivered_at, Message.id)
+    urgent_cases = list(
+        (
+            await session.scalars(
+                select(Case.id).where(
+                    Case.urgent.is_(True), (Case.requesting_id == me) | (Case.requested_id == me)
+                )
+            )
+        ).all()
+    )
+    ids: list[str] = []
+    if urgent_cases:
+        stmt = (
+            select(Message.id)
+            .where(Message.case_id.in_(urgent_cases), *waiting)
+            .order_by(*order)
+            .limit(limit)
+        )
+        ids = list((await session.scalars(stmt)).all())
+    if len(ids) < limit:
+        stmt = (
+            select(Message.id)
+            .outerjoin(Case, Case.id == Message.case_id)
+            .where(*waiting, Case.urgent.is_not(True))
+            .order_by(*order)
+            .limit(limit - len(ids))
+        )
+        ids += list((await session.scalars(stmt)).all())
     if not ids:
         return []
+    # Ids first, then the rows: the reads do not carry the envelopes.
     rows = {m.id: m for m in await session.scalars(select(Message).where(Message.id.in_(ids)))}
     return [rows[i] for i in ids]
 

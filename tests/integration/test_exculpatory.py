@@ -23,7 +23,7 @@ def _disclose(api: Api, message_id: str, **extra: Any) -> Any:
     return api.post(f"/v1/messages/{message_id}/forward", as_=DRAFTER, json={"draft": draft})
 
 
-def _evidence_received(api: Api) -> tuple[str, str]:
+def evidence_received(api: Api) -> tuple[str, str]:
     case = to_execution(api)
     file_id = upload(api, case["id"], HANDLER, b"bank records that clear the defendant")
     done = fire(api, case["id"], "complete", HANDLER, {"evidence": [file_id]})
@@ -32,7 +32,7 @@ def _evidence_received(api: Api) -> tuple[str, str]:
 
 
 def test_an_exculpatory_disclosure_needs_the_notice_on_file(api: Api) -> None:
-    case_id, message_id = _evidence_received(api)
+    case_id, message_id = evidence_received(api)
     assert "P5.notice" in _reasons(_disclose(api, message_id))
     fire(api, case_id, "exculpatory_notice", DRAFTER, {})
     # The notice is on file: the disclosure goes.
@@ -41,7 +41,7 @@ def test_an_exculpatory_disclosure_needs_the_notice_on_file(api: Api) -> None:
 
 
 def test_a_late_notice_lifts_p5_and_obliges_a_follow_up(api: Api) -> None:
-    _, message_id = _evidence_received(api)
+    _, message_id = evidence_received(api)
     r = _disclose(api, message_id, late_notice=True)
     assert r.status_code == 202, r.text
     shown = api.get(f"/v1/messages/{r.json()['id']}", as_=DRAFTER).json()

@@ -15,8 +15,10 @@ from tests.integration.messaging_helpers import envelope, relay
 from tests.integration.test_case_clocks import CLOCKS
 from tests.integration.test_case_helpers import (
     DRAFTER,
+    VETTER,
     FakeClock,
     fire,
+    mla_request,
     open_case,
     register_partner,
     set_clocks,
@@ -110,6 +112,39 @@ def test_each_section_lists_the_readers_own_work(
     # The Italian FIU has not been sent the draft: nothing of it shows there.
     partner = _home(api, "it.analyst")
     assert fiu["id"] not in "".join(partner.values())
+
+
+def test_an_urgent_cases_message_waits_first_then_the_longest_waiting(
+    api: Api, settings: Settings
+) -> None:
+    transmitted = []
+    for urgent in (False, False, True):
+        case = open_case(api, request=mla_request(urgent=urgent))
+        fire(api, case["id"], "submit_for_vetting", DRAFTER)
+        transmitted.append(fire(api, case["id"], "transmit", VETTER)["event"]["message_id"])
+        relay(settings)
+    first, second, urgent_one = transmitted
+    waiting = _home(api, "us.officer")["waiting"]
+    shown = [waiting.index(f"/messages/{m}") for m in (urgent_one, first, second)]
+    assert shown == sorted(shown), shown
+
+
+def test_recently_sent_leaves_out_what_the_participant_sent_itself(api: Api) -> None:
+    vetting = open_case(api)
+    own = fire(api, vetting["id"], "submit_for_vetting", DRAFTER)["event"]["message_id"]
+    sent = to_transmitted(api)
+    transmitted = next(
+        e["message_id"]
+        for e in api.get(f"/v1/cases/{sent['id']}", as_=DRAFTER).json()["timeline"]
+        if e["event"] == "transmit"
+    )
+    section = _home(api, DRAFTER)["sent"]
+    assert f"/messages/{transmitted}" in section
+    assert f"/messages/{own}" not in section
+    # The sent list itself still shows every message, the participant's own included.
+    browser = Browser(api.client)
+    browser.sign_in(DRAFTER)
+    assert f"/messages/{own}" in browser.get("/sent").text
 
 
 def test_a_person_without_case_work_sees_a_sentence(api: Api) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from broker.app import create_app
 from broker.core.settings import Settings
 from tests.conftest import Api, count_rows
+from tests.integration.test_exculpatory import evidence_received
 from tests.integration.test_forward import FIU_DISCLOSURE, delivered
 from tests.integration.web_helpers import Browser
 
@@ -73,6 +74,31 @@ def test_form_errors_keep_the_input_and_send_nothing(
     assert 'href="#recipient"' in r.text
     assert 'value="kept purpose"' in r.text
     assert count_rows(sync_engine, "messages") == before
+
+
+def test_an_exculpatory_forward_with_late_notice_goes_with_its_follow_up(
+    officer: Browser, api: Api
+) -> None:
+    """P5 (UNTOC art. 18(19)): the form's late-notice box reaches the payload's
+    ``late_notice``, as on ``POST /v1/messages/{id}/forward``."""
+    _, original = evidence_received(api)
+    page = f"/messages/{original}/forward"
+    form = officer.get(page).text
+    assert 'name="late_notice"' in form
+    assert re.search(r'id="late_notice-hint">[^<]*<span class="citation">UNTOC art. 18\(19\)', form)
+    data = {"recipient": "de.bka", "purpose": "exculpatory_disclosure", "legal_basis": ""}
+    refused = officer.submit(page, page, {**data, "confirm": "yes"})
+    assert refused.status_code == 403
+    assert "P5.notice" in refused.text
+    check = officer.submit(page, page, {**data, "late_notice": "yes"})
+    assert check.status_code == 200
+    assert "Late notice" in check.text
+    assert 'name="late_notice" value="yes"' in check.text  # carried to the second post
+    sent = officer.submit(page, page, {**data, "late_notice": "yes", "confirm": "yes"})
+    assert sent.status_code == 303, sent.text
+    forward_id = sent.headers["location"].rsplit("id=", 1)[1]
+    shown = api.get(f"/v1/messages/{forward_id}", as_="it.officer").json()
+    assert "P5.late" in str(shown), shown
 
 
 def test_the_sender_may_not_forward_and_others_do_not_see_it(
