@@ -33,7 +33,7 @@ from broker.cases.workflow import Transition
 from broker.core.context import NO_ACTOR, NodeContext
 from broker.core.db import Database
 from broker.messages.models import Message
-from broker.oversight.service import AuditKind, record_event
+from broker.oversight.service import AuditKind, erase_texts, record_event
 
 _MAX_ACTIONS_PER_TICK = 50
 
@@ -183,6 +183,8 @@ async def expire(
         )
     ).all()
     await messages.erase_messages(session, node=node, messages=rows, now=now, case_id=case.id)
+    # The justifications of the case's readings and the reasons of its reviews go with it.
+    await erase_texts(session, case_id=case.id)
     await service.record_system_event(
         session,
         node=node,
@@ -255,6 +257,9 @@ async def erase_due(
             await session.commit()
         if filled < batch:
             break
+    async with db.session() as session:  # texts about no single item, at their own deadline
+        await erase_texts(session, due_by=now)
+        await session.commit()
     erased: list[str] = []
     while True:
         async with db.session() as session:

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from broker.core.context import NO_ACTOR, NodeContext
 from broker.messages.keys import as_utc
 from broker.messages.models import Message, OutboxEntry
-from broker.oversight.service import AuditKind, record_event
+from broker.oversight.service import AuditKind, erase_texts, record_event
 
 
 async def erase_messages(
@@ -61,6 +61,8 @@ async def erase_messages(
         )
     if erased:
         await session.execute(delete(OutboxEntry).where(OutboxEntry.message_id.in_(erased)))
+        # The justifications of their readings, and any review's reasons, go with them.
+        await erase_texts(session, message_ids=erased)
     await session.flush()
     return erased
 

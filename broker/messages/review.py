@@ -141,7 +141,7 @@ async def extend_message_retention(
         item="message",
         retention_until_before=before,
         retention_until=until,
-        reason=text,
+        texts={"reason": text},
     )
     await session.flush()
     return until

@@ -125,3 +125,22 @@ class AuditCosignature(Base):
     line: Mapped[str] = mapped_column(Text)
     witness_url: Mapped[str] = mapped_column(String(2000))
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class AuditText(Base):
+    """Free text an audit leaf commits to without holding it: a justification or a review's
+    reasons, which may name a person (docs/audit.md, "What a leaf holds"). The leaf carries
+    ``<field>_commitment`` = SHA-256(``salt`` || UTF-8 text); the text and the salt live here,
+    erasable: they go when the item they are about is erased (its message or case), or at
+    ``retention_until`` for text about no single item. Once they are gone the commitment
+    reveals nothing (the salt is 16 random bytes). Not append-only, unlike the log."""
+
+    __tablename__ = "audit_texts"
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    field: Mapped[str] = mapped_column(String(32), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    salt: Mapped[bytes] = mapped_column(LargeBinary(16))
+    message_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    case_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    retention_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)

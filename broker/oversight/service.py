@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import AsyncIterator, Callable, Sequence
+import hashlib
+import secrets
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, insert, select
+from sqlalchemy import ColumnElement, Select, delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from audit import (
@@ -42,6 +44,7 @@ from broker.oversight.models import (
     AuditEntryParty,
     AuditEvent,
     AuditLogEntry,
+    AuditText,
 )
 from broker.oversight.nodes import with_stored_nodes
 
@@ -134,6 +137,17 @@ def audit_row(
     }
 
 
+TEXT_SALT_BYTES = 16
+TEXT_DEFAULT_RETENTION = dt.timedelta(days=1826)
+"""How long the text of a leaf about no single item (an export) is kept: five years, the
+default retention of a message (P17)."""
+
+
+def commitment(salt: bytes, text: str) -> str:
+    """The leaf's commitment to a text kept in ``audit_texts``: hex SHA-256(salt || UTF-8)."""
+    return hashlib.sha256(salt + text.encode("utf-8")).hexdigest()
+
+
 async def record_event(
     session: AsyncSession,
     *,
@@ -143,9 +157,22 @@ async def record_event(
     participant_id: str | None = None,
     message_id: str | None = None,
     at: dt.datetime | None = None,
+    texts: Mapping[str, str] | None = None,
+    texts_until: dt.datetime | None = None,
     **fields: Any,
 ) -> str:
-    """Write one audit leaf in the session's transaction; return its event id."""
+    """Write one audit leaf in the session's transaction; return its event id.
+
+    ``texts`` (a justification, a review's reasons: free text that may name a person) do not
+    go into the leaf: it carries ``<field>_commitment`` instead, and the text with its salt
+    goes to ``audit_texts``, erased with the message or case the leaf names (``message_id``,
+    ``fields["case_id"]``), or at ``texts_until`` (default: five years) for a leaf about
+    neither."""
+    kept: list[dict[str, Any]] = []
+    for name, text in (texts or {}).items():
+        salt = secrets.token_bytes(TEXT_SALT_BYTES)
+        fields[f"{name}_commitment"] = commitment(salt, text)
+        kept.append({"field": name, "text": text, "salt": salt})
     row = audit_row(
         kind=kind,
         node=node,
@@ -156,7 +183,46 @@ async def record_event(
         **fields,
     )
     await session.execute(insert(AuditEvent), [row])
+    if kept:
+        case_id = fields.get("case_id")
+        about_none = message_id is None and case_id is None
+        until = texts_until or (row["created_at"] + TEXT_DEFAULT_RETENTION if about_none else None)
+        await session.execute(
+            insert(AuditText),
+            [
+                {
+                    **k,
+                    "event_id": row["event_id"],
+                    "message_id": message_id,
+                    "case_id": case_id,
+                    "retention_until": until,
+                }
+                for k in kept
+            ],
+        )
     return str(row["event_id"])
+
+
+async def erase_texts(
+    session: AsyncSession,
+    *,
+    message_ids: Sequence[str] = (),
+    case_id: str | None = None,
+    due_by: dt.datetime | None = None,
+) -> int:
+    """Delete the kept texts about erased messages, an erased case, or whose own deadline
+    passed by ``due_by``; return how many. The leaves keep their commitments."""
+    clauses: list[ColumnElement[bool]] = []
+    if message_ids:
+        clauses.append(AuditText.message_id.in_(list(message_ids)))
+    if case_id is not None:
+        clauses.append(AuditText.case_id == case_id)
+    if due_by is not None:
+        clauses.append(AuditText.retention_until <= due_by)
+    if not clauses:
+        return 0
+    result = await session.execute(delete(AuditText).where(or_(*clauses)))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def record_consultation(
@@ -172,8 +238,8 @@ async def record_consultation(
     """Write the one ``content:consulted`` leaf of a content read (a message's payload, a
     case's request, an evidence file), in the session's transaction: who read (``actor``, whose
     participant the leaf belongs to), what (the case or message and ``what`` names: the
-    ``object``, digests, sizes, the reader's role) and why (the checked ``justification``).
-    Return its event id."""
+    ``object``, digests, sizes, the reader's role) and why (the checked ``justification``,
+    kept in ``audit_texts`` beside the leaf's commitment to it). Return its event id."""
     if case_id is not None:
         what["case_id"] = case_id
     return await record_event(
@@ -183,7 +249,7 @@ async def record_consultation(
         actor=actor,
         participant_id=actor.participant_id,
         message_id=message_id,
-        justification=justification,
+        texts={"justification": justification},
         **what,
     )
 
@@ -200,7 +266,9 @@ class Consultation:
     message_id: str | None
     object: str
     role: str | None
-    justification: str
+    justification: str | None
+    """The text while it is kept (``audit_texts``, or a leaf from before revision 0012 that
+    holds it); None once erased with the item read."""
 
 
 async def list_consultations(
@@ -228,9 +296,16 @@ async def list_consultations(
     if before is not None:
         stmt = stmt.where(AuditEvent.id < before)
     rows = (await session.execute(stmt.order_by(AuditEvent.id.desc()).limit(limit))).all()
+    parsed = [(row_id, at, orjson.loads(leaf)) for row_id, at, leaf in rows]
+    texts = await session.execute(
+        select(AuditText.event_id, AuditText.text).where(
+            AuditText.field == "justification",
+            AuditText.event_id.in_([str(f.get("event_id")) for _, _, f in parsed]),
+        )
+    )
+    kept: dict[str, str] = {str(event_id): str(text) for event_id, text in texts.all()}
     out = []
-    for row_id, at, leaf in rows:
-        fields = orjson.loads(leaf)
+    for row_id, at, fields in parsed:
         actor = fields.get("actor") or {}
         out.append(
             Consultation(
@@ -244,7 +319,7 @@ async def list_consultations(
                     fields.get("object") or ("message" if fields.get("message_id") else "case")
                 ),
                 role=fields.get("role"),
-                justification=str(fields.get("justification", "")),
+                justification=kept.get(str(fields.get("event_id")), fields.get("justification")),
             )
         )
     return out

@@ -384,7 +384,7 @@ async def consultations_csv(
                     r.role or "",
                     r.case_id or "",
                     r.message_id or "",
-                    _safe(r.justification),
+                    _safe(r.justification) if r.justification is not None else ERASED_TEXT,
                 ]
             )
         if len(rows) < EXPORT_CHUNK:
@@ -392,6 +392,9 @@ async def consultations_csv(
         before = rows[-1].id
     await session.commit()
     return _csv(out.getvalue(), "consultations")
+
+
+ERASED_TEXT = "(erased with the item read)"
 
 
 def _safe(text: str) -> str:

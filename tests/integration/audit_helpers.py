@@ -17,6 +17,7 @@ from broker.client import KeyFile, new_payload, sign
 from broker.core.db import Database
 from broker.core.settings import Settings
 from broker.oversight.sequencer import log_signer
+from broker.oversight.service import commitment
 from broker.oversight.tasks import sequence_all
 from tests.conftest import Api
 from tests.integration.messaging_helpers import LEGAL, envelope, relay
@@ -218,3 +219,19 @@ def leaf_at(engine: Engine, index: int) -> tuple[int, bytes]:
             {"i": index},
         ).one()
     return int(row[0]), bytes(row[1])
+
+
+def kept_text(engine: Engine, leaf: dict[str, Any], field: str) -> str | None:
+    """The text a leaf commits to (``<field>_commitment``), read from ``audit_texts`` and
+    checked against the commitment; None once erased. The leaf never holds the text."""
+    assert field not in leaf, f"the leaf holds its {field} in clear"
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT text, salt FROM audit_texts WHERE event_id = :e AND field = :f"),
+            {"e": leaf["event_id"], "f": field},
+        ).first()
+    if row is None:
+        return None
+    value, salt = str(row[0]), bytes(row[1])
+    assert commitment(salt, value) == leaf[f"{field}_commitment"]
+    return value

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, text
 from broker.client import KeyFile, sign
 from broker.core.ids import uuid7
 from tests.conftest import Api, count_rows
+from tests.integration.audit_helpers import kept_text
 from tests.integration.test_case_helpers import call, open_case, register_partner
 from tests.integration.test_fiu import fiu_request
 
@@ -64,7 +65,9 @@ def test_a_draft_that_carries_the_request_is_a_logged_consultation(
     assert [(x["object"], x["case_id"], x["event"]) for x in leaves] == [
         ("case_request", case_id, "submit")
     ]
-    assert leaves[0]["justification"] == "signing the submission with our own key"
+    assert kept_text(sync_engine, leaves[0], "justification") == (
+        "signing the submission with our own key"
+    )
 
 
 def signed(key: KeyFile, payload: dict[str, Any], **over: Any) -> dict[str, Any]:

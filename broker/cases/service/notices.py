@@ -35,6 +35,7 @@ async def record_system_event(
     audit_kind: AuditKind = AuditKind.CASE_TRANSITION,
     actor: Actor | None = None,
     leaf: Mapping[str, Any] | None = None,
+    texts: Mapping[str, str] | None = None,
 ) -> CaseEvent:
     """Append an event of the node's own (a notice, the retention expiry, an acknowledgement
     on the requested side's signed receipt), signed by the node, with its one audit leaf;
@@ -92,6 +93,7 @@ async def record_system_event(
         side=Side.SYSTEM.value,
         notice=details.get("notice"),
         deadline=details.get("deadline"),
+        texts=texts,
         **(leaf or {}),
     )
     return ev

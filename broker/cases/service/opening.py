@@ -177,9 +177,14 @@ async def _open(
         requested=requested_id,
         state=case.state,
         fields=case.fields,
-        **({"origin": origin} if origin is not None else {}),
+        **_origin(origin),
     )
     return case
+
+
+def _origin(origin: str | None) -> dict[str, Any]:
+    """The leaf's ``origin`` field, when the case was opened from another's (a match)."""
+    return {"origin": origin} if origin is not None else {}
 
 
 async def _open_thread(

@@ -63,17 +63,12 @@ async def extend_case_retention(
             "notice": "retention_extended",
             "key": until.isoformat(),
             "until": until.isoformat(),
-            "reason": text,
         },
         now=ctx.now,
         audit_kind=AuditKind.RETENTION_EXTENDED,
         actor=ctx.caller.actor(),
-        leaf={
-            "item": "case",
-            "retention_until_before": before,
-            "retention_until": until,
-            "reason": text,
-        },
+        leaf={"item": "case", "retention_until_before": before, "retention_until": until},
+        texts={"reason": text},
     )
     reschedule(loaded, ctx.config, ctx.now)
     await follow_case_retention(session, loaded)
