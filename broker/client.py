@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 import orjson
 
+from broker.core.chunks import ChunksCorrupt, open_chunks
 from broker.core.crypto import (
     CryptoError,
     Signer,
@@ -145,6 +147,38 @@ def open_exported(key: EncryptionKeyFile, item: dict[str, Any]) -> dict[str, Any
     if digest != item["envelope_sha256"]:
         raise ExportError(f"{item['id']}: the envelope does not match its recorded digest")
     return envelope
+
+
+def open_sealed_evidence(
+    key: EncryptionKeyFile,
+    *,
+    file_id: str,
+    sealed_key: str,
+    enc_kid: str,
+    chunk_count: int,
+    sha256: str,
+    data: BinaryIO,
+) -> bytes:
+    """An evidence file from ``GET /v1/cases/{id}/evidence/{file}/sealed`` (its body in
+    ``data``, its ``X-*`` headers as arguments), opened with the participant's own private
+    key and checked against its SHA-256.
+
+    Raises:
+        ExportError: sealed to another key, a chunk does not open or is out of place, or the
+            file does not hash to ``sha256``.
+    """
+    if enc_kid != key.kid:
+        raise ExportError(f"{file_id}: sealed to key {enc_kid}, not {key.kid}")
+    try:
+        file_key = unseal(key.private_key, base64.b64decode(sealed_key))
+        plain = b"".join(
+            open_chunks(data, key=file_key, file_id=file_id, chunk_count=chunk_count, name=file_id)
+        )
+    except (CryptoError, ChunksCorrupt) as exc:
+        raise ExportError(f"{file_id}: {exc}") from exc
+    if hashlib.sha256(plain).hexdigest() != sha256:
+        raise ExportError(f"{file_id}: the file does not match its recorded SHA-256")
+    return plain
 
 
 def new_payload(

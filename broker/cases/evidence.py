@@ -18,9 +18,7 @@ import datetime as dt
 import hashlib
 import os
 import re
-import struct
 import unicodedata
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,16 +28,16 @@ from urllib.parse import quote
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from broker.cases.models import EvidenceFile
+from broker.cases.models import Case, EvidenceFile
 from broker.core import crypto
+from broker.core.chunks import ChunksCorrupt, open_chunks, seal_chunk
 from broker.core.context import Caller, NodeContext
 from broker.core.errors import PayloadTooLarge, SchemaViolation
 from broker.core.text import name_text
+from broker.messages import encryption_keys
 from broker.oversight.service import AuditKind, record_event
 
 CHUNK_SIZE = 1024 * 1024
-_HEADER = struct.Struct(">16sQB")
-_LENGTH = struct.Struct(">I")
 
 
 class EvidenceCorrupt(Exception):  # noqa: N818 - names the problem, like the error tree
@@ -51,10 +49,6 @@ class Stored:
     size: int
     sha256: str
     chunk_count: int
-
-
-def _header(file_id: str, index: int, last: bool) -> bytes:
-    return _HEADER.pack(uuid.UUID(file_id).bytes, index, 1 if last else 0)
 
 
 def path_for(root: Path, case_id: str, file_id: str) -> Path:
@@ -105,30 +99,27 @@ async def receive(
 async def _write(
     fh: BinaryIO, key: bytes, file_id: str, index: int, data: bytes, *, last: bool
 ) -> None:
-    sealed = crypto.secretbox_encrypt(key, _header(file_id, index, last) + data)
-    await anyio.to_thread.run_sync(fh.write, _LENGTH.pack(len(sealed)) + sealed)
+    sealed = seal_chunk(key, file_id, index, data, last=last)
+    await anyio.to_thread.run_sync(fh.write, sealed)
 
 
 def chunks(path: Path, *, key: bytes, file_id: str, chunk_count: int) -> Iterator[bytes]:
     """The file's plaintext, chunk by chunk (a plain generator: Starlette iterates it in a
     worker thread). Raises EvidenceCorrupt when a chunk does not open or is out of place."""
     with path.open("rb") as fh:
-        for index in range(chunk_count):
-            raw_len = fh.read(_LENGTH.size)
-            if len(raw_len) != _LENGTH.size:
-                raise EvidenceCorrupt(f"{path.name}: chunk {index} is missing")
-            (length,) = _LENGTH.unpack(raw_len)
-            sealed = fh.read(length)
-            try:
-                plain = crypto.secretbox_decrypt(key, sealed)
-            except crypto.CryptoError as exc:
-                raise EvidenceCorrupt(f"{path.name}: chunk {index} does not open") from exc
-            header, data = plain[: _HEADER.size], plain[_HEADER.size :]
-            if header != _header(file_id, index, index == chunk_count - 1):
-                raise EvidenceCorrupt(f"{path.name}: chunk {index} is out of place")
-            yield data
-        if fh.read(1):
-            raise EvidenceCorrupt(f"{path.name}: data after the last chunk")
+        try:
+            yield from open_chunks(
+                fh, key=key, file_id=file_id, chunk_count=chunk_count, name=path.name
+            )
+        except ChunksCorrupt as exc:
+            raise EvidenceCorrupt(str(exc)) from exc
+
+
+def raw_chunks(path: Path, *, block: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """The stored file as it is on disk, still sealed, ``block`` bytes at a time."""
+    with path.open("rb") as fh:
+        while piece := fh.read(block):
+            yield piece
 
 
 def erase(path: Path) -> None:
@@ -154,7 +145,20 @@ async def record_upload(
     storage: str,
     now: dt.datetime,
 ) -> EvidenceFile:
-    """The row of an uploaded file and its ``evidence:stored`` leaf. Flushes."""
+    """The row of an uploaded file and its ``evidence:stored`` leaf, the file key wrapped by
+    the node's master key and sealed to each party's current encryption key. Flushes."""
+    case = await session.get(Case, case_id)
+    assert case is not None
+    keys = await encryption_keys(session, case.requesting_id, case.requested_id)
+
+    def sealed(participant: str) -> tuple[bytes | None, str | None]:
+        if participant not in keys:
+            return None, None
+        kid, public = keys[participant]
+        return crypto.seal(public, key), kid
+
+    for_requesting, requesting_kid = sealed(case.requesting_id)
+    for_requested, requested_kid = sealed(case.requested_id)
     row = EvidenceFile(
         id=file_id,
         case_id=case_id,
@@ -168,6 +172,10 @@ async def record_upload(
         chunk_size=CHUNK_SIZE,
         chunk_count=stored.chunk_count,
         key_for_node=crypto.secretbox_encrypt(node.master_key, key),
+        key_for_requesting=for_requesting,
+        key_for_requested=for_requested,
+        requesting_enc_kid=requesting_kid,
+        requested_enc_kid=requested_kid,
         storage=storage,
         created_at=now,
         erased_at=None,

@@ -122,6 +122,12 @@ class EvidenceFile(Base):
     chunk_size: Mapped[int] = mapped_column(Integer)
     chunk_count: Mapped[int] = mapped_column(Integer)
     key_for_node: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The file key sealed to each party's encryption key current at upload (revision 0013):
+    # a party opens its copy with its own private key (GET .../evidence/{id}/sealed).
+    key_for_requesting: Mapped[bytes | None] = mapped_column(LargeBinary)
+    key_for_requested: Mapped[bytes | None] = mapped_column(LargeBinary)
+    requesting_enc_kid: Mapped[str | None] = mapped_column(String(64))
+    requested_enc_kid: Mapped[str | None] = mapped_column(String(64))
     storage: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

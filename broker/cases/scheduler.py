@@ -140,6 +140,8 @@ async def expire(
             erased.append(f.id)
             evidence.erase(config.evidence_dir / f.storage)
             f.key_for_node = None
+            f.key_for_requesting = None
+            f.key_for_requested = None
             f.erased_at = now
             await record_event(
                 session,

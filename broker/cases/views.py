@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -10,6 +11,7 @@ from broker.cases import evidence, service
 from broker.cases.clocks import Clock
 from broker.cases.config import CaseConfig
 from broker.cases.diagram import mermaid
+from broker.cases.models import Case, EvidenceFile
 from broker.cases.read_models import (
     case_read,
     event_read,
@@ -31,9 +33,9 @@ from broker.cases.schemas import (
     WorkflowRead,
 )
 from broker.cases.tables import WORKFLOWS
-from broker.cases.workflow import START, Workflow, describe_transition
+from broker.cases.workflow import START, Side, Workflow, describe_transition
 from broker.core import crypto
-from broker.core.context import CallContext
+from broker.core.context import CallContext, Caller
 from broker.core.db import utcnow
 from broker.core.errors import (
     ContentErased,
@@ -439,18 +441,7 @@ async def download_evidence(
 ) -> StreamingResponse:
     """Stream a file in bounded memory. Every download is logged as a consultation with its
     justification (LED art. 25)."""
-    case = await service.case_for(session, caller=caller, case_id=case_id)
-    loaded = await service.load(session, case)
-    mine = service.side_of(case, caller.participant_id)
-    row = next((f for f in loaded.evidence if f.id == file_id), None)
-    if row is None or not (
-        (mine is not None and row.side == mine.value) or row.id in loaded.delivered
-    ):
-        raise NotFound(f"no evidence file {file_id} in case {case_id}")
-    if row.erased_at is not None or row.key_for_node is None:
-        raise ContentErased(
-            f"evidence file {row.id}", row.erased_at, case_id=case.id, evidence_id=row.id
-        )
+    case, row, _mine = await _held_file(session, caller, case_id, file_id)
     text = justified(justification, minimum=settings.justification_min_length, what="evidence")
     await record_consultation(
         session,
@@ -473,4 +464,79 @@ async def download_evidence(
         evidence.chunks(path, key=key, file_id=file_id, chunk_count=count),
         media_type=served,
         headers={"Content-Length": str(size), "X-Content-SHA256": digest, **headers},
+    )
+
+
+async def _held_file(
+    session: SessionDep, caller: Caller, case_id: str, file_id: str
+) -> tuple[Case, EvidenceFile, Side | None]:
+    """A case's evidence file the caller's side uploaded or was delivered, not erased."""
+    case = await service.case_for(session, caller=caller, case_id=case_id)
+    loaded = await service.load(session, case)
+    mine = service.side_of(case, caller.participant_id)
+    row = next((f for f in loaded.evidence if f.id == file_id), None)
+    if row is None or not (
+        (mine is not None and row.side == mine.value) or row.id in loaded.delivered
+    ):
+        raise NotFound(f"no evidence file {file_id} in case {case_id}")
+    if row.erased_at is not None or row.key_for_node is None:
+        raise ContentErased(
+            f"evidence file {row.id}", row.erased_at, case_id=case.id, evidence_id=row.id
+        )
+    return case, row, mine
+
+
+@router.get(
+    "/cases/{case_id}/evidence/{file_id}/sealed",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+async def download_sealed_evidence(
+    case_id: str,
+    file_id: str,
+    session: SessionDep,
+    node: NodeDep,
+    caller: Handler,
+    settings: SettingsDep,
+    config: ConfigDep,
+    justification: Annotated[str | None, Query(max_length=1000)] = None,
+) -> StreamingResponse:
+    """The file as stored, still sealed in chunks, with its key sealed to your participant's
+    encryption key (``X-Sealed-Key``, ``X-Enc-Kid``): open it with your own private key
+    (``broker.client.open_sealed_evidence``), not the node's. A logged consultation."""
+    case, row, mine = await _held_file(session, caller, case_id, file_id)
+    if mine is Side.REQUESTING:
+        sealed, kid = row.key_for_requesting, row.requesting_enc_kid
+    else:
+        sealed, kid = row.key_for_requested, row.requested_enc_kid
+    if sealed is None or kid is None:
+        raise InvalidState(
+            "this file's key was not sealed to your participant: it had no encryption key at "
+            "upload, or the file is older than sealed copies; download it with "
+            f"GET /v1/cases/{case_id}/evidence/{file_id}"
+        )
+    text = justified(justification, minimum=settings.justification_min_length, what="evidence")
+    await record_consultation(
+        session,
+        node=node.node_id,
+        actor=caller.actor(),
+        justification=text,
+        case_id=case.id,
+        object="evidence_sealed",
+        evidence_id=row.id,
+        sha256=row.sha256,
+        size=row.size,
+    )
+    path = config.evidence_dir / row.storage
+    headers = {
+        "X-Sealed-Key": base64.b64encode(sealed).decode("ascii"),
+        "X-Enc-Kid": kid,
+        "X-Chunk-Count": str(row.chunk_count),
+        "X-Content-SHA256": row.sha256,
+        "X-Evidence-Id": row.id,
+        "Cache-Control": "no-store",
+    }
+    await session.commit()
+    return StreamingResponse(
+        evidence.raw_chunks(path), media_type="application/octet-stream", headers=headers
     )

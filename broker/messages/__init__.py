@@ -18,6 +18,7 @@ from broker.messages.ingress import (
     sign_and_accept,
     submit,
 )
+from broker.messages.keys import encryption_keys
 from broker.messages.lists import (
     STATUSES,
     MessageFilter,
@@ -62,6 +63,7 @@ __all__ = [
     "check_draft",
     "checked_extension",
     "countersigned_envelope",
+    "encryption_keys",
     "erase_due_messages",
     "erase_messages",
     "erased_error",

@@ -110,6 +110,19 @@ async def ingress_facts(
     return key, facts
 
 
+async def encryption_keys(
+    session: AsyncSession, first: str, second: str
+) -> dict[str, tuple[str, bytes]]:
+    """The current encryption key (kid, X25519 public key) of each of two participants that
+    has one: what the node seals content keys to."""
+    _, facts = await ingress_facts(session, kid=None, sender=first, recipient=second)
+    return {
+        pid: (f.encryption_kid, f.encryption_key)
+        for pid, f in facts.items()
+        if f.encryption_kid is not None and f.encryption_key is not None
+    }
+
+
 async def signing_key(session: AsyncSession, kid: str) -> SigningKey:
     key, _ = await ingress_facts(session, kid=kid, sender=None, recipient=None)
     if key is None:

@@ -78,6 +78,7 @@ MATRIX = [
     ("POST", f"/v1/cases/{CASE}/evidence", HANDLERS),
     ("GET", f"/v1/cases/{CASE}/evidence", HANDLERS),
     ("GET", f"/v1/cases/{CASE}/evidence/{FILE}", HANDLERS),
+    ("GET", f"/v1/cases/{CASE}/evidence/{FILE}/sealed", HANDLERS),
     ("POST", "/v1/fiu/matches", HANDLERS),
     ("GET", "/v1/fiu/matches", HANDLERS),
     ("GET", f"/v1/fiu/matches/{MATCH}", HANDLERS),

@@ -141,7 +141,21 @@ def _export(api: Api) -> Any:
     return api.get("/v1/messages/export", as_="de.system", params={"justification": WHY})
 
 
+def _sealed_evidence(api: Api) -> Any:
+    case = open_case(api)
+    fire(api, case["id"], "submit_for_vetting", DRAFTER)
+    file_id = upload(api, case["id"], DRAFTER, b"%PDF-1.7 bank statements")
+    return call(
+        api,
+        "GET",
+        f"/v1/cases/{case['id']}/evidence/{file_id}/sealed",
+        DRAFTER,
+        params={"justification": WHY},
+    )
+
+
 CONSULTATIONS: dict[tuple[str, str], Callable[[Api], Any]] = {
+    ("GET", "/v1/cases/{case_id}/evidence/{file_id}/sealed"): _sealed_evidence,
     ("GET", "/v1/messages/export"): _export,
     ("GET", "/v1/messages/{message_id}/content"): _message_content,
     ("GET", "/v1/cases/{case_id}/request"): _case_request,
