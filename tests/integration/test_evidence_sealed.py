@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
@@ -34,7 +35,7 @@ WHY = {"justification": "filing the bank records with our own archive"}
 CONTENT = b"%PDF-1.7 bank statements, account 0042 " * 40_000  # over one chunk
 
 
-def _sealed(api: Api, case_id: str, file_id: str, who: str = DRAFTER) -> object:
+def _sealed(api: Api, case_id: str, file_id: str, who: str = DRAFTER) -> Any:
     return call(api, "GET", f"/v1/cases/{case_id}/evidence/{file_id}/sealed", who, params=WHY)
 
 
