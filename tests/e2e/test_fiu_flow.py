@@ -1,11 +1,11 @@
 """An FIU request in the browser (domain/FIU.md): the Dutch FIU's officer opens a request to
 a second FIU from its home page, meets an error summary and fixes it, sends it; the Italian
 FIU's analyst acknowledges, processes and responds (interim, then full, with the purposes the
-answer may be used for); the Dutch officer sees the response on the case. Then feedback, a case of its own under
-the request: the Italian analyst, who provided the answer, asks for it from the request's
-page; the Dutch officer finds it under the request, meets an error summary, gives it; the
-Italian analyst sees it given and reads it in its signed envelope. axe-core runs on every
-page visited."""
+answer may be used for); the Dutch officer sees the response on the case. Then feedback, a
+case of its own under the request: the Italian analyst, who provided the answer, asks for it
+from the request's page; the Dutch officer finds it under the request, meets an error
+summary, gives it; the Italian analyst sees it given, with its signed envelope. axe-core runs
+on every page visited."""
 
 from __future__ import annotations
 
