@@ -43,7 +43,7 @@ from broker.http import NodeDep, SessionDep, SettingsDep
 from broker.oversight.service import record_consultation
 from broker.participants.service import get_participant, list_participants
 from broker.policy.views import PolicyDep
-from broker.web import i18n
+from broker.web import i18n, threads
 from broker.web.cases import (
     FieldError,
     FormField,
@@ -120,7 +120,7 @@ def tone(state: str) -> str:
     return TONES.get(state, "active")
 
 
-def _tz(request: Request, settings: SettingsDep) -> zoneinfo.ZoneInfo:
+def reader_timezone(request: Request, settings: SettingsDep) -> zoneinfo.ZoneInfo:
     name = i18n.timezone_or(
         request.cookies.get(i18n.TIMEZONE_COOKIE), settings.web_default_timezone
     )
@@ -312,7 +312,7 @@ async def new_case(
     assert wf.request_model is not None
     fields = form_fields(wf.request_model)
     values = form_values(fields, form)
-    data, errors = parse(fields, values, _tz(request, settings))
+    data, errors = parse(fields, values, reader_timezone(request, settings))
     if not counterpart:
         errors.insert(0, FieldError("f-counterpart", "counterpart", "missing", ""))
     if not errors:
@@ -385,6 +385,11 @@ async def _case_context(
             key=lambda e: (e.event in STOPPING, e.to is None),
         ),
         "supervisor": user.caller.has_any("supervisor"),
+        "threads": [
+            {**row, "tone": tone(row["case"].state)}
+            for row in await threads.case_threads(session, user.caller, case)
+        ],
+        "openers": threads.openers(loaded, user.caller),
     }
 
 
@@ -508,7 +513,7 @@ async def fire_event(
     t = _transition(loaded, user, event)
     fields = _event_fields(loaded, user, t)
     values = form_values(fields, form)
-    data, errors = parse(fields, values, _tz(request, settings))
+    data, errors = parse(fields, values, reader_timezone(request, settings))
     if not errors:
         _, errors = validate(t.body, data, fields)
     refusal: dict[str, Any] | None = None

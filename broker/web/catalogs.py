@@ -4,8 +4,9 @@ must translate them; ``python -m broker.web.catalogs`` brings every catalog up t
 
 Beside the templates' messages, the catalogs hold the texts of the workflow tables and the
 built-in clocks that pages show (workflow titles, transition summaries, guard texts, state
-notes, clock and milestone titles): templates pass them through the ``tr`` filter, so the
-tables stay the one source of their English text and a new row is a catalog entry to translate.
+notes, clock and milestone titles) and the text of every rule of the shipped policy packs:
+templates pass them through the ``tr`` filter, so the tables and packs stay the one source of
+their English text and a new row or rule is a catalog entry to translate.
 
 tests/unit/broker/test_web_catalogs.py fails when a template holds text outside gettext, or a
 catalog misses a message or keeps one no template uses.
@@ -23,6 +24,7 @@ from broker.cases.clocks import DEFAULT_CLOCKS, REQUESTED_DEADLINE_TITLE
 from broker.cases.tables import WORKFLOWS
 from broker.web.i18n import LANGUAGES, po_path
 from broker.web.rendering import TEMPLATE_DIR
+from policies.engine import default_policy
 
 METHOD_MAP = [("**.html", "jinja2.ext:babel_extract")]
 OPTIONS_MAP = {"**.html": {"trimmed": "true"}}
@@ -35,7 +37,7 @@ def template_messages() -> Catalog:
         TEMPLATE_DIR, METHOD_MAP, OPTIONS_MAP
     ):
         catalog.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
-    for where, text in table_texts():
+    for where, text in [*table_texts(), *policy_texts()]:
         catalog.add(text, None, [(where, 0)])
     return catalog
 
@@ -57,6 +59,13 @@ def table_texts() -> list[tuple[str, str]]:
         out.extend((where, str(m.get("title", m["name"]))) for m in clock["milestones"])
     out.append(("broker/cases/clocks:requested", REQUESTED_DEADLINE_TITLE))
     return [(w, t) for w, t in out if t]
+
+
+def policy_texts() -> list[tuple[str, str]]:
+    """(where, text) for the text of every rule of the shipped policy packs: what a refusal
+    or a permit shows beside the rule's id and citation, through the ``tr`` filter. The
+    citations ("LED art. 10") and ids stay as the packs write them."""
+    return [(f"policies/packs:{rule.pack}", rule.title) for rule in default_policy().rules]
 
 
 def read_catalog(language: str) -> Catalog:

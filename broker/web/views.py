@@ -553,4 +553,5 @@ from broker.web import (  # noqa: E402, F401
     home_views,
     oversight_views,
     retention_views,
+    thread_views,
 )

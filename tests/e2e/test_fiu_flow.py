@@ -1,8 +1,11 @@
 """An FIU request in the browser (domain/FIU.md): the Dutch FIU's officer opens a request to
 a second FIU from its home page, meets an error summary and fixes it, sends it; the Italian
 FIU's analyst acknowledges, processes and responds (interim, then full, with the purposes the
-answer may be used for); the Dutch officer sees the response on the case. axe-core runs on
-every page visited."""
+answer may be used for); the Dutch officer sees the response on the case. Then feedback, a
+case of its own under the request: the Italian analyst, who provided the answer, asks for it
+from the request's page; the Dutch officer finds it under the request, meets an error
+summary, gives it; the Italian analyst sees it given, with its signed envelope. axe-core runs
+on every page visited."""
 
 from __future__ import annotations
 
@@ -129,3 +132,55 @@ def test_fiu_request_sent_acknowledged_and_answered(page: Any, api: Api) -> None
     assert page.locator("#response-kind").inner_text().startswith("Full: the request is answered")
     assert page.get_by_role("link", name="Close", exact=True).is_visible()
     check_page(page, "fiu-request-responded")
+    _sign_out(page)
+
+    # The providing FIU asks what use was made of its answer: a feedback case under it.
+    _sign_in(page, "it.analyst")
+    page.goto(f"/cases/{case_id}")
+    page.get_by_role("link", name="Ask for feedback", exact=True).click()
+    page.wait_for_url(f"**/cases/{case_id}/threads/feedback")
+    page.fill("#f-question", "Did the two accounts help your analysis?")
+    check_page(page, "fiu-feedback-ask")
+    page.get_by_role("button", name="Ask for feedback", exact=True).click()
+    page.wait_for_url("**/cases/*?done=request_feedback")
+    match = re.search(r"/cases/([0-9a-f-]{36})", page.url)
+    assert match
+    feedback_id = match.group(1)
+    assert feedback_id != case_id
+    assert page.locator(".tag-state").first.inner_text() == "Feedback requested"
+    assert page.locator("#parent-case").get_attribute("href") == f"/cases/{case_id}"
+    check_page(page, "fiu-feedback-requested")
+    _sign_out(page)
+
+    # The requesting FIU finds it under its request and gives feedback from there.
+    _sign_in(page, "nl.officer")
+    page.goto(f"/cases/{case_id}")
+    threads = page.locator("#threads")
+    assert threads.get_by_role("link", name=feedback_id).is_visible()
+    assert page.get_by_role("link", name="Ask for feedback", exact=True).count() == 0
+    check_page(page, "fiu-feedback-parent")
+    threads.get_by_role("link", name="Give feedback", exact=True).click()
+    page.wait_for_url(f"**/cases/{feedback_id}/events/give_feedback")
+    page.get_by_role("button", name="Give feedback", exact=True).click()
+    assert page.get_by_role("heading", name="There is a problem").is_visible()
+    check_page(page, "fiu-feedback-error")
+    page.fill("#f-feedback", "The accounts opened a domestic investigation of ACME Srl.")
+    check_page(page, "fiu-feedback")
+    page.get_by_role("button", name="Give feedback", exact=True).click()
+    page.wait_for_url(f"**/cases/{feedback_id}?done=give_feedback")
+    assert page.locator(".tag-state").first.inner_text() == "Feedback given"
+    check_page(page, "fiu-feedback-given")
+    _sign_out(page)
+
+    # The providing FIU sees the feedback given, and reads it in its signed envelope.
+    _sign_in(page, "it.analyst")
+    page.goto(f"/cases/{case_id}")
+    threads = page.locator("#threads")
+    assert "Feedback given" in threads.inner_text()
+    check_page(page, "fiu-feedback-seen")
+    threads.get_by_role("link", name=feedback_id).click()
+    page.wait_for_url(f"**/cases/{feedback_id}")
+    assert page.locator(".tag-state").first.inner_text() == "Feedback given"
+    given = page.locator("table.timeline tr", has_text="Give feedback")
+    assert given.get_by_role("link", name="envelope").is_visible()  # the signed feedback
+    check_page(page, "fiu-feedback-read")

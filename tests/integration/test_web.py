@@ -63,6 +63,8 @@ WEB_MATRIX = [
     ("GET", f"/cases/{CID}/evidence/{FID}", HANDLERS),
     ("POST", f"/cases/{CID}/evidence/{FID}", HANDLERS),
     ("GET", f"/cases/{CID}/letter", HANDLERS),
+    ("GET", f"/cases/{CID}/threads/feedback", HANDLERS),
+    ("POST", f"/cases/{CID}/threads/feedback", HANDLERS),
     ("GET", f"/messages/{MID}/forward", HANDLERS),
     ("POST", f"/messages/{MID}/forward", HANDLERS),
     ("GET", f"/messages/{MID}/forward/sent", HANDLERS),
@@ -119,6 +121,7 @@ PLACEHOLDERS = {
     PID: "{participant_id}",
     KEY: "{kid}",
     "/events/transmit": "/events/{event}",
+    "/threads/feedback": "/threads/{workflow}",
     "/audit/entries/7": "/audit/entries/{index}",
 }
 PUBLIC = {("GET", "/sign-in"), ("POST", "/sign-in"), ("POST", "/language")}

@@ -145,3 +145,26 @@ def test_special_categories_need_the_basis_chosen_in_the_form(
     assert "is not a data category" in unknown.text
     assert 'href="#f-data_categories"' in unknown.text
     assert count_rows(sync_engine, "messages") == 0
+
+
+def test_the_rules_speak_the_readers_language(api: Api, sync_engine: Engine) -> None:
+    """A refusal in French shows the rule's text in French, its id and citation as the pack
+    writes them; the permitting rules of a check in Spanish are in Spanish."""
+    officer = Browser(api.client)
+    officer.sign_in("it.officer")
+    officer.client.cookies.set("palermo_lang", "fr")
+    bare = _compose(officer, "check", data_categories="Health")
+    assert bare.status_code == 422, bare.text
+    assert "La politique refuserait ce message" in bare.text
+    assert "LED10.special-categories" in bare.text
+    assert "LED art. 10" in bare.text
+    assert "Les catégories particulières de données personnelles" in bare.text
+    assert "Special categories of personal data" not in bare.text
+    officer.client.cookies.set("palermo_lang", "es")
+    based = _compose(
+        officer, "check", data_categories="Health", special_category_basis="authorised_by_law"
+    )
+    assert based.status_code == 200, based.text
+    assert "Un intercambio entre dos participantes registrados y activos" in based.text
+    assert "An exchange between two registered" not in based.text
+    assert count_rows(sync_engine, "messages") == 0

@@ -139,3 +139,101 @@ def test_request_sent_acknowledged_and_answered_in_the_browser(api: Api, browser
     read = api.get(f"/v1/cases/{case_id}", as_="nl.officer").json()
     assert read["state"] == "RESPONDED"
     assert read["response_kind"] == "full"
+
+
+# --- feedback: a thread of its own under the request -----------------------------------------
+
+
+def _answered(browser: Browser) -> str:
+    """An FIU request the Italian FIU answered in full; it.analyst is signed in."""
+    browser.sign_in("nl.officer")
+    case_id = _opened(browser)
+    _fire(browser, case_id, "submit")
+    browser.client.cookies.clear()
+    browser.sign_in(ANALYST)
+    _fire(browser, case_id, "acknowledge")
+    _fire(browser, case_id, "process")
+    purposes = {"permitted_purposes": "money_laundering_analysis"}
+    _fire(browser, case_id, "respond", {"kind": "full", "summary": "Two accounts", **purposes})
+    return case_id
+
+
+def test_feedback_is_asked_by_the_provider_and_given_by_the_requester(
+    api: Api, browser: Browser
+) -> None:
+    case_id = _answered(browser)
+    parent = browser.get(f"/cases/{case_id}").text
+    assert f'href="/cases/{case_id}/threads/feedback"' in parent  # it provided the response
+    form = browser.get(f"/cases/{case_id}/threads/feedback")
+    assert form.status_code == 200
+    assert 'name="question"' in form.text
+    page = f"/cases/{case_id}/threads/feedback"
+    r = browser.submit(page, page, {"question": "Did the accounts help your analysis?"})
+    assert r.status_code == 303, r.text
+    match = re.match(r"/cases/([0-9a-f-]{36})\?done=request_feedback", r.headers["location"])
+    assert match, r.headers["location"]
+    child = match.group(1)
+    assert child != case_id
+    thread = browser.get(f"/cases/{child}").text
+    assert "Feedback requested" in thread
+    assert f'href="/cases/{case_id}"' in thread  # the way back to the parent
+    assert f'href="/cases/{child}/events/give_feedback"' not in thread  # not the asker's to give
+
+    # The requesting FIU sees the thread on its request, and gives feedback from there.
+    browser.client.cookies.clear()
+    browser.sign_in("nl.officer")
+    parent = browser.get(f"/cases/{case_id}").text
+    assert "Related cases" in parent
+    assert f'href="/cases/{child}"' in parent
+    assert f'href="/cases/{child}/events/give_feedback"' in parent
+    assert f"/cases/{case_id}/threads/feedback" not in parent  # it received, it did not provide
+    assert browser.get(f"/cases/{case_id}/threads/feedback").status_code == 404
+    give = f"/cases/{child}/events/give_feedback"
+    r = browser.submit(give, give, {"feedback": ""})
+    assert r.status_code == 422
+    assert 'class="error-summary"' in r.text
+    assert 'href="#f-feedback"' in r.text
+    _fire(browser, child, "give_feedback", {"feedback": "Used to open a domestic case."})
+
+    browser.client.cookies.clear()
+    browser.sign_in(ANALYST)
+    parent = browser.get(f"/cases/{case_id}").text
+    assert f'href="/cases/{child}"' in parent
+    assert "Feedback given" in parent
+    thread = browser.get(f"/cases/{child}").text
+    assert "Feedback given" in thread
+    read = api.get(f"/v1/cases/{case_id}", as_="nl.officer").json()
+    assert [(t["id"], t["workflow"], t["state"]) for t in read["threads"]] == [
+        (child, "feedback", "FEEDBACK_GIVEN")
+    ]
+
+
+def test_feedback_is_not_offered_before_anything_was_provided(browser: Browser) -> None:
+    browser.sign_in("nl.officer")
+    case_id = _opened(browser)
+    assert "/threads/feedback" not in browser.get(f"/cases/{case_id}").text
+    assert browser.get(f"/cases/{case_id}/threads/feedback").status_code == 404
+    _fire(browser, case_id, "submit")
+    browser.client.cookies.clear()
+    browser.sign_in(ANALYST)
+    _fire(browser, case_id, "acknowledge")
+    assert "/threads/feedback" not in browser.get(f"/cases/{case_id}").text
+    page = f"/cases/{case_id}/threads/feedback"
+    assert browser.get(page).status_code == 404
+
+
+def test_an_outsider_neither_sees_nor_opens_the_feedback(browser: Browser) -> None:
+    case_id = _answered(browser)
+    browser.client.cookies.clear()
+    browser.sign_in("it.officer")  # the Italian MLA authority: not a party to the request
+    assert browser.get(f"/cases/{case_id}").status_code == 404
+    assert browser.get(f"/cases/{case_id}/threads/feedback").status_code == 404
+
+
+def test_a_thread_error_is_an_error_summary_with_the_input_kept(browser: Browser) -> None:
+    case_id = _answered(browser)
+    page = f"/cases/{case_id}/threads/feedback"
+    r = browser.submit(page, page, {"question": "x" * 20_001})
+    assert r.status_code == 422
+    assert 'class="error-summary"' in r.text
+    assert 'href="#f-question"' in r.text

@@ -9,8 +9,9 @@ import pytest
 from jinja2 import Environment
 
 from broker.web import i18n
-from broker.web.catalogs import read_catalog, template_messages
+from broker.web.catalogs import policy_texts, read_catalog, template_messages
 from broker.web.rendering import TEMPLATE_DIR
+from policies.engine import default_policy
 
 # Words a page may show untranslated: the product's name.
 UNTRANSLATED = {"Palermo"}
@@ -67,6 +68,20 @@ def test_each_catalog_has_exactly_the_templates_messages(language: str) -> None:
     assert untranslated == []
     fuzzy = [m.id for m in catalog if m.id and m.fuzzy]
     assert fuzzy == []
+
+
+@pytest.mark.parametrize("language", i18n.LANGUAGES)
+def test_every_pack_rule_text_is_translated(language: str) -> None:
+    """The text of every rule of the loaded packs is a catalog entry with its translation
+    (English: itself; French and Spanish: not the English left in place)."""
+    texts = {rule.title for rule in default_policy().rules}
+    assert texts
+    assert texts == {text for _, text in policy_texts()}
+    held = {m.id: m.string for m in read_catalog(language) if m.id}
+    missing = sorted(t for t in texts if not held.get(t))
+    assert missing == [], "missing: run python -m broker.web.catalogs and translate"
+    if language != "en":
+        assert sorted(t for t in texts if held[t] == t) == []
 
 
 @pytest.mark.parametrize("language", i18n.LANGUAGES)
