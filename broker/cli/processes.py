@@ -34,6 +34,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_config=None,
         access_log=False,
+        # The node reads X-Forwarded-For itself, from PALERMO_TRUSTED_PROXIES only
+        # (broker.core.clientaddr): uvicorn must not rewrite the peer address first.
+        proxy_headers=False,
     )
     return 0
 

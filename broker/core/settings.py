@@ -24,6 +24,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from broker.core.clientaddr import IPNetwork, parse_networks
+
 DEV_MARKER = "DEVELOPMENT-NODE"
 _SECRET_FILES = {
     "master_key": "master.key",
@@ -242,6 +244,10 @@ class Settings(PasswordHashSettings):
     auth_address_lockout_failures: int = Field(default=50, ge=1)
     auth_lockout_seconds: int = Field(default=900, ge=1, le=7 * 86_400)
     auth_failure_memory_seconds: int = Field(default=3600, ge=1, le=30 * 86_400)
+    # Reverse proxies whose X-Forwarded-For the node believes (broker/core/clientaddr.py,
+    # docs/security.md): addresses and CIDR networks, comma-separated. Empty (the default):
+    # the client address is the peer's, whatever the header says.
+    trusted_proxies: str = ""
     web_default_timezone: str = "UTC"
 
     # Metrics (docs/operations.md, "Metrics"): when metrics_token is set, GET /metrics needs
@@ -294,6 +300,19 @@ class Settings(PasswordHashSettings):
         if self.request_max_bytes is not None:
             return self.request_max_bytes
         return self.max_payload_bytes * 4 // 3 + 65_536
+
+    @model_validator(mode="after")
+    def _trusted_proxies_parse(self) -> Self:
+        try:
+            parse_networks(self.trusted_proxies)
+        except ValueError as exc:
+            raise ValueError(f"PALERMO_TRUSTED_PROXIES: {exc}") from exc
+        return self
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
+        """The parsed PALERMO_TRUSTED_PROXIES (checked when the settings are read)."""
+        return parse_networks(self.trusted_proxies)
 
     @property
     def witnesses(self) -> list[tuple[str, str]]:
