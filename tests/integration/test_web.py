@@ -213,6 +213,8 @@ def test_wrong_password_is_refused_recorded_and_audited(
     assert "it.officer" not in json.dumps(leaf)  # the login only as a keyed digest
     assert "not the password" not in json.dumps(leaf)
     assert len(leaf["login_digest"]) == 64
+    assert len(leaf["address_digest"]) == 64
+    assert "testclient" not in json.dumps(leaf)  # the address only as a keyed digest
 
 
 def test_system_accounts_cannot_sign_in(browser: Browser, world: World) -> None:
