@@ -438,12 +438,21 @@ class Settings(PasswordHashSettings):
                 )
 
 
+def make_data_dir(data_dir: Path) -> None:
+    """Make ``data_dir`` (or make it again) 0700, whatever the umask: it holds the node's
+    secrets and the SQLite databases. Parents it has to make are 0700 too."""
+    missing = [p for p in (data_dir, *data_dir.parents) if not p.exists()]
+    for path in reversed(missing):
+        path.mkdir(mode=0o700, exist_ok=True)
+        path.chmod(0o700)  # mkdir's mode is masked by the umask
+    data_dir.chmod(0o700)
+
+
 def write_secret_files(data_dir: Path, settings: Settings | None = None) -> list[Path]:
     """Create any missing secret file in ``data_dir`` (mode 0600), except for secrets the
     environment already provides; return the files created. The directory is made (or
-    made again) 0700: it holds the node's secrets, and the SQLite database."""
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    data_dir.chmod(0o700)
+    made again) 0700 (``make_data_dir``)."""
+    make_data_dir(data_dir)
     created = []
     for name, filename in _SECRET_FILES.items():
         path = data_dir / filename
