@@ -6,13 +6,20 @@ an inside address never happens. The resolver is a stub; the connection a MockTr
 from __future__ import annotations
 
 import asyncio
+import http.server
+import ipaddress
+import shutil
+import ssl
+import subprocess
+import threading
+from pathlib import Path
 
 import httpx
 import pytest
 
 import adapters.destinations
 from adapters.contracts import DeliveryResult, DestinationRules, NodeIdentity, Outgoing
-from adapters.webhook import WebhookAdapter, check
+from adapters.webhook import WebhookAdapter, check, pinned_request
 from broker.core import crypto
 from broker.envelopes import dsse
 
@@ -157,3 +164,67 @@ def test_with_the_setting_the_name_is_used_and_nothing_resolved(
     assert _deliver(adapter).delivered
     assert sent[0].url.host == "agency.example"
     assert resolver.calls == []
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_a_pinned_request_over_real_tls_keeps_sni_and_the_certificate_name(
+    tmp_path: Path,
+) -> None:
+    """A TLS server on 127.0.0.1 with a certificate for agency.test only: the pinned request
+    reaches it (SNI and the certificate check use the name), the bare address does not."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1",
+         "-subj", "/CN=agency.test", "-addext", "subjectAltName=DNS:agency.test"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    names: list[str | None] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["content-length"]))
+            body = f"host={self.headers['host']}".encode()
+            self.send_response(200)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    tls.sni_callback = lambda _sock, name, _ctx: names.append(name)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    async def run() -> tuple[httpx.Response, BaseException | None]:
+        trust = ssl.create_default_context(cafile=str(cert))
+        async with httpx.AsyncClient(verify=trust, timeout=10) as client:
+            request = pinned_request(
+                client,
+                f"https://agency.test:{port}/hook",
+                ipaddress.ip_address("127.0.0.1"),
+                b"{}",
+                {"Content-Type": "application/json"},
+            )
+            response = await client.send(request)
+            try:
+                await client.post(f"https://127.0.0.1:{port}/hook", content=b"{}")
+            except httpx.ConnectError as exc:
+                return response, exc
+            return response, None
+
+    try:
+        response, bare = asyncio.run(run())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert response.status_code == 200
+    assert response.text == f"host=agency.test:{port}"
+    assert names[0] == "agency.test"
+    assert bare is not None  # the certificate does not name the address
