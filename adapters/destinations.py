@@ -8,7 +8,10 @@ operator allows them (``PALERMO_WEBHOOK_ALLOW_PRIVATE=true``, a gateway on the s
 or the same private network). The rule holds twice: when the URL is configured (a literal
 address, ``localhost`` and the metadata host names) and before every delivery, where the
 host name is resolved and the push refused if any of its addresses is disallowed, so a name
-that points inside after it was configured is caught too.
+that points inside after it was configured is caught too. The delivery then connects to an
+address that was checked (``resolve_and_check`` returns them; the webhook pins it, with the
+name kept in ``Host`` and in TLS's SNI and certificate check), so a second resolution that
+answers differently (DNS rebinding) never takes place.
 
 A drop directory (filedrop, goAML) is never a system directory (``/``, ``/etc``, ``/usr``,
 ``/proc``...) nor the node's own data or evidence directory: the node would write envelopes
@@ -115,24 +118,40 @@ class DisallowedDestinationError(Exception):
     """The host resolved to an address the rules refuse."""
 
 
-async def resolve_and_check(host: str, port: int, rules: DestinationRules) -> None:
-    """Before a delivery: resolve ``host`` and raise DisallowedDestinationError if any of its
-    addresses is refused (OSError if it does not resolve)."""
+async def resolve(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to, in the resolver's order (OSError if none)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(sockaddr[0]) for *_, sockaddr in infos]
+
+
+async def resolve_and_check(host: str, port: int, rules: DestinationRules) -> list[IPAddress]:
+    """Before a delivery: resolve ``host`` and return its addresses, all checked; the caller
+    connects to one of them, never to the name. Raises DisallowedDestinationError if any of
+    them is refused, or the resolver answers no address; OSError if the name does not
+    resolve. With the rules lifted (``allow_private_addresses``) nothing is resolved and the
+    list is empty: connect to the name."""
     if rules.allow_private_addresses:
-        return
+        return []
     check_host(host, rules, field="adapter_config.url")
-    infos = await asyncio.get_running_loop().getaddrinfo(
-        host.strip("[]"), port, type=socket.SOCK_STREAM
-    )
-    for *_, sockaddr in infos:
-        address = _literal(str(sockaddr[0]))
+    literal = _literal(host)
+    if literal is not None:
+        return [literal]  # checked by check_host: nothing to resolve
+    answers = await resolve(host.strip("[]"), port)
+    if not answers:
+        raise DisallowedDestinationError(f"{host} resolves to no address")
+    addresses: list[IPAddress] = []
+    for answer in answers:
+        address = _literal(answer)
         if address is None:
-            raise DisallowedDestinationError(f"{host} resolves to {sockaddr[0]!r}, not an address")
+            raise DisallowedDestinationError(f"{host} resolves to {answer!r}, not an address")
         if (reason := disallowed_reason(address)) is not None:
             raise DisallowedDestinationError(
                 f"{host} resolves to {address}, which is {reason}: refused "
                 "(PALERMO_WEBHOOK_ALLOW_PRIVATE=true allows it)"
             )
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
 
 
 def _within(path: Path, tree: Path) -> bool:

@@ -14,7 +14,11 @@ deduplicates by message id (``X-Palermo-Message-Id``, also the payload's id).
 
 Destinations (``adapters.destinations``): the host must be a public address, at
 configuration and, resolved, before each delivery (a refusal there dead-letters the
-message), unless ``PALERMO_WEBHOOK_ALLOW_PRIVATE=true``.
+message, and nothing is connected to), unless ``PALERMO_WEBHOOK_ALLOW_PRIVATE=true``. The
+push goes to the address that was checked, not to the name: the URL's host is replaced by
+that address, the name kept in ``Host`` and as TLS's SNI and certificate name, so the
+resolver is asked once per delivery and cannot answer something else for the connection
+(DNS rebinding).
 
 Outcomes: 2xx (with a receipt when required) delivers; 408, 425, 429, 5xx, timeouts and
 connection errors are retried; any other 4xx is a permanent refusal (dead letter).
@@ -41,6 +45,7 @@ from adapters.contracts import (
 from adapters.destinations import (
     STRICT,
     DisallowedDestinationError,
+    IPAddress,
     check_host,
     resolve_and_check,
 )
@@ -92,22 +97,31 @@ class WebhookAdapter:
     name = "webhook"
     pull = False
 
-    def __init__(self, config: dict[str, Any], node: NodeIdentity) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        node: NodeIdentity,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.url: str = config["url"]
         self.receipt_required: bool = config["receipt"]
         self.node = node
+        self._transport = transport
         self._client: httpx.AsyncClient | None = None
 
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.node.timeout_seconds)
+            self._client = httpx.AsyncClient(
+                timeout=self.node.timeout_seconds, transport=self._transport
+            )
         return self._client
 
     async def deliver(self, item: Outgoing) -> DeliveryResult:
         parts = urlsplit(self.url)
         try:
-            await resolve_and_check(
+            addresses = await resolve_and_check(
                 parts.hostname or "",
                 parts.port or (443 if parts.scheme == "https" else 80),
                 self.node.rules,
@@ -129,8 +143,11 @@ class WebhookAdapter:
                 method="POST", url=self.url, headers=headers, body=body, signer=self.node.signer
             )
         )
+        request = pinned_request(
+            self.client, self.url, addresses[0] if addresses else None, body, headers
+        )
         try:
-            response = await self.client.post(self.url, content=body, headers=headers)
+            response = await self.client.send(request)
         except httpx.TimeoutException:
             return DeliveryResult.retry("the endpoint did not answer in time")
         except httpx.HTTPError as exc:
@@ -141,6 +158,28 @@ class WebhookAdapter:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+def pinned_request(
+    client: httpx.AsyncClient,
+    url: str,
+    address: IPAddress | None,
+    body: bytes,
+    headers: Mapping[str, str],
+) -> httpx.Request:
+    """``POST url`` sent to ``address`` (a checked address of the URL's host): the URL's host
+    is the address, ``Host`` and the TLS server name (SNI, and the name the certificate must
+    match) stay the URL's host. With no address, the request goes to the name."""
+    if address is None:
+        return client.build_request("POST", url, content=body, headers=headers)
+    original = httpx.URL(url)
+    return client.build_request(
+        "POST",
+        original.copy_with(host=str(address)),
+        content=body,
+        headers={**headers, "Host": original.netloc.decode("ascii")},
+        extensions={"sni_hostname": original.raw_host.decode("ascii")},
+    )
 
 
 def interpret(status: int, content: bytes, receipt_required: bool) -> DeliveryResult:

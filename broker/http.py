@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from broker.core import clientaddr
 from broker.core.context import Caller, CallerLookup, NodeContext
 from broker.core.db import Database
 from broker.core.errors import Forbidden, Unauthenticated
@@ -49,6 +50,17 @@ async def checked_json_text(request: Request) -> None:
 async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+def client_address(request: Request, settings: Settings) -> str:
+    """The address login throttling and its audit count this request under: the peer's,
+    or, from a trusted proxy (PALERMO_TRUSTED_PROXIES), the right-most untrusted hop of
+    X-Forwarded-For (broker.core.clientaddr). Never raises on a malformed header."""
+    return clientaddr.client_address(
+        request.client.host if request.client else None,
+        request.headers.getlist("x-forwarded-for"),
+        settings.trusted_proxy_networks,
+    )
 
 
 async def get_node(request: Request) -> NodeContext:

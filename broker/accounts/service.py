@@ -33,6 +33,12 @@ def login_digest(node: NodeContext, login: str) -> str:
     return crypto.keyed_digest(node.master_key, f"account:login:{login}".encode())
 
 
+def address_digest(node: NodeContext, address: str) -> str:
+    """The keyed digest that names a client address in audit leaves and throttle rows: the
+    failures from one address correlate, the address itself is not kept (docs/audit.md)."""
+    return crypto.keyed_digest(node.master_key, f"auth:address:{address}".encode())
+
+
 def check_may_manage(caller: Caller, participant_id: str, *, hub_operator: bool) -> None:
     """An admin manages the accounts of its own participant; on a hub operator's node, of
     every participant. Raises Forbidden otherwise."""
@@ -359,6 +365,7 @@ __all__ = [
     "MIN_PASSWORD_LENGTH",
     "ActiveAccount",
     "active_account",
+    "address_digest",
     "authenticate",
     "caller_for",
     "change_password",

@@ -8,7 +8,9 @@ Invariants:
   locked out is refused before any password is checked: the right password is refused too.
 - Every checked wrong secret writes ``auth:failed``; the failure that starts a lockout writes
   ``auth:locked``. Leaves name the account's participant when the login exists, the login
-  only as a keyed digest (as account leaves do), and the client address; never the secret.
+  only as a keyed digest (as account leaves do), and the client address as a keyed digest
+  too (``address_digest``: attempts from one address correlate, the address is not kept);
+  never the secret.
   Refusals without a check are logged, not audited, so a flood cannot grow the audit log.
 - The table holds keyed digests only, never a login or an address in clear.
 - Services flush, never commit: the caller commits the failure before answering.
@@ -26,8 +28,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.accounts.models import Account, AccountKind, LoginThrottle
-from broker.accounts.service import authenticate, login_digest
-from broker.core import crypto, metrics
+from broker.accounts.service import address_digest, authenticate, login_digest
+from broker.core import metrics
 from broker.core.context import NodeContext
 from broker.core.errors import InvalidGrant, PalermoError
 from broker.core.logging import get_logger
@@ -71,8 +73,7 @@ class ThrottleLimits:
 
 
 def _keys(node: NodeContext, login: str, address: str) -> tuple[str, str]:
-    address_key = crypto.keyed_digest(node.master_key, f"auth:address:{address}".encode())
-    return f"login:{login_digest(node, login)}", f"address:{address_key}"
+    return f"login:{login_digest(node, login)}", f"address:{address_digest(node, address)}"
 
 
 def _wait(
@@ -199,7 +200,7 @@ async def record_failure(
     fields: dict[str, Any] = {
         "participant": participant_id,
         "login_digest": digest,
-        "address": address,
+        "address_digest": address_digest(node, address),
         "channel": channel,
     }
     log.warning("login failed", login_digest=digest, address=address, channel=channel)

@@ -24,7 +24,7 @@ from broker.core.context import Caller
 from broker.core.db import utcnow
 from broker.core.errors import Forbidden, InvalidGrant, NotFound, SchemaViolation
 from broker.core.tokens import issue_token
-from broker.http import Admin, CallerDep, NodeDep, SessionDep, SettingsDep
+from broker.http import Admin, CallerDep, NodeDep, SessionDep, SettingsDep, client_address
 
 router = APIRouter(tags=["auth"])
 
@@ -86,7 +86,7 @@ async def token(
             kind=kind,
             login=login,
             secret=secret,
-            address=request.client.host if request.client else "",
+            address=client_address(request, settings),
             channel="api",
             limits=ThrottleLimits.from_settings(settings),
             now=utcnow(),
@@ -150,7 +150,7 @@ async def change_my_password(
             kind=AccountKind.PERSON,
             login=login,
             secret=body.current_password,
-            address=request.client.host if request.client else "",
+            address=client_address(request, settings),
             channel="api",
             limits=ThrottleLimits.from_settings(settings),
             now=now,

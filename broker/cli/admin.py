@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.accounts import service as accounts
@@ -66,19 +68,58 @@ def run_in_session(
         raise CommandError(str(exc)) from exc
 
 
+def sqlite_files(settings: Settings) -> list[Path]:
+    """The SQLite database files the node uses (its database, and the Celery broker and
+    result store when they are SQLite), whatever the driver in the URL."""
+    files: list[Path] = []
+    urls = (
+        settings.resolved_migration_url,
+        settings.resolved_database_url,
+        settings.resolved_broker_url.removeprefix("sqla+"),
+        settings.resolved_result_backend.removeprefix("db+"),
+    )
+    for url in urls:
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            continue  # amqp://, redis://: not a database URL
+        name = parsed.database
+        if parsed.get_backend_name() != "sqlite" or not name or name == ":memory:":
+            continue
+        if name.startswith("file:"):
+            continue  # a URI filename: SQLite's own options, left as they are
+        path = Path(name).resolve()
+        if path not in files:
+            files.append(path)
+    return files
+
+
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def make_private_files(databases: list[Path]) -> None:
+    """Each database file 0600, created so before SQLite makes it with the umask's mode, and
+    its ``-wal``, ``-shm`` and ``-journal`` files 0600 when they exist (SQLite gives those it
+    creates later the database file's mode)."""
+    for database in databases:
+        database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+        for path in (database, *(database.with_name(database.name + s) for s in _SIDE_FILES)):
+            if path.exists():
+                path.chmod(0o600)
+
+
 def init_node(settings: Settings, *, owner_role: str | None = None) -> list[Path]:
-    """Create missing secrets, migrate (connected as PALERMO_MIGRATION_DATABASE_URL when set,
-    as ``owner_role`` when given), and audit the policy set if it changed. Raises
-    CommandError (a pack or the reference data does not load)."""
+    """Create missing secrets (the data directory 0700), migrate (connected as
+    PALERMO_MIGRATION_DATABASE_URL when set, as ``owner_role`` when given), and audit the
+    policy set if it changed. SQLite database files are 0600. Raises CommandError (a pack or
+    the reference data does not load)."""
     created = write_secret_files(settings.data_dir, settings)
     url = settings.resolved_migration_url
-    database = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
-    if database is not None:  # created 0600 before SQLite makes it with the umask's mode
-        os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+    databases = sqlite_files(settings)
+    make_private_files(databases)
     migrate.upgrade(url, role=owner_role)
-    if database is not None:
-        for path in database.parent.glob(database.name + "*"):
-            path.chmod(0o600)
+    make_private_files(databases)
     run_in_session(
         settings,
         lambda s, n: record_policy_loaded(

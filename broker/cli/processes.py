@@ -16,7 +16,7 @@ from typing import Any
 
 from broker.cli.admin import init_node
 from broker.cli.demo import DEMO_LOGINS_FILE, seed_demo
-from broker.core.settings import DEV_MARKER, Settings
+from broker.core.settings import DEV_MARKER, Settings, make_data_dir
 from broker.policy.service import node_policy
 
 
@@ -34,6 +34,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_config=None,
         access_log=False,
+        # The node reads X-Forwarded-For itself, from PALERMO_TRUSTED_PROXIES only
+        # (broker.core.clientaddr): uvicorn must not rewrite the peer address first.
+        proxy_headers=False,
     )
     return 0
 
@@ -168,15 +171,22 @@ def _print_banner(
     print("", flush=True)
 
 
+def prepare_dev_node(settings: Settings) -> None:
+    """What ``palermo dev`` does before it starts the processes: the data directory 0700
+    from the start (not only once ``init_node`` runs), ``init_node`` (secrets, the SQLite
+    databases 0600, migrations), and the demo participants on the first run."""
+    make_data_dir(settings.data_dir)
+    init_node(settings)
+    if not (settings.data_dir / DEV_MARKER).exists():
+        seed_demo(settings)
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     settings = Settings()
     if settings.env == "production":
         print("palermo dev refuses to run with PALERMO_ENV=production", file=sys.stderr)
         return 2
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    init_node(settings)
-    if not (settings.data_dir / DEV_MARKER).exists():
-        seed_demo(settings)
+    prepare_dev_node(settings)
     url = f"http://{args.host}:{args.port}"
     env = {
         **os.environ,

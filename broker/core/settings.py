@@ -24,6 +24,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from broker.core.clientaddr import IPNetwork, parse_networks
+
 DEV_MARKER = "DEVELOPMENT-NODE"
 _SECRET_FILES = {
     "master_key": "master.key",
@@ -242,6 +244,10 @@ class Settings(PasswordHashSettings):
     auth_address_lockout_failures: int = Field(default=50, ge=1)
     auth_lockout_seconds: int = Field(default=900, ge=1, le=7 * 86_400)
     auth_failure_memory_seconds: int = Field(default=3600, ge=1, le=30 * 86_400)
+    # Reverse proxies whose X-Forwarded-For the node believes (broker/core/clientaddr.py,
+    # docs/security.md): addresses and CIDR networks, comma-separated. Empty (the default):
+    # the client address is the peer's, whatever the header says.
+    trusted_proxies: str = ""
     web_default_timezone: str = "UTC"
 
     # Metrics (docs/operations.md, "Metrics"): when metrics_token is set, GET /metrics needs
@@ -294,6 +300,19 @@ class Settings(PasswordHashSettings):
         if self.request_max_bytes is not None:
             return self.request_max_bytes
         return self.max_payload_bytes * 4 // 3 + 65_536
+
+    @model_validator(mode="after")
+    def _trusted_proxies_parse(self) -> Self:
+        try:
+            parse_networks(self.trusted_proxies)
+        except ValueError as exc:
+            raise ValueError(f"PALERMO_TRUSTED_PROXIES: {exc}") from exc
+        return self
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
+        """The parsed PALERMO_TRUSTED_PROXIES (checked when the settings are read)."""
+        return parse_networks(self.trusted_proxies)
 
     @property
     def witnesses(self) -> list[tuple[str, str]]:
@@ -419,12 +438,21 @@ class Settings(PasswordHashSettings):
                 )
 
 
+def make_data_dir(data_dir: Path) -> None:
+    """Make ``data_dir`` (or make it again) 0700, whatever the umask: it holds the node's
+    secrets and the SQLite databases. Parents it has to make are 0700 too."""
+    missing = [p for p in (data_dir, *data_dir.parents) if not p.exists()]
+    for path in reversed(missing):
+        path.mkdir(mode=0o700, exist_ok=True)
+        path.chmod(0o700)  # mkdir's mode is masked by the umask
+    data_dir.chmod(0o700)
+
+
 def write_secret_files(data_dir: Path, settings: Settings | None = None) -> list[Path]:
     """Create any missing secret file in ``data_dir`` (mode 0600), except for secrets the
     environment already provides; return the files created. The directory is made (or
-    made again) 0700: it holds the node's secrets, and the SQLite database."""
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    data_dir.chmod(0o700)
+    made again) 0700 (``make_data_dir``)."""
+    make_data_dir(data_dir)
     created = []
     for name, filename in _SECRET_FILES.items():
         path = data_dir / filename

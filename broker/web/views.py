@@ -22,7 +22,7 @@ from broker.accounts.service import MIN_PASSWORD_LENGTH
 from broker.accounts.throttling import ThrottleLimits, TooManyLogins, authenticate_throttled
 from broker.core.db import utcnow
 from broker.core.errors import Forbidden, InvalidGrant, JustificationRequired
-from broker.http import NodeDep, SessionDep, SettingsDep
+from broker.http import NodeDep, SessionDep, SettingsDep, client_address
 from broker.messages import (
     STATUSES,
     MessageFilter,
@@ -189,7 +189,7 @@ async def sign_in(
             node=node,
             login=login,
             secret=password,
-            address=request.client.host if request.client else "",
+            address=client_address(request, settings),
             limits=limits,
             lifetime=dt.timedelta(seconds=settings.web_session_lifetime_seconds),
             now=utcnow(),
@@ -322,7 +322,7 @@ async def change_password(
             kind=AccountKind.PERSON,
             login=login,
             secret=current_password,
-            address=request.client.host if request.client else "",
+            address=client_address(request, settings),
             channel="web",
             limits=ThrottleLimits.from_settings(settings),
             now=now,

@@ -1,8 +1,8 @@
 """Failed logins are throttled per login and per client address, and audited (issue 12,
 "Login"; docs/security.md): after the free failures each try waits an exponential delay,
 at the lockout threshold even the right password is refused for the lockout's duration;
-``auth:failed`` and ``auth:locked`` name the participant, the login as a keyed digest and
-the client address, never the password. The same holds for client credentials."""
+``auth:failed`` and ``auth:locked`` name the participant, the login and the client address
+as keyed digests, never the password. The same holds for client credentials."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from broker.accounts.service import login_digest
+from broker.accounts.service import address_digest, login_digest
 from broker.app import create_app
 from broker.core.context import node_context
 from tests.conftest import PASSWORD, Api, count_rows
@@ -81,7 +81,10 @@ def test_failures_past_the_free_ones_are_delayed_and_audited(
     for leaf in leaves:
         assert leaf["login_digest"] == digest
         assert leaf["participant"] == "it.central-authority"
-        assert leaf["address"] == "testclient"
+        # The address only as a keyed digest: attempts correlate, the address is not kept.
+        assert leaf["address_digest"] == address_digest(node_context(strict.settings), "testclient")
+        assert "address" not in leaf
+        assert "testclient" not in json.dumps(leaf)
         assert leaf["channel"] == "api"
         assert WRONG not in json.dumps(leaf)
         assert "it.officer" not in json.dumps(leaf)
@@ -107,7 +110,8 @@ def test_a_lockout_refuses_the_right_password(strict: Api, sync_engine: Engine) 
     (locked,) = _leaves(sync_engine, "auth:locked")
     assert locked["scope"] == "login"
     assert locked["participant"] == "it.central-authority"
-    assert locked["address"] == "testclient"
+    assert locked["address_digest"] == address_digest(node_context(strict.settings), "testclient")
+    assert "testclient" not in json.dumps(locked)
     _wait_passes(sync_engine, seconds=200)  # the delay has passed, the lockout has not
     r = _password(strict, "it.officer", PASSWORD)
     assert r.status_code == 429, r.text
@@ -146,3 +150,55 @@ def test_client_credentials_are_throttled_too(strict: Api, sync_engine: Engine) 
     assert r.status_code == 429, r.text
     assert "retry-after" in r.headers
     assert len(_leaves(sync_engine, "auth:failed")) == 2
+
+
+# --- the client address behind proxies (PALERMO_TRUSTED_PROXIES) --------------------------
+
+
+def _behind(api: Api, peer: str, trusted: str) -> TestClient:
+    settings = api.settings.model_copy(
+        update={
+            "auth_address_free_failures": 3,
+            "auth_base_delay_seconds": 30.0,
+            "trusted_proxies": trusted,
+        }
+    )
+    return TestClient(create_app(settings), client=(peer, 40_000))
+
+
+def _try(client: TestClient, login: str, password: str, forwarded: str | None) -> int:
+    data = {"grant_type": "password", "username": login, "password": password}
+    headers = {} if forwarded is None else {"X-Forwarded-For": forwarded}
+    status: int = client.post("/v1/auth/token", data=data, headers=headers).status_code
+    return status
+
+
+def test_an_untrusted_peer_is_throttled_by_its_own_address(api: Api) -> None:
+    with _behind(api, "203.0.113.7", trusted="10.0.0.0/8") as client:
+        for n, login in enumerate(("a.one", "b.two", "c.three")):
+            assert _try(client, login, WRONG, forwarded=f"198.51.100.{n}") == 401
+        # A fresh forged header each time does not help: the peer's address counts.
+        assert _try(client, "it.officer", PASSWORD, forwarded="198.51.100.99") == 429
+
+
+def test_a_trusted_proxy_forwards_the_real_client(api: Api, sync_engine: Engine) -> None:
+    with _behind(api, "10.0.0.5", trusted="10.0.0.0/8") as client:
+        for login in ("a.one", "b.two", "c.three"):
+            assert _try(client, login, WRONG, forwarded="1.1.1.1, 198.51.100.1") == 401
+        assert _try(client, "it.officer", PASSWORD, forwarded="198.51.100.1") == 429
+        # Another client behind the same proxy is not held back by the first one's failures.
+        assert _try(client, "it.officer", PASSWORD, forwarded="198.51.100.2") == 200
+    assert count_rows(sync_engine, "login_throttles", "key LIKE 'address:%'") == 1
+    node = node_context(api.settings)
+    for leaf in _leaves(sync_engine, "auth:failed"):
+        assert leaf["address_digest"] == address_digest(node, "198.51.100.1")
+        assert "198.51.100.1" not in json.dumps(leaf)
+
+
+def test_a_malformed_forwarded_header_is_ignored_safely(api: Api) -> None:
+    with _behind(api, "10.0.0.5", trusted="10.0.0.0/8") as client:
+        for header in ("garbage", "[::1, ", "198.51.100.1, 2001:db8::zz"):
+            assert _try(client, "a.one", WRONG, forwarded=header) == 401
+        # All three counted against the proxy's own address, never against a chosen one.
+        assert _try(client, "it.officer", PASSWORD, forwarded="not-an-ip") == 429
+        assert _try(client, "it.officer", PASSWORD, forwarded="198.51.100.3") == 200

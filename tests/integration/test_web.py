@@ -216,6 +216,8 @@ def test_wrong_password_is_refused_recorded_and_audited(
     assert "it.officer" not in json.dumps(leaf)  # the login only as a keyed digest
     assert "not the password" not in json.dumps(leaf)
     assert len(leaf["login_digest"]) == 64
+    assert len(leaf["address_digest"]) == 64
+    assert "testclient" not in json.dumps(leaf)  # the address only as a keyed digest
 
 
 def test_system_accounts_cannot_sign_in(browser: Browser, world: World) -> None:
@@ -613,3 +615,23 @@ def test_a_person_changes_their_password_on_the_page(browser: Browser, sync_engi
     assert count_rows(sync_engine, "web_sessions") == 0 or browser.get("/").status_code == 303
     assert browser.sign_in("it.officer").status_code == 401  # the old password
     assert browser.sign_in("it.officer", password=new).status_code == 303
+
+
+def test_sign_ins_behind_a_trusted_proxy_count_the_forwarded_client(
+    settings: Settings,
+) -> None:
+    tight = settings.model_copy(
+        update={
+            "auth_address_free_failures": 3,
+            "auth_base_delay_seconds": 120.0,
+            "trusted_proxies": "10.0.0.0/8",
+        }
+    )
+    with TestClient(create_app(tight), client=("10.0.0.5", 40_000)) as client:
+        browser = Browser(client)
+        client.headers["X-Forwarded-For"] = "198.51.100.1"
+        for login in ("a.one", "b.two", "c.three"):
+            assert browser.sign_in(login, password="wrong wrong wrong").status_code == 401
+        assert browser.sign_in("it.officer").status_code == 429
+        client.headers["X-Forwarded-For"] = "198.51.100.2"
+        assert browser.sign_in("it.officer").status_code == 303
