@@ -31,6 +31,7 @@ from broker.oversight import service
 from broker.oversight.service import AuditKind, EntryFilter
 from broker.participants.service import list_participants
 from broker.web import i18n
+from broker.web.case_views import reader_timezone
 from broker.web.rendering import render
 from broker.web.service import WebUser
 from broker.web.views import person_with, router
@@ -49,15 +50,6 @@ def _b64(data: bytes) -> str:
 
 def _viewer(user: WebUser) -> str | None:
     return None if user.caller.has_any(Role.OVERSIGHT) else user.caller.participant_id
-
-
-def _day(value: str, zone: zoneinfo.ZoneInfo) -> dt.datetime | None:
-    """The start of day ``value`` (YYYY-MM-DD) in the reader's time zone; None if malformed."""
-    try:
-        day = dt.date.fromisoformat(value)
-    except ValueError:
-        return None
-    return dt.datetime.combine(day, dt.time(), tzinfo=zone)
 
 
 def _filter(
@@ -80,15 +72,17 @@ def _filter(
         ids[name] = given.lower() if given else None
     since = until = None
     if values["from"]:
-        since = _day(values["from"], zone)
+        since = i18n.day_start(values["from"], zone)
         if since is None:
             errors.append({"field": "filter-from", "code": "date"})
     if values["to"]:
-        end = _day(values["to"], zone)
+        end = i18n.day_start(values["to"], zone)
         if end is None:
             errors.append({"field": "filter-to", "code": "date"})
         else:
-            until = end + dt.timedelta(days=1)  # "to" is inclusive of its day
+            # "to" is inclusive of its day: up to the start of the next one, on the wall clock
+            nxt = (end.astimezone(zone).date() + dt.timedelta(days=1)).isoformat()
+            until = i18n.day_start(nxt, zone)
     if since is not None and until is not None and until <= since:
         errors.append({"field": "filter-to", "code": "order"})
     return (
@@ -143,12 +137,6 @@ def _checkpoint_context(published: service.PublishedCheckpoint) -> dict[str, Any
     }
 
 
-def _zone(request: Request, settings: SettingsDep) -> zoneinfo.ZoneInfo:
-    return zoneinfo.ZoneInfo(
-        i18n.timezone_or(request.cookies.get(i18n.TIMEZONE_COOKIE), settings.web_default_timezone)
-    )
-
-
 @router.get("/audit")
 async def audit_log(
     request: Request,
@@ -171,7 +159,7 @@ async def audit_log(
         "from": from_,
         "to": to,
     }
-    where, errors = _filter(values, _zone(request, settings))
+    where, errors = _filter(values, reader_timezone(request, settings))
     context: dict[str, Any] = {
         "values": values,
         "errors": errors,

@@ -120,6 +120,25 @@ def tone(state: str) -> str:
     return TONES.get(state, "active")
 
 
+def guard_refusal(
+    exc: GuardError | Forbidden | InvalidState | SchemaViolation, t: Transition
+) -> dict[str, Any]:
+    """What an event page shows of a refusal by the service: a guard's refusal names the
+    guard, whose table text is shown, translated, with the service's own detail under it."""
+    guard = next((g for g in t.guards if g.id == exc.extra.get("guard")), None)
+    return {
+        "detail": exc.detail,
+        "guard": guard.text if guard is not None else "",
+        "citation": str(exc.extra.get("citation") or t.citation),
+        "reasons": [],
+    }
+
+
+def policy_refusal(outcome: messages.Refused) -> dict[str, Any]:
+    """What an event page shows of a policy refusal: every rule that decided."""
+    return {"detail": "", "guard": "", "citation": "", "reasons": outcome.reasons}
+
+
 def reader_timezone(request: Request, settings: SettingsDep) -> zoneinfo.ZoneInfo:
     name = i18n.timezone_or(
         request.cookies.get(i18n.TIMEZONE_COOKIE), settings.web_default_timezone
@@ -532,21 +551,13 @@ async def fire_event(
         except (GuardError, Forbidden, InvalidState, SchemaViolation) as exc:
             await session.rollback()
             status = exc.status
-            # A guard's refusal names the guard: its table text is shown, translated, with
-            # the service's own detail under it.
-            guard = next((g for g in t.guards if g.id == exc.extra.get("guard")), None)
-            refusal = {
-                "detail": exc.detail,
-                "guard": guard.text if guard is not None else "",
-                "citation": str(exc.extra.get("citation") or t.citation),
-                "reasons": [],
-            }
+            refusal = guard_refusal(exc, t)
         else:
             # A policy refusal keeps its message:refused leaf: commit, then say why.
             await session.commit()
             if isinstance(outcome, messages.Refused):
                 status = 403
-                refusal = {"detail": "", "guard": "", "citation": "", "reasons": outcome.reasons}
+                refusal = policy_refusal(outcome)
             else:
                 return RedirectResponse(f"/cases/{case_id}?done={event}", status_code=303)
     context = await _event_context(session, user, case_id, event, values, errors, refusal)

@@ -72,6 +72,16 @@ def timezones() -> tuple[str, ...]:
     return tuple(sorted(z for z in zoneinfo.available_timezones() if "/" in z or z == "UTC"))
 
 
+def day_start(value: str, zone: zoneinfo.ZoneInfo) -> dt.datetime | None:
+    """The start of the day a form gives as ``YYYY-MM-DD`` in the reader's time zone, in UTC;
+    None if it is not such a date."""
+    try:
+        day = dt.date.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return dt.datetime.combine(day, dt.time(), tzinfo=zone).astimezone(dt.UTC)
+
+
 def timezone_or(name: str | None, default: str) -> str:
     """``name`` if it is a known IANA time zone, else ``default``."""
     return name if name and name in timezones() else default

@@ -10,7 +10,6 @@ Before the review opens the pages say when it will.
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from typing import Annotated
 
 from fastapi import Depends, Form, Request
@@ -27,7 +26,7 @@ from broker.http import NodeDep, SessionDep, SettingsDep
 from broker.messages.models import Message
 from broker.policy.views import PolicyDep
 from broker.web import i18n
-from broker.web.case_views import ClockDep, ConfigDep, _case_context
+from broker.web.case_views import ClockDep, ConfigDep, _case_context, reader_timezone
 from broker.web.rendering import render
 from broker.web.review import review_of
 from broker.web.service import WebUser
@@ -35,21 +34,6 @@ from broker.web.views import CsrfField, _message_context, check_csrf, person_wit
 
 Supervising = Annotated[WebUser, Depends(person_with("supervisor"))]
 HOME_REVIEWS = 10
-
-
-def _zone(request: Request, settings: SettingsDep) -> zoneinfo.ZoneInfo:
-    return zoneinfo.ZoneInfo(
-        i18n.timezone_or(request.cookies.get(i18n.TIMEZONE_COOKIE), settings.web_default_timezone)
-    )
-
-
-def _parse_until(value: str, zone: zoneinfo.ZoneInfo) -> dt.datetime | None:
-    """The new deadline a form gives as a date: the start of that day in the reader's zone."""
-    try:
-        day = dt.date.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return dt.datetime.combine(day, dt.time(), tzinfo=zone).astimezone(dt.UTC)
 
 
 def _error(exc: InvalidState | SchemaViolation) -> dict[str, str]:
@@ -73,7 +57,7 @@ async def extend_message_retention(
     check_csrf(request, user, csrf_token)
     terms = messages.ReviewTerms.from_settings(settings)
     now = utcnow()
-    when = _parse_until(until, _zone(request, settings))
+    when = i18n.day_start(until, reader_timezone(request, settings))
     try:
         if when is None:
             raise SchemaViolation("give the new deadline as a date", field="until")
@@ -120,7 +104,7 @@ async def extend_case_retention(
 ) -> Response:
     check_csrf(request, user, csrf_token)
     now = clock()
-    when = _parse_until(until, _zone(request, settings))
+    when = i18n.day_start(until, reader_timezone(request, settings))
     try:
         if when is None:
             raise SchemaViolation("give the new deadline as a date", field="until")

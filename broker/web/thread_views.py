@@ -23,7 +23,15 @@ from broker.core.errors import Forbidden, InvalidState, SchemaViolation
 from broker.http import NodeDep, SessionDep, SettingsDep
 from broker.policy.views import PolicyDep
 from broker.web import threads
-from broker.web.case_views import FORM_LIMITS, ClockDep, ConfigDep, reader_timezone, tone
+from broker.web.case_views import (
+    FORM_LIMITS,
+    ClockDep,
+    ConfigDep,
+    guard_refusal,
+    policy_refusal,
+    reader_timezone,
+    tone,
+)
 from broker.web.cases import FieldError, fill, form_fields, form_values, parse, validate
 from broker.web.rendering import render
 from broker.web.service import WebUser
@@ -107,19 +115,13 @@ async def open_thread(
         except (GuardError, Forbidden, InvalidState, SchemaViolation) as exc:
             await session.rollback()
             status = exc.status
-            guard = next((g for g in t.guards if g.id == exc.extra.get("guard")), None)
-            refusal = {
-                "detail": exc.detail,
-                "guard": guard.text if guard is not None else "",
-                "citation": str(exc.extra.get("citation") or t.citation),
-                "reasons": [],
-            }
+            refusal = guard_refusal(exc, t)
         else:
             # A policy refusal keeps its message:refused leaf: commit, then say why.
             await session.commit()
             if isinstance(outcome, messages.Refused):
                 status = 403
-                refusal = {"detail": "", "guard": "", "citation": "", "reasons": outcome.reasons}
+                refusal = policy_refusal(outcome)
             else:
                 assert isinstance(outcome, Fired)
                 child = outcome.case.id
