@@ -143,16 +143,27 @@ class WebhookAdapter:
                 method="POST", url=self.url, headers=headers, body=body, signer=self.node.signer
             )
         )
-        request = pinned_request(
-            self.client, self.url, addresses[0] if addresses else None, body, headers
-        )
-        try:
-            response = await self.client.send(request)
-        except httpx.TimeoutException:
-            return DeliveryResult.retry("the endpoint did not answer in time")
-        except httpx.HTTPError as exc:
-            return DeliveryResult.retry(f"the endpoint is unreachable ({type(exc).__name__})")
-        return interpret(response.status_code, response.content, self.receipt_required)
+        # Every checked address is tried in the resolver's order until one accepts the
+        # connection (a host with an unreachable IPv6 address and a working IPv4 one still
+        # gets its message). Only a failure to connect moves on: once a connection is made,
+        # the request may have arrived, and the delivery is retried later as a whole.
+        targets: list[IPAddress | None] = list(addresses) or [None]
+        failure = "the endpoint is unreachable"
+        for address in targets:
+            request = pinned_request(self.client, self.url, address, body, headers)
+            try:
+                response = await self.client.send(request)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                failure = f"the endpoint is unreachable ({type(exc).__name__})"
+                if len(targets) > 1:
+                    failure += f" at each of its {len(targets)} addresses"
+                continue
+            except httpx.TimeoutException:
+                return DeliveryResult.retry("the endpoint did not answer in time")
+            except httpx.HTTPError as exc:
+                return DeliveryResult.retry(f"the endpoint is unreachable ({type(exc).__name__})")
+            return interpret(response.status_code, response.content, self.receipt_required)
+        return DeliveryResult.retry(failure)
 
     async def aclose(self) -> None:
         if self._client is not None:

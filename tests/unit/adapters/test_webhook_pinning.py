@@ -135,6 +135,65 @@ def test_an_ipv6_answer_is_pinned_in_brackets(
     assert request.headers["host"] == "agency.example:8443"
 
 
+def _adapter_with(handler: httpx.MockTransport) -> WebhookAdapter:
+    return WebhookAdapter(check({"url": URL}), NODE, transport=handler)
+
+
+def test_an_address_that_refuses_the_connection_falls_through_to_the_next(
+    resolver: Resolver,
+) -> None:
+    # A host with an unreachable IPv6 address and a working IPv4 one: the push still lands,
+    # on a checked address, with the name kept.
+    resolver.answers = [["2606:4700::1111", "93.184.215.14"]]
+    tried: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        tried.append(request.url.host)
+        if request.url.host == "2606:4700::1111":
+            raise httpx.ConnectError("Network is unreachable", request=request)
+        return httpx.Response(200, content=b'{"receipt":true}')
+
+    result = _deliver(_adapter_with(httpx.MockTransport(handler)))
+    assert result.delivered, result
+    assert tried == ["2606:4700::1111", "93.184.215.14"]
+    assert len(resolver.calls) == 1  # the name is not looked up again between addresses
+
+
+def test_when_no_address_connects_the_delivery_is_retried_naming_them_all(
+    resolver: Resolver,
+) -> None:
+    resolver.answers = [["2606:4700::1111", "93.184.215.14"]]
+    tried: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        tried.append(request.url.host)
+        raise httpx.ConnectTimeout("timed out", request=request)
+
+    result = _deliver(_adapter_with(httpx.MockTransport(handler)))
+    assert not result.delivered
+    assert not result.permanent
+    assert "at each of its 2 addresses" in (result.error or "")
+    assert tried == ["2606:4700::1111", "93.184.215.14"]
+
+
+def test_a_timeout_after_connecting_is_not_resent_to_another_address(
+    resolver: Resolver,
+) -> None:
+    # Once connected the request may have arrived: no second copy to the next address.
+    resolver.answers = [["2606:4700::1111", "93.184.215.14"]]
+    tried: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        tried.append(request.url.host)
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    result = _deliver(_adapter_with(httpx.MockTransport(handler)))
+    assert not result.delivered
+    assert not result.permanent
+    assert "did not answer in time" in (result.error or "")
+    assert tried == ["2606:4700::1111"]
+
+
 def test_a_name_that_does_not_resolve_is_retried(
     monkeypatch: pytest.MonkeyPatch, sent: list[httpx.Request]
 ) -> None:
