@@ -165,6 +165,18 @@ async def _managed_account(
     return account
 
 
+def _confirmation(request: Request, user: WebUser, account: Any, action: str) -> Response:
+    """The check page before an account is disabled or its secret replaced: what it does to
+    the account, a button that posts again with ``confirm=yes``, and a way back. Nothing is
+    changed until that second post."""
+    return render(
+        request,
+        "admin_account_confirm.html",
+        {"account": account, "action": action},
+        user=user,
+    )
+
+
 @router.post("/admin/accounts/{account_id}/disable")
 async def disable_account(
     account_id: str,
@@ -174,11 +186,15 @@ async def disable_account(
     settings: SettingsDep,
     user: Operating,
     csrf_token: CsrfField = "",
+    confirm: Annotated[str, Form()] = "",
 ) -> Response:
-    """``POST /v1/accounts/{id}/disable``; the last active admin of a participant stays."""
+    """``POST /v1/accounts/{id}/disable``; the last active admin of a participant stays. The
+    first post (without ``confirm``) shows what disabling does and asks again."""
     check_csrf(request, user, csrf_token)
     account = await _managed_account(session, account_id, user, hub_operator=settings.hub_operator)
     pid = account.participant_id
+    if confirm != "yes":
+        return _confirmation(request, user, account, "disable")
     try:
         await accounts.set_account_active(
             session, node=node, account_id=account_id, active=False, actor=user.caller.actor()
@@ -242,10 +258,14 @@ async def reset_account_secret(
     settings: SettingsDep,
     user: Operating,
     csrf_token: CsrfField = "",
+    confirm: Annotated[str, Form()] = "",
 ) -> Response:
-    """``POST /v1/accounts/{id}/secret-reset``: the new secret is on this answer only."""
+    """``POST /v1/accounts/{id}/secret-reset``: the new secret is on this answer only. The
+    first post (without ``confirm``) says the old secret stops working and asks again."""
     check_csrf(request, user, csrf_token)
-    await _managed_account(session, account_id, user, hub_operator=settings.hub_operator)
+    managed = await _managed_account(session, account_id, user, hub_operator=settings.hub_operator)
+    if confirm != "yes":
+        return _confirmation(request, user, managed, "secret-reset")
     account, secret = await accounts.reset_secret(
         session, node=node, account_id=account_id, actor=user.caller.actor(), now=utcnow()
     )

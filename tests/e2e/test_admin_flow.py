@@ -73,6 +73,12 @@ def test_register_a_participant_set_its_webhook_and_requeue(
     page.get_by_role("link", name="Back to the accounts").click()
     assert page.get_by_text("es.admin").first.is_visible()
     check_page(page, "admin-accounts")
+    # Replacing a password asks first, and changes nothing until the second press.
+    page.get_by_role("button", name="Reset the password of es.admin").click()
+    assert page.get_by_role("heading", name="Check before you reset the password").is_visible()
+    check_page(page, "admin-account-confirm")
+    page.get_by_role("button", name="Reset the password").click()
+    assert page.get_by_role("heading", name="The password is reset").is_visible()
 
     page.goto("/admin/participants/es.guardia-civil/adapter")
     page.get_by_label("Adapter").select_option("webhook")

@@ -365,7 +365,12 @@ def test_a_reset_writes_the_leaf_the_api_writes_and_ends_the_old_password(
     supervisor = world.account_ids["nl.supervisor"]
     page = "/admin/participants/nl.fiu/accounts"
     mark = _last_leaf_id(sync_engine)
-    reset = _post(admin, page, f"/admin/accounts/{officer}/secret-reset", {})
+    check = _post(admin, page, f"/admin/accounts/{officer}/secret-reset", {})
+    assert check.status_code == 200
+    assert "Check before you reset the password" in check.text
+    assert 'name="confirm" value="yes"' in check.text
+    assert _kinds_since(sync_engine, mark) == []  # nothing changed before the second post
+    reset = _post(admin, page, f"/admin/accounts/{officer}/secret-reset", {"confirm": "yes"})
     assert reset.status_code == 200
     password = _secret_of(reset.text)
     assert "no longer works" in reset.text
@@ -399,7 +404,12 @@ def test_roles_and_disable_write_the_leaves_the_api_writes(
     bad = _post(admin, page, f"/admin/accounts/{officer}/roles", {"roles": ["admin", "officer"]})
     assert bad.status_code == 422
     assert f'href="#roles-{officer}"' in bad.text
-    disabled = _post(admin, page, f"/admin/accounts/{officer}/disable", {})
+    check = _post(admin, page, f"/admin/accounts/{officer}/disable", {})
+    assert check.status_code == 200
+    assert "Check before you disable" in check.text
+    assert f'action="/admin/accounts/{officer}/disable"' in check.text
+    assert count_rows(sync_engine, "accounts", f"id = '{officer}' AND active")  # still active
+    disabled = _post(admin, page, f"/admin/accounts/{officer}/disable", {"confirm": "yes"})
     assert disabled.status_code == 303
     web_kinds = _kinds_since(sync_engine, mark)
     other = world.account_ids["us.officer"]
@@ -416,7 +426,7 @@ def test_roles_and_disable_write_the_leaves_the_api_writes(
 def test_the_last_admin_cannot_be_disabled(admin: Browser, world: World) -> None:
     me = world.account_ids["it.admin"]
     page = "/admin/participants/it.central-authority/accounts"
-    r = _post(admin, page, f"/admin/accounts/{me}/disable", {})
+    r = _post(admin, page, f"/admin/accounts/{me}/disable", {"confirm": "yes"})
     assert r.status_code == 409
     assert f'href="#disable-{me}"' in r.text
 
