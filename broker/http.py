@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from broker.core import clientaddr
 from broker.core.context import Caller, CallerLookup, NodeContext
 from broker.core.db import Database
-from broker.core.errors import Forbidden, Unauthenticated
+from broker.core.errors import Forbidden, PasswordChangeRequired, Unauthenticated
 from broker.core.logging import bind_contextvars
 from broker.core.roles import HANDLERS, SUPERVISORS, Role
 from broker.core.settings import Settings
@@ -98,6 +98,10 @@ def bearer_claims(authorization: str, settings: Settings) -> TokenClaims:
         raise Unauthenticated(f"access token refused: {exc}") from exc
 
 
+# The one call open to a person on a temporary password (broker/accounts/views.py).
+PASSWORD_CHANGE_PATH = "/v1/accounts/me/password"  # noqa: S105 - a route, not a secret
+
+
 async def get_caller(request: Request, session: SessionDep, settings: SettingsDep) -> Caller:
     claims = bearer_claims(request.headers.get("authorization", ""), settings)
     lookup: CallerLookup | None = getattr(request.app.state, "callers", None)
@@ -109,6 +113,11 @@ async def get_caller(request: Request, session: SessionDep, settings: SettingsDe
             "the account behind this token is not active, or its tokens were revoked"
         )
     bind_contextvars(participant=caller.participant_id, account=caller.account_id)
+    if caller.password_change_required and request.url.path != PASSWORD_CHANGE_PATH:
+        raise PasswordChangeRequired(
+            "this account holds a temporary password the node made: choose your own with "
+            f"PUT {PASSWORD_CHANGE_PATH} first"
+        )
     return caller
 
 

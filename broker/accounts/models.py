@@ -4,6 +4,7 @@ import datetime as dt
 import enum
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broker.core.db import Base, UTCDateTime, utcnow
@@ -35,6 +36,11 @@ class Account(Base):
     # Access tokens issued before this instant are refused (set on disable and on a password
     # change); web sessions opened before it are ended.
     tokens_valid_after: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # A person holding a temporary password the node made (an admin's reset, or an account
+    # created without a password): until they choose their own, they may do nothing else.
+    password_change_required: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=sa_false()
+    )
 
 
 class LoginThrottle(Base):

@@ -11,7 +11,7 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import JSON, String, select
+from sqlalchemy import JSON, Boolean, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.accounts.models import Account, AccountKind
@@ -82,6 +82,9 @@ async def create_account(
     SchemaViolation."""
     await get_participant(session, participant_id)
     check_roles(kind, roles)
+    # A person's password the node makes is temporary: they choose their own before
+    # anything else (a password an administrator chose is theirs to pass on as is).
+    temporary = secret is None and kind is AccountKind.PERSON
     if secret is None:
         secret = secrets.token_urlsafe(32)
     if len(secret) < MIN_PASSWORD_LENGTH:
@@ -100,6 +103,7 @@ async def create_account(
         roles=sorted(roles),
         active=True,
         created_at=utcnow(),
+        password_change_required=temporary,
     )
     session.add(account)
     await session.flush()
@@ -265,6 +269,7 @@ async def change_password(
         raise SchemaViolation("only a person has a password", field="new_password")
     account.secret_hash = await crypto.hash_password_off_loop(new_password)
     account.tokens_valid_after = now
+    account.password_change_required = False
     await session.flush()
     await record_event(
         session,
@@ -288,13 +293,14 @@ async def reset_secret(
 ) -> tuple[Account, str]:
     """An administrator's reset: a new random password (a person) or client secret (a
     system), returned once and stored only as its argon2id hash; every token and web session
-    issued before is refused from then on. Audited as ``account:secret-reset``. There is no
-    must-change flag: a person is told to change the temporary password at once. Raises
-    NotFound."""
+    issued before is refused from then on. Audited as ``account:secret-reset``. A person's
+    new password is temporary (``password_change_required``): they must choose their own
+    before doing anything else. Raises NotFound."""
     account = await get_account(session, account_id)
     secret = secrets.token_urlsafe(18 if account.kind == AccountKind.PERSON else 32)
     account.secret_hash = await crypto.hash_password_off_loop(secret)
     account.tokens_valid_after = now
+    account.password_change_required = account.kind == AccountKind.PERSON
     await session.flush()
     await record_event(
         session,
@@ -319,6 +325,7 @@ class ActiveAccount:
     kind: str
     roles: frozenset[str]
     tokens_valid_after: dt.datetime | None = None
+    password_change_required: bool = False
 
     def accepts(self, issued_at: float) -> bool:
         """Whether a token or session issued at ``issued_at`` (unix seconds) still holds."""
@@ -326,13 +333,14 @@ class ActiveAccount:
 
 
 _ACTIVE_ACCOUNT = HotStatement(
-    "SELECT participant_id, kind, roles, tokens_valid_after FROM accounts"
-    " WHERE id = :id AND active",
+    "SELECT participant_id, kind, roles, tokens_valid_after, password_change_required"
+    " FROM accounts WHERE id = :id AND active",
     columns={
         "participant_id": String(),
         "kind": String(),
         "roles": JSON(),
         "tokens_valid_after": UTCDateTime(),
+        "password_change_required": Boolean(),
     },
 )
 
@@ -348,6 +356,7 @@ async def caller_for(session: AsyncSession, account_id: str, *, issued_at_ms: in
         participant_id=account.participant_id,
         roles=account.roles,
         kind=account.kind,
+        password_change_required=account.password_change_required,
     )
 
 
@@ -357,8 +366,10 @@ async def active_account(session: AsyncSession, account_id: str) -> ActiveAccoun
     rows = await _ACTIVE_ACCOUNT.rows(session, {"id": account_id})
     if not rows:
         return None
-    participant_id, kind, roles, valid_after = rows[0]
-    return ActiveAccount(account_id, participant_id, kind, frozenset(roles), valid_after)
+    participant_id, kind, roles, valid_after, change_required = rows[0]
+    return ActiveAccount(
+        account_id, participant_id, kind, frozenset(roles), valid_after, bool(change_required)
+    )
 
 
 __all__ = [

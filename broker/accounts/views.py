@@ -305,7 +305,8 @@ async def reset_account_secret(
     settings: SettingsDep,
     caller: Admin,
 ) -> SecretReset:
-    """Give an account a new random password (a person: temporary, to change at once) or
+    """Give an account a new random password (a person: temporary, the only call it opens is
+    ``PUT /v1/accounts/me/password``, until it is changed) or
     client secret (a system), shown in this answer only and stored as a hash. Every token
     and session issued before stops working. Audited as ``account:secret-reset``."""
     response.headers["Cache-Control"] = "no-store"

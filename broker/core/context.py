@@ -54,6 +54,8 @@ class Caller:
     participant_id: str
     roles: frozenset[str]
     kind: str
+    # A person on a temporary password the node made: only the password change is open.
+    password_change_required: bool = False
 
     def actor(self) -> Actor:
         return Actor(self.participant_id, self.account_id)

@@ -106,6 +106,11 @@ class Forbidden(PalermoError):
     status, slug, title = 403, "forbidden", "The caller may not do this"
 
 
+class PasswordChangeRequired(PalermoError):
+    status, slug = 403, "password-change-required"
+    title = "The password is temporary: change it first"
+
+
 class NotFound(PalermoError):
     status, slug, title = 404, "not-found", "No such resource"
 

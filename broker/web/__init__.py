@@ -14,7 +14,13 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from broker.web.rendering import STATIC_DIR, SecurityHeadersMiddleware, is_page, render
-from broker.web.views import SignInRequired, router, sign_in_redirect
+from broker.web.views import (
+    PasswordChangeFirst,
+    SignInRequired,
+    password_change_redirect,
+    router,
+    sign_in_redirect,
+)
 
 
 def install(app: FastAPI) -> None:
@@ -25,6 +31,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(SignInRequired)
     async def _sign_in(request: Request, exc: SignInRequired) -> Response:
         return sign_in_redirect(request, exc)
+
+    @app.exception_handler(PasswordChangeFirst)
+    async def _password_first(request: Request, exc: PasswordChangeFirst) -> Response:
+        return password_change_redirect(request, exc)
 
 
 def error_page(

@@ -133,6 +133,7 @@ async def resume(
         participant_id=account.participant_id,
         roles=account.roles,
         kind=account.kind,
+        password_change_required=account.password_change_required,
     )
     return WebUser(
         caller=caller, display_name=row.display_name, session_id=row.id, csrf_token=row.csrf_token

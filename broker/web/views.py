@@ -55,6 +55,19 @@ class SignInRequired(Exception):
         self.expired = expired
 
 
+class PasswordChangeFirst(Exception):
+    """Raised for a person on a temporary password the node made, on any page but the
+    password change and signing out; answered with a redirect to the change form."""
+
+
+# The pages open to a person who must first choose their own password.
+PASSWORD_FIRST_PATHS = frozenset({"/preferences/password", "/sign-out"})
+
+
+def password_change_redirect(request: Request, exc: PasswordChangeFirst) -> Response:
+    return RedirectResponse("/preferences/password?required=1", status_code=303)
+
+
 def sign_in_redirect(request: Request, exc: SignInRequired) -> Response:
     target = "/sign-in?next=" + _quote(exc.next_path) + ("&expired=1" if exc.expired else "")
     response = RedirectResponse(target, status_code=303)
@@ -94,6 +107,8 @@ async def signed_in(
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         expired = bool(request.cookies.get(SESSION_COOKIE))
         raise SignInRequired(path if request.method == "GET" else "/", expired=expired)
+    if user.caller.password_change_required and request.url.path not in PASSWORD_FIRST_PATHS:
+        raise PasswordChangeFirst
     return user
 
 
@@ -289,7 +304,12 @@ async def password_page(request: Request, user: SignedIn) -> Response:
     return render(
         request,
         "password.html",
-        {"error": None, "min_length": MIN_PASSWORD_LENGTH, "retry_minutes": 1},
+        {
+            "error": None,
+            "min_length": MIN_PASSWORD_LENGTH,
+            "retry_minutes": 1,
+            "required": user.caller.password_change_required,
+        },
         user=user,
     )
 
@@ -308,7 +328,11 @@ async def change_password(
     """The same service as ``PUT /v1/accounts/me/password``: the current password is checked
     and throttled as a sign-in; on success every session of the account ends, this one too."""
     check_csrf(request, user, csrf_token)
-    context: dict[str, Any] = {"min_length": MIN_PASSWORD_LENGTH, "retry_minutes": 1}
+    context: dict[str, Any] = {
+        "min_length": MIN_PASSWORD_LENGTH,
+        "retry_minutes": 1,
+        "required": user.caller.password_change_required,
+    }
     if len(new_password) < MIN_PASSWORD_LENGTH:
         return render(
             request, "password.html", {**context, "error": "short"}, user=user, status=422

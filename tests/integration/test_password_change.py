@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from tests.conftest import PASSWORD, Api
-from tests.integration.web_helpers import Browser
+from tests.integration.web_helpers import Browser, csrf_of
 
 NEW = "a brand new passphrase"
 
@@ -101,3 +101,87 @@ def test_tokens_from_before_a_disable_stay_refused_when_enabled_again(
         conn.execute(text("UPDATE accounts SET active = true WHERE id = :id"), {"id": account_id})
     assert _whoami(api, token) == 401
     assert _whoami(api, api.token("it.officer")) == 200
+
+
+# --- a temporary password the node made must be changed first --------------------------
+
+
+def _reset(api: Api, login: str) -> str:
+    account_id = api.world.account_ids[login]
+    r = api.post(f"/v1/accounts/{account_id}/secret-reset", as_="it.admin")
+    assert r.status_code == 200, r.text
+    return str(r.json()["secret"])
+
+
+def test_after_a_reset_the_api_opens_only_the_password_change(
+    api: Api, sync_engine: Engine
+) -> None:
+    temporary = _reset(api, "it.officer")
+    token = _token(api, "it.officer", temporary).json()["access_token"]
+    refused = api.client.get("/v1/messages", headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 403, refused.text
+    problem = refused.json()
+    assert problem["type"] == "urn:palermo:problem:password-change-required"
+    assert "PUT /v1/accounts/me/password" in problem["detail"]
+    assert _whoami(api, token) == 403
+    assert _change(api, token, temporary, NEW).status_code == 204
+    fresh = _token(api, "it.officer", NEW).json()["access_token"]
+    assert _whoami(api, fresh) == 200
+    listed = api.client.get("/v1/messages", headers={"Authorization": f"Bearer {fresh}"})
+    assert listed.status_code == 200
+    with sync_engine.connect() as conn:
+        flag = conn.execute(
+            text("SELECT password_change_required FROM accounts WHERE login = 'it.officer'")
+        ).scalar_one()
+    assert not flag
+
+
+def test_a_reset_of_a_system_secret_leaves_it_working(api: Api) -> None:
+    account_id = api.world.account_ids["de.system"]
+    r = api.post(f"/v1/accounts/{account_id}/secret-reset", as_="it.admin")
+    assert r.status_code == 200, r.text
+    data = {
+        "grant_type": "client_credentials",
+        "client_id": "de.system",
+        "client_secret": r.json()["secret"],
+    }
+    token = api.client.post("/v1/auth/token", data=data).json()["access_token"]
+    assert _whoami(api, token) == 200  # a system has no password to choose
+
+
+def test_an_account_created_with_its_password_is_not_asked_to_change(api: Api) -> None:
+    r = api.post(
+        "/v1/participants/it.central-authority/accounts",
+        as_="it.admin",
+        json={
+            "kind": "person",
+            "login": "it.second",
+            "display_name": "Second officer",
+            "roles": ["officer"],
+            "password": NEW,
+        },
+    )
+    assert r.status_code == 201, r.text
+    assert _whoami(api, _token(api, "it.second", NEW).json()["access_token"]) == 200
+
+
+def test_after_a_reset_every_page_leads_to_the_password_form(api: Api) -> None:
+    temporary = _reset(api, "it.officer")
+    browser = Browser(api.client)
+    assert browser.sign_in("it.officer", password=temporary).status_code == 303
+    for page in ("/", "/inbox", "/cases", "/preferences"):
+        r = browser.get(page)
+        assert r.status_code == 303, page
+        assert r.headers["location"] == "/preferences/password?required=1"
+    form = browser.get("/preferences/password?required=1")
+    assert form.status_code == 200
+    assert "Your password is a temporary one" in form.text
+    token = csrf_of(form.text)
+    changed = browser.client.post(
+        "/preferences/password",
+        data={"csrf_token": token, "current_password": temporary, "new_password": NEW},
+        follow_redirects=False,
+    )
+    assert changed.status_code == 303
+    assert browser.sign_in("it.officer", password=NEW).status_code == 303
+    assert browser.get("/").status_code == 200
