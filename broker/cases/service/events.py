@@ -137,8 +137,12 @@ def envelope_draft(
     purposes = getattr(body, "permitted_purposes", None) or getattr(
         request, "permitted_purposes", None
     )
-    if t.permits_named_recipients and request is not None:
-        permitted = getattr(request, "named_recipients", None)
+    if t.permits_named_recipients:
+        # P18 (Egmont; FATF R.40 INR): consent is presumed for the recipients the request
+        # named, so the response (the provider's material) permits them. ``apply_request``
+        # copied them into the case's terms when the request was sent.
+        named = case.terms.get("permitted_recipients", [])
+        permitted = list(dict.fromkeys([*(permitted or []), *named]))
     if permitted:
         draft["permitted_recipients"] = list(permitted)
     if purposes:
