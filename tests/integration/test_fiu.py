@@ -231,6 +231,8 @@ def test_consent_is_refused_with_reasons_or_granted(
             "recipient": "it.guardia-di-finanza",
             "purpose": "criminal_investigation",
             "thread": second["id"],
+            "conditions": ["no disclosure to the suspect"],
+            "valid_until": None,
         }
     ]
 
