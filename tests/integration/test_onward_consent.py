@@ -17,7 +17,15 @@ import pytest
 from broker.client import sign
 from tests.conftest import Api
 from tests.integration.messaging_helpers import payload, relay
-from tests.integration.test_case_helpers import call, event_payload, fire, open_case
+from tests.integration.test_case_helpers import (
+    DRAFTER,
+    HANDLER,
+    call,
+    event_payload,
+    fire,
+    open_case,
+)
+from tests.integration.test_exculpatory import evidence_received
 from tests.integration.test_fiu import ANALYST, IT, NL, disclosure, fiu_request, partner
 from tests.integration.test_forward import (
     FIU_DISCLOSURE,
@@ -335,4 +343,50 @@ def test_a_self_signed_forward_carries_the_consents_conditions(api: Api) -> None
     body = problem(api.post(url, as_="de.system", json=signed()), 422, "schema-violation")
     assert (body["field"], body["missing"]) == ("payload.restrictions", [CONDITION])
     r = api.post(url, as_="de.system", json=signed(restrictions=[CONDITION]))
+    assert r.status_code == 202, r.text
+
+
+# --- the case door under an FIU request and under an MLA request ---------------------------
+
+
+def test_a_consent_thread_under_the_request_lets_the_response_go_further(
+    api: Api, partner: dict[str, str]
+) -> None:
+    case, response = responded(api)
+    register(api, "nl.politie")
+    assert rules(forward(api, response, as_="nl.officer", recipient="nl.politie")) == [
+        "P18.named-recipients"
+    ]
+    thread = open_case(
+        api,
+        "nl.officer",
+        workflow="consent",
+        parent_id=case["id"],
+        body={"recipient": "nl.politie", "purpose": PURPOSE},
+    )
+    assert thread["timeline"][0]["event"] == "request_consent"
+    fire(api, thread["id"], "grant_consent", ANALYST, {"conditions": [CONDITION]})
+    r = forward(api, response, as_="nl.officer", recipient="nl.politie")
+    assert r.status_code == 202, r.text
+    assert CONDITION in inner(api, r.json(), as_="nl.officer")["restrictions"]
+
+
+def test_an_18_19_use_extension_lifts_the_purpose_lock(api: Api) -> None:
+    case_id, message_id = evidence_received(api)
+
+    def use_in_another_proceeding() -> Any:
+        draft = {"recipient": "de.bka", "purpose": "prosecution"}
+        return api.post(f"/v1/messages/{message_id}/forward", as_=DRAFTER, json={"draft": draft})
+
+    assert "P4.purpose-lock" in rules(use_in_another_proceeding())
+    thread = open_case(
+        api,
+        DRAFTER,
+        workflow="consent",
+        parent_id=case_id,
+        body={"recipient": "de.bka", "purpose": "prosecution"},
+    )
+    assert thread["timeline"][0]["event"] == "use_extension_request"
+    fire(api, thread["id"], "grant_consent", HANDLER, {})
+    r = use_in_another_proceeding()
     assert r.status_code == 202, r.text
