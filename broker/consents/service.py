@@ -8,11 +8,17 @@ Invariants:
   ``refuse_consent`` (so a refusal without reasons, or on fiscal or secrecy grounds, is
   denied with the rule that forbids it). A denied message changes no consent.
 - The consent row, its message and its audit leaf (``consent:requested``, ``consent:granted``
-  or ``consent:refused``; ids, parties, purpose and grounds, never the reasons' text) commit
-  together.
-- Only the holder (the recipient of the message) asks; only the provider answers, once.
-- A granted consent counts for the material of its ``root_message_id`` only, and widens
-  exactly the recipient and purpose it names (``policies.model.Context.consent_recorded``).
+  or ``consent:refused``; ids, parties, purpose, grounds, the number of conditions and the
+  end, never the reasons' or the conditions' text) commit together.
+- Only the holder (the recipient of the message) asks; only the provider answers, once. A
+  grant may set conditions and an end in the future; a refusal sets neither (422).
+- A granted consent counts for the material of its ``root_message_id`` only, until its end,
+  and widens exactly the recipient and purpose it names
+  (``policies.model.Context.consent_recorded``).
+- A consent is one record whichever door it came through: this one (``/v1/messages/{id}/
+  consent-requests``) or a case consent thread (``broker.cases``, listed in the parent case's
+  ``terms.consents``). ``consents_on_record`` is the one reader of both: forwards decide with
+  it, and a request for a use it already covers is refused (409).
 """
 
 from __future__ import annotations
