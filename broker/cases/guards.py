@@ -189,6 +189,15 @@ def _consent_needed(f: Facts) -> str | None:
             f"{recipient} is named for {purpose} in the terms the material came with: consent "
             "is presumed, there is nothing to ask"
         )
+    for granted in f.parent_terms.get("consents", []):
+        until = granted.get("valid_until")
+        if (granted.get("recipient"), granted.get("purpose")) == (recipient, purpose) and (
+            until is None or f.now < dt.datetime.fromisoformat(until)
+        ):
+            return (
+                f"a consent for {recipient} for {purpose} is on record (thread "
+                f"{granted.get('thread')}): there is nothing to ask"
+            )
     return None
 
 

@@ -390,3 +390,26 @@ def test_an_18_19_use_extension_lifts_the_purpose_lock(api: Api) -> None:
     fire(api, thread["id"], "grant_consent", HANDLER, {})
     r = use_in_another_proceeding()
     assert r.status_code == 202, r.text
+
+
+def test_a_consent_thread_is_not_asked_twice_for_what_it_granted(
+    api: Api, partner: dict[str, str]
+) -> None:
+    message = disclosed(api)
+    parent = case_of_message(api, message)
+    body = {"recipient": GDF, "purpose": OTHER_PURPOSE}
+    thread = open_case(api, ANALYST, workflow="consent", parent_id=parent, body=body)
+    fire(api, thread["id"], "grant_consent", "nl.officer", {})
+    again = call(
+        api,
+        "POST",
+        "/v1/cases",
+        ANALYST,
+        json={"workflow": "consent", "parent_id": parent, "body": body},
+    )
+    assert again.status_code == 409, again.text
+    assert again.json()["guard"] == "consent_needed"
+    assert thread["id"] in again.json()["detail"]
+    # Another purpose is still asked.
+    other = {"recipient": GDF, "purpose": "tax_investigation"}
+    open_case(api, ANALYST, workflow="consent", parent_id=parent, body=other)
