@@ -275,7 +275,14 @@ class RequestConsent(_Body):
 
 
 class GrantConsent(_Body):
-    conditions: list[Condition] = Field(default_factory=list, max_length=20)
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=20,
+        description="UNTOC art. 18(26); P9: restrictions every forward the consent permits carries",
+    )
+    valid_until: AwareDatetime | None = Field(
+        default=None, description="after it the consent no longer counts; a date in the future"
+    )
 
 
 class RefuseConsent(_Body):

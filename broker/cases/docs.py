@@ -271,8 +271,10 @@ DECISIONS = """\
   participants; agency system accounts do not see them.
 - **Consent and feedback are threads**: small cases under the case whose material they
   concern, with their own table, signed events and leaves. A granted consent is listed in
-  the parent case's `terms.consents` and returned by
-  `broker.cases.service.consents_on_record` for onward-use decisions.
+  the parent case's `terms.consents` with its conditions and its end (`valid_until`), and
+  `broker.consents.service.consents_on_record` reads it with the consents granted through
+  `/v1/messages/{id}/consent-requests`: one record for forwards of the case's material and
+  for consent requests ([policies.md](policies.md#one-consent-two-doors)).
 - **Evidence** is stored on disk under `PALERMO_EVIDENCE_DIR` (default `<data dir>/evidence`),
   one file per upload, in sealed chunks bound to the file and their position; the key is
   wrapped by the master key in `evidence_files`. Nodes with several API processes share that

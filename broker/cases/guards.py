@@ -86,6 +86,21 @@ REVIEW_IN_FUTURE = Guard(
 )
 
 
+def _valid_until_future(f: Facts) -> str | None:
+    until = getattr(f.body, "valid_until", None)
+    if isinstance(until, dt.datetime) and until <= f.now:
+        return f"valid_until {until.isoformat()} is not in the future"
+    return None
+
+
+VALID_UNTIL_FUTURE = Guard(
+    id="valid_until_future",
+    text="a consent granted until a date is granted until a date in the future",
+    citation="UNTOC art. 18(19); Egmont Principles",
+    check=_valid_until_future,
+)
+
+
 def _evidence_ready(f: Facts) -> str | None:
     ids = [str(i) for i in getattr(f.body, "evidence", [])]
     if len(set(ids)) != len(ids):
@@ -174,6 +189,15 @@ def _consent_needed(f: Facts) -> str | None:
             f"{recipient} is named for {purpose} in the terms the material came with: consent "
             "is presumed, there is nothing to ask"
         )
+    for granted in f.parent_terms.get("consents", []):
+        until = granted.get("valid_until")
+        if (granted.get("recipient"), granted.get("purpose")) == (recipient, purpose) and (
+            until is None or f.now < dt.datetime.fromisoformat(until)
+        ):
+            return (
+                f"a consent for {recipient} for {purpose} is on record (thread "
+                f"{granted.get('thread')}): there is nothing to ask"
+            )
     return None
 
 

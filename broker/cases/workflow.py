@@ -116,8 +116,9 @@ class Transition:
       metadata copied onto the case row).
     - ``widens_terms``: the recipients and purposes its body permits are added to the case's
       terms.
-    - ``permits_named_recipients``: its envelope's permitted recipients are the request's
-      named recipients.
+    - ``permits_named_recipients``: its envelope's permitted recipients include the
+      recipients the case's request named (P18: the response to an FIU request may go on to
+      them without a further consent).
     - ``grants_parent_consent``: the thread's consent is added to the parent case's terms.
     - ``triggers_progress_reply``: the node answers it at once with a ``progress_reply``
       notice from the case's state.

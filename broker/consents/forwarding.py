@@ -3,8 +3,9 @@
 A forward is a NEW envelope, signed by the forwarding participant (by the node with its
 custodial key for a draft, or by the participant itself), whose payload names the original in
 ``forwarded_from``. It is decided like any message, with ``Context.forwarding`` filled from
-the stored terms of the original and ``Context.consents`` from the consents granted for that
-material, and stored by the same path as a submission (``broker.messages.accept``). It lives
+the stored terms of the original and ``Context.consents`` from the consents on record for
+that material (``service.consents_on_record``: both doors, valid at the time of the
+forward), and stored by the same path as a submission (``broker.messages.accept``). It lives
 with consents, which it reads, and uses messages only through ``broker.messages``' public
 names.
 
@@ -13,6 +14,9 @@ Invariants:
   sends its own material as a new message), anyone else 404.
 - A forward carries every restriction that binds the original (``payload.restrictions``):
   the node adds them to a draft; a self-signed envelope without them is refused (422).
+- A forward carries the conditions of every consent on record for its recipient and purpose
+  as restrictions (P9, UNTOC art. 18(26)): the node adds them to a draft; a self-signed
+  envelope without them is refused (422).
 - A draft keeps the original's handling (code and restriction text) and, for what it leaves
   out, its type, legal basis, purpose, categories, data subjects, evaluation, language,
   attachments and body; the node copies them without the caller reading them again.
@@ -31,9 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker import messages
 from broker.cases.models import Case, CaseEvent
-from broker.consents.service import granted_consents
+from broker.consents.service import ConsentOnRecord, consents_on_record
 from broker.core.context import NodeContext
-from broker.core.db import utcnow
 from broker.core.errors import SchemaViolation
 from broker.envelopes.schemas import MessagePayload
 from broker.messages.models import Message
@@ -57,11 +60,35 @@ INHERITED = (
 )
 
 
+def conditions_for(
+    consents: tuple[ConsentOnRecord, ...], *, held: Terms, recipient: object, purpose: object
+) -> tuple[str, ...]:
+    """The conditions of the consents on record for this very use (the provider of the
+    material, this recipient, this purpose): restrictions the forward carries (P9, UNTOC art.
+    18(26))."""
+    if not isinstance(recipient, str) or not isinstance(purpose, str | None):
+        return ()
+    return tuple(
+        dict.fromkeys(
+            condition
+            for c in consents
+            if c.covers(provider=held.provider_id, recipient=recipient, purpose=purpose)
+            for condition in c.conditions
+        )
+    )
+
+
 def complete_draft(
-    draft: dict[str, Any], *, original: dict[str, Any], held: Terms, message_id: str
+    draft: dict[str, Any],
+    *,
+    original: dict[str, Any],
+    held: Terms,
+    message_id: str,
+    consents: tuple[ConsentOnRecord, ...] = (),
 ) -> dict[str, Any]:
     """The forward draft with what it leaves out taken from the original payload, its
-    ``forwarded_from`` set, and every restriction of the original added.
+    ``forwarded_from`` set, and every restriction of the original added, with the conditions
+    of the consents on record for its recipient and purpose.
 
     Raises SchemaViolation: the draft names another message in ``forwarded_from``.
     """
@@ -76,12 +103,25 @@ def complete_draft(
     completed["forwarded_from"] = message_id
     extra = draft.get("restrictions", [])
     if isinstance(extra, list):
-        completed["restrictions"] = list(dict.fromkeys([*held.travelling, *extra]))
+        conditions = conditions_for(
+            consents,
+            held=held,
+            recipient=completed.get("recipient"),
+            purpose=completed.get("purpose"),
+        )
+        completed["restrictions"] = list(dict.fromkeys([*held.travelling, *conditions, *extra]))
     return completed
 
 
-def check_forward(payload: MessagePayload, *, message_id: str, held: Terms) -> None:
-    """Raises SchemaViolation: the payload forwards another message, or drops a restriction."""
+def check_forward(
+    payload: MessagePayload,
+    *,
+    message_id: str,
+    held: Terms,
+    consents: tuple[ConsentOnRecord, ...] = (),
+) -> None:
+    """Raises SchemaViolation: the payload forwards another message, drops a restriction, or
+    leaves out a condition of a consent on record for its recipient and purpose."""
     if str(payload.forwarded_from) != message_id:
         raise SchemaViolation(
             f"forwarded_from must be the message forwarded, {message_id}",
@@ -93,6 +133,17 @@ def check_forward(payload: MessagePayload, *, message_id: str, held: Terms) -> N
             f"a forward carries every restriction of the original; missing: {missing[0]!r}",
             field="payload.restrictions",
             missing=missing,
+        )
+    conditions = conditions_for(
+        consents, held=held, recipient=payload.recipient, purpose=payload.purpose
+    )
+    unmet = [c for c in conditions if c not in payload.restrictions]
+    if unmet:
+        raise SchemaViolation(
+            "a forward carries the conditions of the consent on record for its recipient and "
+            f"purpose as restrictions (P9); missing: {unmet[0]!r}",
+            field="payload.restrictions",
+            missing=unmet,
         )
 
 
@@ -135,20 +186,25 @@ async def forward(
     original = await messages.held_message(session, caller=caller, message_id=message_id)
     data = messages.load_body(node, body)
     held = await messages.terms_of(session, original)
+    now = ctx.now
+    on_record = await consents_on_record(session, root_message_id=held.root_message_id, now=now)
     if isinstance(data, dict) and isinstance(data.get("draft"), dict):
         completed = complete_draft(
-            data["draft"], original=_payload_of(node, original), held=held, message_id=message_id
+            data["draft"],
+            original=_payload_of(node, original),
+            held=held,
+            message_id=message_id,
+            consents=on_record,
         )
         data = {**data, "draft": completed}
-    now = utcnow()
     signed = await messages.verified_submission(
         session, node=node, caller=caller, data=data, now=now
     )
-    check_forward(signed.payload, message_id=message_id, held=held)
+    check_forward(signed.payload, message_id=message_id, held=held, consents=on_record)
     provider_kind = (
         await session.execute(select(Participant.kind).where(Participant.id == held.provider_id))
     ).scalar_one()
-    consents = await granted_consents(session, root_message_id=held.root_message_id)
+    consents = tuple(c.for_engine() for c in on_record)
     case_type, case_records = await _received_in(session, original.id)
     forwarding = held.forwarding(provider_kind, case_type=case_type, case_records=case_records)
     return await messages.accept(
@@ -166,5 +222,6 @@ __all__ = [
     "INHERITED",
     "check_forward",
     "complete_draft",
+    "conditions_for",
     "forward",
 ]

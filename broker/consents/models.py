@@ -4,6 +4,8 @@ are ``broker.messages.models.MessageTerms``, written with the message).
 Invariants:
 - A consent names exactly one provider, one onward recipient and one purpose, for the
   material of one original (``root_message_id``): granting it widens exactly that.
+- A granted consent may carry conditions (they travel with every forward it permits, as
+  restrictions: P9, UNTOC art. 18(26)) and a ``valid_until`` after which it no longer counts.
 - A consent's request and its answer are signed ``fiu.consent`` messages
   (``request_message_id``, ``answer_message_id``); a consent moves only from ``requested``
   to ``granted`` or ``refused``, once.
@@ -48,5 +50,7 @@ class Consent(Base):
     requested_by: Mapped[str] = mapped_column(String(36))
     answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     answered_by: Mapped[str | None] = mapped_column(String(36))
+    conditions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    valid_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # The retention of the material it is about (P17): that of its request message.
     retention_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from broker.core.text import Text
 from broker.envelopes.schemas import ParticipantId
@@ -40,6 +40,15 @@ class ConsentAnswer(BaseModel):
     legal_basis: Text | None = Field(
         default=None, max_length=200, description="default: the legal basis of the request"
     )
+    conditions: list[Annotated[Text, Field(min_length=1, max_length=500)]] = Field(
+        default_factory=list,
+        max_length=20,
+        description="a grant's conditions: they travel with every forward the consent "
+        "permits, as restrictions (P9, UNTOC art. 18(26))",
+    )
+    valid_until: AwareDatetime | None = Field(
+        default=None, description="a grant's end: after it the consent no longer counts"
+    )
     transfer_basis: TransferBasis | None = None
 
     @field_validator("grounds")
@@ -62,6 +71,8 @@ class ConsentRead(BaseModel):
     status: Literal["requested", "granted", "refused"]
     reasons: str | None
     grounds: list[str]
+    conditions: list[str] = Field(description="restrictions every forward it permits carries")
+    valid_until: dt.datetime | None
     request_message_id: str
     answer_message_id: str | None
     requested_at: dt.datetime

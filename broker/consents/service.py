@@ -8,24 +8,35 @@ Invariants:
   ``refuse_consent`` (so a refusal without reasons, or on fiscal or secrecy grounds, is
   denied with the rule that forbids it). A denied message changes no consent.
 - The consent row, its message and its audit leaf (``consent:requested``, ``consent:granted``
-  or ``consent:refused``; ids, parties, purpose and grounds, never the reasons' text) commit
-  together.
-- Only the holder (the recipient of the message) asks; only the provider answers, once.
-- A granted consent counts for the material of its ``root_message_id`` only, and widens
-  exactly the recipient and purpose it names (``policies.model.Context.consent_recorded``).
+  or ``consent:refused``; ids, parties, purpose, grounds, the number of conditions and the
+  end, never the reasons' or the conditions' text) commit together.
+- Only the holder (the recipient of the message) asks; only the provider answers, once. A
+  grant may set conditions and an end in the future; a refusal sets neither (422).
+- A granted consent counts for the material of its ``root_message_id`` only, until its end,
+  and widens exactly the recipient and purpose it names
+  (``policies.model.Context.consent_recorded``).
+- A consent is one record whichever door it came through: this one (``/v1/messages/{id}/
+  consent-requests``) or a case consent thread (``broker.cases``, listed in the parent case's
+  ``terms.consents``). ``consents_on_record`` is the one reader of both: forwards decide with
+  it, and a request for a use it already covers is refused (409).
 """
 
 from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Literal
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker import messages
+from broker.cases.models import Case, CaseEvent
 from broker.consents.models import Consent, ConsentStatus
 from broker.consents.schemas import ConsentAnswer, ConsentCreate
 from broker.core.context import Caller
 from broker.core.db import utcnow
-from broker.core.errors import Conflict, Forbidden, InvalidState, NotFound
+from broker.core.errors import Conflict, Forbidden, InvalidState, NotFound, SchemaViolation
 from broker.core.ids import uuid7
 from broker.messages.models import Message
 from broker.oversight.service import AuditKind, record_event
@@ -36,13 +47,50 @@ CONSENT_TYPE = "fiu.consent"
 """The message type of consent requests and answers (``policies.vocabulary.MESSAGE_TYPES``)."""
 
 
-async def granted_consents(
-    session: AsyncSession, *, root_message_id: str
-) -> tuple[policy_model.Consent, ...]:
-    """The consents granted for the material of ``root_message_id``, as the engine reads them."""
+@dataclass(frozen=True, slots=True)
+class ConsentOnRecord:
+    """One granted consent for onward use, whichever door it came through: a message consent
+    request (``door`` "message", ``id`` the consent's) or a case consent thread (``door``
+    "case", ``id`` the thread's case id; UNTOC art. 18(19), Egmont).
+
+    ``provider`` lets ``recipient`` use the material for ``purpose``, on ``conditions`` (they
+    travel with every forward it permits, as restrictions: P9, UNTOC art. 18(26)), until
+    ``valid_until`` if it is set."""
+
+    door: Literal["message", "case"]
+    id: str
+    provider: str
+    recipient: str
+    purpose: str
+    conditions: tuple[str, ...] = ()
+    valid_until: dt.datetime | None = None
+
+    def valid_at(self, now: dt.datetime) -> bool:
+        return self.valid_until is None or now < self.valid_until
+
+    def covers(self, *, provider: str, recipient: str, purpose: str | None) -> bool:
+        """Whether it permits exactly this use (``policies.model.Context.consent_recorded``)."""
+        return (self.provider, self.recipient, self.purpose) == (provider, recipient, purpose)
+
+    def for_engine(self) -> policy_model.Consent:
+        return policy_model.Consent(self.provider, self.recipient, self.purpose)
+
+
+def _when(value: object) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+async def consents_on_record(
+    session: AsyncSession, *, root_message_id: str, now: dt.datetime
+) -> tuple[ConsentOnRecord, ...]:
+    """The consents granted for the material of ``root_message_id`` and valid at ``now``,
+    from both doors: granted message consents for that material, and the consents granted
+    through the consent threads of the case the material was an event of (the parent's
+    ``terms.consents``). The one reader of consents: forwards, and the consent requests that
+    would ask again for what is already on record, decide with it."""
     rows = (
-        await session.execute(
-            select(Consent.provider_id, Consent.recipient_id, Consent.purpose)
+        await session.scalars(
+            select(Consent)
             .where(
                 Consent.root_message_id == root_message_id,
                 Consent.status == ConsentStatus.GRANTED.value,
@@ -50,7 +98,38 @@ async def granted_consents(
             .order_by(Consent.id)
         )
     ).all()
-    return tuple(policy_model.Consent(r.provider_id, r.recipient_id, r.purpose) for r in rows)
+    found = [
+        ConsentOnRecord(
+            door="message",
+            id=c.id,
+            provider=c.provider_id,
+            recipient=c.recipient_id,
+            purpose=c.purpose,
+            conditions=tuple(c.conditions or ()),
+            valid_until=c.valid_until,
+        )
+        for c in rows
+    ]
+    terms = (
+        await session.execute(
+            select(Case.terms)
+            .join(CaseEvent, CaseEvent.case_id == Case.id)
+            .where(CaseEvent.message_id == root_message_id)
+        )
+    ).scalar_one_or_none()
+    for entry in (terms or {}).get("consents", []):
+        found.append(
+            ConsentOnRecord(
+                door="case",
+                id=str(entry.get("thread")),
+                provider=str(entry.get("provider")),
+                recipient=str(entry.get("recipient")),
+                purpose=str(entry.get("purpose")),
+                conditions=tuple(entry.get("conditions", ())),
+                valid_until=_when(entry.get("valid_until")),
+            )
+        )
+    return tuple(c for c in found if c.valid_at(now))
 
 
 def _reasons_given(reasons: str | None) -> frozenset[str]:
@@ -92,6 +171,21 @@ async def request_consent(
     )
     if pending is not None:
         raise Conflict(f"the same consent request is pending: {pending}", consent_id=pending)
+    on_record = [
+        c
+        for c in await consents_on_record(
+            session, root_message_id=held.root_message_id, now=ctx.now
+        )
+        if c.covers(provider=held.provider_id, recipient=create.recipient, purpose=create.purpose)
+    ]
+    if on_record:
+        first = on_record[0]
+        where = "consent" if first.door == "message" else "consent thread"
+        raise Conflict(
+            f"a consent for this recipient and purpose is on record ({where} {first.id}): "
+            "there is nothing to ask",
+            consent_id=first.id,
+        )
     consent_id = str(uuid7())
     draft = {
         "type": CONSENT_TYPE,
@@ -210,6 +304,15 @@ async def answer_consent(
         raise Forbidden("only the participant that provided the material answers")
     if consent.status != ConsentStatus.REQUESTED.value:
         raise InvalidState(f"the consent is already {consent.status}")
+    if not grant and (answer.conditions or answer.valid_until is not None):
+        field = "conditions" if answer.conditions else "valid_until"
+        raise SchemaViolation(f"a refusal sets no {field}: only a grant does", field=field)
+    if answer.valid_until is not None and answer.valid_until <= ctx.now:
+        raise SchemaViolation(
+            f"valid_until {answer.valid_until.isoformat()} is not in the future",
+            field="valid_until",
+        )
+    valid_until = None if answer.valid_until is None else answer.valid_until.isoformat()
     request = await session.get(Message, consent.request_message_id)
     assert request is not None  # a foreign key
     verdict = ConsentStatus.GRANTED if grant else ConsentStatus.REFUSED
@@ -228,6 +331,8 @@ async def answer_consent(
             "purpose": consent.purpose,
             "reasons": answer.reasons,
             "grounds": answer.grounds,
+            "conditions": answer.conditions,
+            "valid_until": valid_until,
         },
     }
     outcome = await messages.sign_and_accept(
@@ -248,6 +353,8 @@ async def answer_consent(
     consent.status = verdict.value
     consent.reasons = answer.reasons
     consent.grounds = list(answer.grounds)
+    consent.conditions = list(answer.conditions)
+    consent.valid_until = answer.valid_until
     consent.answer_message_id = outcome.message_id
     consent.answered_at = utcnow()
     consent.answered_by = caller.account_id
@@ -265,6 +372,8 @@ async def answer_consent(
         recipient=consent.recipient_id,
         purpose=consent.purpose,
         grounds=list(answer.grounds) or None,
+        conditions=len(answer.conditions) or None,
+        valid_until=valid_until,
         request_message_id=consent.request_message_id,
         answer_message_id=outcome.message_id,
     )
@@ -273,9 +382,10 @@ async def answer_consent(
 
 __all__ = [
     "CONSENT_TYPE",
+    "ConsentOnRecord",
     "answer_consent",
+    "consents_on_record",
     "get_consent",
-    "granted_consents",
     "list_consents",
     "request_consent",
 ]

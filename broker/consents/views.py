@@ -30,6 +30,8 @@ def consent_read(c: Consent) -> ConsentRead:
         status=c.status,
         reasons=c.reasons,
         grounds=list(c.grounds),
+        conditions=list(c.conditions or ()),
+        valid_until=c.valid_until,
         request_message_id=c.request_message_id,
         answer_message_id=c.answer_message_id,
         requested_at=c.requested_at,

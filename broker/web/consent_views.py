@@ -6,11 +6,14 @@ before the page is sent. A consent the participant neither asked nor is asked fo
 404; only the provider answers (403 for the requester), once (409 after). A refusal needs
 reasons (the form says so before anything is signed); a policy refusal (a ground that can
 never be one, FIU.refusal-grounds) keeps its ``message:refused`` leaf and is shown with its
-rules and citations. The consent service takes no conditions: a grant carries reasons only.
+rules and citations. A grant may set conditions (one per line; they travel with every forward
+the consent permits, as restrictions: P9) and an end (a date and time in the reader's time
+zone, in the future), as ``POST /v1/consents/{id}/grant`` does.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import Form, Request
@@ -22,9 +25,11 @@ from broker.consents.models import Consent
 from broker.consents.schemas import ConsentAnswer
 from broker.core.context import CallContext
 from broker.core.db import utcnow
+from broker.core.errors import SchemaViolation
 from broker.http import NodeDep, SessionDep, SettingsDep
 from broker.messages import Refused
 from broker.policy.views import PolicyDep
+from broker.web.case_views import reader_timezone
 from broker.web.forward_views import errors_of
 from broker.web.rendering import render
 from broker.web.service import WebUser
@@ -63,7 +68,13 @@ def _context(consent: Consent, user: WebUser) -> dict[str, Any]:
         "is_provider": consent.provider_id == me,
         "is_requester": consent.requester_id == me,
         "grounds": GROUND_CHOICES,
-        "values": {"reasons": "", "grounds": [], "answer": ""},
+        "values": {
+            "reasons": "",
+            "grounds": [],
+            "answer": "",
+            "conditions": "",
+            "valid_until": "",
+        },
         "errors": [],
         "refusal": None,
     }
@@ -89,33 +100,69 @@ async def _answer(
     grant: bool,
     reasons: str,
     grounds: list[str],
+    conditions: str = "",
+    valid_until: str = "",
+    zone: dt.tzinfo = dt.UTC,
 ) -> Response:
     consent = await consents.get_consent(session, caller=user.caller, consent_id=consent_id)
     context = _context(consent, user)
     answer_name = "grant" if grant else "refuse"
-    context["values"] = {"reasons": reasons, "grounds": grounds, "answer": answer_name}
+    context["values"] = {
+        "reasons": reasons,
+        "grounds": grounds,
+        "answer": answer_name,
+        "conditions": conditions,
+        "valid_until": valid_until,
+    }
     prefix = f"{answer_name}-"
     errors: list[dict[str, str]] = []
     answer = None
+    until: dt.datetime | None = None
+    if valid_until.strip():
+        try:
+            until = dt.datetime.fromisoformat(valid_until.strip())
+        except ValueError:
+            errors.append({"field": "grant-valid_until", "text": "datetime_parsing"})
+        else:
+            until = until if until.tzinfo else until.replace(tzinfo=zone)
+            if until <= utcnow():
+                errors.append({"field": "grant-valid_until", "text": "valid_until_future"})
     if not grant and not reasons.strip():
         errors.append({"field": "refuse-reasons", "text": "reasons"})
-    else:
+    elif not errors:
         try:
-            answer = ConsentAnswer(reasons=reasons.strip() or None, grounds=grounds)
+            answer = ConsentAnswer(
+                reasons=reasons.strip() or None,
+                grounds=grounds,
+                conditions=[line.strip() for line in conditions.splitlines() if line.strip()],
+                valid_until=until,
+            )
         except ValidationError as exc:
-            errors = errors_of(exc, {k: prefix + k for k in ("reasons", "grounds")})
+            names = ("reasons", "grounds", "conditions", "valid_until")
+            errors = errors_of(exc, {k: prefix + k for k in names})
     if errors or answer is None:
         context["errors"] = errors
         await session.commit()
         return render(request, "consent.html", context, user=user, status=422)
     await session.commit()
-    outcome = await consents.answer_consent(
-        session,
-        ctx=CallContext(node, user.caller, policy, None, utcnow()),
-        consent_id=consent_id,
-        grant=grant,
-        answer=answer,
-    )
+    try:
+        outcome = await consents.answer_consent(
+            session,
+            ctx=CallContext(node, user.caller, policy, None, utcnow()),
+            consent_id=consent_id,
+            grant=grant,
+            answer=answer,
+        )
+    except SchemaViolation as exc:
+        # An end that is not in the future: nothing was signed.
+        await session.rollback()
+        context["consent"] = await consents.get_consent(
+            session, caller=user.caller, consent_id=consent_id
+        )
+        field = str(exc.extra.get("field") or "reasons")
+        context["errors"] = [{"field": prefix + field, "text": exc.detail}]
+        await session.commit()
+        return render(request, "consent.html", context, user=user, status=422)
     # A policy refusal keeps its message:refused leaf: commit, then say why.
     await session.commit()
     if isinstance(outcome, Refused):
@@ -135,12 +182,26 @@ async def grant_consent(
     node: NodeDep,
     policy: PolicyDep,
     user: Handling,
+    settings: SettingsDep,
     csrf_token: CsrfField = "",
     reasons: Annotated[str, Form(max_length=4000)] = "",
+    conditions: Annotated[str, Form(max_length=12000)] = "",
+    valid_until: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
     check_csrf(request, user, csrf_token)
     return await _answer(
-        consent_id, request, session, node, policy, user, grant=True, reasons=reasons, grounds=[]
+        consent_id,
+        request,
+        session,
+        node,
+        policy,
+        user,
+        grant=True,
+        reasons=reasons,
+        grounds=[],
+        conditions=conditions,
+        valid_until=valid_until,
+        zone=reader_timezone(request, settings),
     )
 
 

@@ -104,7 +104,8 @@ def test_a_request_states_facts_reasons_link_and_use(api: Api, partner: dict[str
     payload = event_payload(api, sent, "nl.officer")
     assert payload["type"] == "fiu.request"
     assert payload["recipient"] == IT
-    assert payload["permitted_recipients"] == ["nl.fiod"]
+    # The named recipients are the response's to permit, not the request's (P18).
+    assert payload.get("permitted_recipients", []) == []
     assert sent["case"]["state"] == "SUBMITTED"
     reply = next(d for d in sent["case"]["deadlines"] if d["name"] == "reply")
     assert reply["source"] == "egmont"
@@ -230,6 +231,8 @@ def test_consent_is_refused_with_reasons_or_granted(
             "recipient": "it.guardia-di-finanza",
             "purpose": "criminal_investigation",
             "thread": second["id"],
+            "conditions": ["no disclosure to the suspect"],
+            "valid_until": None,
         }
     ]
 

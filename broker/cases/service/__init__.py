@@ -23,7 +23,7 @@ Modules, one responsibility each: ``loading`` (a case with its history, and who 
 ``request`` (the request, kept encrypted), ``opening`` (drafts and threads), ``firing``
 (planning, checking, signing and accepting an event), ``events`` (the envelope an event is
 drafted in and what it changes on the case row), ``notices`` (the node's own events, the
-deadlines and timers), ``reading`` (threads, lists, allowed next events, consents on record).
+deadlines and timers), ``reading`` (threads, lists, allowed next events).
 Other packages import this package's public names from here.
 """
 
@@ -48,7 +48,6 @@ from broker.cases.service.reading import (
     allowed_events,
     awaiting,
     children_of,
-    consents_on_record,
     due_first,
     list_cases,
     recent_notices,
@@ -67,7 +66,6 @@ __all__: Sequence[str] = [
     "case_deadlines",
     "case_for",
     "children_of",
-    "consents_on_record",
     "drafted_by",
     "due_first",
     "erased_error",

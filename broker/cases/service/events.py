@@ -43,7 +43,9 @@ def apply_effects(
     if t.widens_terms:
         _widen_terms(case, details)
     if t.grants_parent_consent and loaded.parent is not None:
-        # The consent widens what the parent case's material may be used for (P18, 18(19)).
+        # The consent widens what the parent case's material may be used for (P18, 18(19)),
+        # on its conditions (P9, 18(26)) and until its end: the case door's record, read
+        # with the message door's by ``broker.consents.service.consents_on_record``.
         parent_terms = dict(loaded.parent.terms)
         parent_terms["consents"] = [
             *parent_terms.get("consents", []),
@@ -52,6 +54,8 @@ def apply_effects(
                 "recipient": case.terms.get("recipient"),
                 "purpose": case.terms.get("purpose"),
                 "thread": case.id,
+                "conditions": list(details.get("conditions", [])),
+                "valid_until": details.get("valid_until"),
             },
         ]
         loaded.parent.terms = parent_terms
@@ -137,8 +141,12 @@ def envelope_draft(
     purposes = getattr(body, "permitted_purposes", None) or getattr(
         request, "permitted_purposes", None
     )
-    if t.permits_named_recipients and request is not None:
-        permitted = getattr(request, "named_recipients", None)
+    if t.permits_named_recipients:
+        # P18 (Egmont; FATF R.40 INR): consent is presumed for the recipients the request
+        # named, so the response (the provider's material) permits them. ``apply_request``
+        # copied them into the case's terms when the request was sent.
+        named = case.terms.get("permitted_recipients", [])
+        permitted = list(dict.fromkeys([*(permitted or []), *named]))
     if permitted:
         draft["permitted_recipients"] = list(permitted)
     if purposes:
@@ -171,8 +179,8 @@ def check_matches(payload: MessagePayload, draft: dict[str, Any]) -> None:
 
 
 def details_of(t: Transition, body: BaseModel) -> dict[str, Any]:
-    """The event's metadata kept in the clear: field names, codes, dates, conditions (which
-    become restrictions), evidence ids. Never free text."""
+    """The event's metadata kept in the clear: field names, codes, dates (a review date, a
+    consent's end), conditions (which become restrictions), evidence ids. Never free text."""
     details: dict[str, Any] = {"fields": sorted(bodies.filled_fields(body))}
     for name in (
         "grounds",
@@ -191,6 +199,9 @@ def details_of(t: Transition, body: BaseModel) -> dict[str, Any]:
     review = bodies.review_date_of(body)
     if review is not None:
         details["review_date"] = review.isoformat()
+    valid_until = getattr(body, "valid_until", None)
+    if valid_until is not None:
+        details["valid_until"] = valid_until.isoformat()
     evidence = getattr(body, "evidence", None)
     if evidence:
         details["evidence"] = [str(e) for e in evidence]

@@ -1,14 +1,14 @@
 """Reading and listing: a case's threads, the caller's cases filtered, the events the
 caller may fire next, the cases waiting on the caller, their deadlines and the notices of the
-node's clocks (each one bounded query on indexed columns), and the consents granted on a case
-for onward-use decisions."""
+node's clocks (each one bounded query on indexed columns). The consents granted through a
+case's consent threads are read with the others by ``broker.consents.service``."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, false, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.cases.clocks import NOTICE_KINDS
@@ -23,7 +23,6 @@ from broker.cases.service.loading import (
 from broker.cases.tables import WORKFLOWS
 from broker.cases.workflow import Side, Transition, Workflow
 from broker.core.context import Caller
-from policies.model import Consent
 
 
 async def children_of(session: AsyncSession, case: Case, caller: Caller) -> list[Case]:
@@ -250,33 +249,3 @@ async def _cases_by_id(session: AsyncSession, ids: list[str]) -> list[Case]:
         return []
     rows = {c.id: c for c in await session.scalars(select(Case).where(Case.id.in_(ids)))}
     return [rows[i] for i in ids if i in rows]
-
-
-async def consents_on_record(session: AsyncSession, case_id: str) -> tuple[Consent, ...]:
-    """The consents granted through the case's consent threads, as the policy engine reads
-    them (``Context.consents``): for deciding onward use of the case's material."""
-    rows = (
-        await session.scalars(
-            select(Case).where(
-                Case.parent_id == case_id,
-                or_(
-                    false(),
-                    *(and_(Case.workflow == w, Case.state == s) for w, s in _GRANTED_CONSENTS),
-                ),
-            )
-        )
-    ).all()
-    return tuple(
-        Consent(c.requested_id, str(c.terms.get("recipient")), str(c.terms.get("purpose")))
-        for c in rows
-    )
-
-
-# The (workflow, state) of a thread whose consent was granted: the targets of the rows that
-# grant the parent's consent.
-_GRANTED_CONSENTS = tuple(
-    (wf.name, t.target)
-    for wf in WORKFLOWS.values()
-    for t in wf.transitions
-    if t.grants_parent_consent and t.target is not None
-)

@@ -53,7 +53,6 @@ FIU_REQUEST = Workflow(
             message_type="fiu.request",
             carries_request=True,
             amends_request=True,
-            permits_named_recipients=True,
         ),
         Transition(
             event="acknowledge",
@@ -85,6 +84,8 @@ FIU_REQUEST = Workflow(
             guards=(g.RESPONSE_OPEN, g.EVIDENCE_READY),
             message_type="fiu.response",
             widens_terms=True,
+            # P18: the recipients the request named may receive the response (Egmont).
+            permits_named_recipients=True,
             fold_effect=f.response_given,
         ),
         Transition(

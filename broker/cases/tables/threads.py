@@ -63,6 +63,7 @@ CONSENT = Workflow(
             ),
             citation="UNTOC art. 18(19); Egmont",
             body=b.GrantConsent,
+            guards=(g.VALID_UNTIL_FUTURE,),
             audit_kind="consent:granted",
             grants_parent_consent=True,
             fold_effect=f.consent_conditions_set,

@@ -57,8 +57,8 @@ FLAGS = [
     ),
     (
         "permits_named_recipients",
-        {("fiu.request", "submit")},
-        "FATF R.40 INR: the request names who will receive the information",
+        {("fiu.request", "respond")},
+        "Egmont; P18: the response may go on to the recipients the request named",
     ),
     (
         "grants_parent_consent",
