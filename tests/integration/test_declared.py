@@ -1,6 +1,10 @@
 """Declared means declared (issue 14 item 4): a legal basis or purpose of Unicode spaces or
-format characters alone is refused by the baseline rules (LED arts. 4(1)(b), 8(1)) through
-the API, with the rule that decided; nothing is stored."""
+format characters alone is not declared (LED arts. 4(1)(b), 8(1); UNTOC art. 18(15)(f)). The
+payload schema refuses it with a 422 naming the field, on every door that takes one (signed
+envelopes, custodial drafts and the web compose form, case requests); the baseline rules'
+``present`` test refuses it too (``policies/packs/baseline.yaml``'s cases), for contexts
+built elsewhere. Data categories are a closed vocabulary matched without regard to case, and
+LED art. 10 special categories need a strict-necessity basis. Nothing refused is stored."""
 
 from __future__ import annotations
 
@@ -9,26 +13,61 @@ from sqlalchemy import Engine
 
 from tests.conftest import Api, count_rows
 from tests.integration.messaging_helpers import envelope
+from tests.integration.test_case_helpers import mla_request, open_case
+
+BLANKS = [
+    ("legal_basis", "   "),
+    ("legal_basis", "\u00a0\u202f"),
+    ("purpose", "\u200b\u2060\ufeff"),
+    ("purpose", "\u3000\t\u202e"),
+    ("legal_basis", "\u200c\u200d\n"),
+]
 
 
-@pytest.mark.parametrize(
-    ("field", "value", "rule"),
-    [
-        ("legal_basis", "   ", "baseline.legal-basis-missing"),
-        ("legal_basis", "\u00a0\u202f", "baseline.legal-basis-missing"),
-        ("purpose", "\u200b\u2060\ufeff", "baseline.purpose-missing"),
-        ("purpose", "\u3000\t\u202e", "baseline.purpose-missing"),
-    ],
-)
-def test_a_blank_declaration_is_refused(
-    api: Api, sync_engine: Engine, field: str, value: str, rule: str
+@pytest.mark.parametrize(("field", "value"), BLANKS)
+def test_a_blank_declaration_is_refused_at_the_payload_schema(
+    api: Api, sync_engine: Engine, field: str, value: str
 ) -> None:
     before = count_rows(sync_engine, "messages")
     env = envelope(api.world.keys["de.bka"], **{field: value})
     r = api.post("/v1/messages", as_="de.system", json=env)
-    assert r.status_code == 403, r.text
-    assert rule in r.text
+    assert r.status_code == 422, r.text
+    problem = r.json()
+    assert problem["type"].endswith("schema-violation"), problem
+    assert problem["errors"][0]["field"] == f"payload.{field}", problem
+    assert "invisible characters" in problem["detail"], problem
     assert count_rows(sync_engine, "messages") == before
+    assert count_rows(sync_engine, "outbox") == 0
+
+
+@pytest.mark.parametrize(("field", "value"), BLANKS)
+def test_a_blank_declaration_in_a_draft_is_refused(
+    api: Api, sync_engine: Engine, field: str, value: str
+) -> None:
+    """The door of custodial senders and the web compose form: the same schema."""
+    before = count_rows(sync_engine, "messages")
+    draft = {
+        "type": "intel.message",
+        "recipient": "nl.fiu",
+        "legal_basis": "UNTOC art. 27",
+        "purpose": "criminal_investigation",
+        field: value,
+    }
+    r = api.post("/v1/messages", as_="it.officer", json={"draft": draft})
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"].endswith(field), r.text
+    assert count_rows(sync_engine, "messages") == before
+
+
+@pytest.mark.parametrize(("field", "value"), BLANKS[:3])
+def test_a_blank_declaration_in_a_case_request_is_refused(
+    api: Api, sync_engine: Engine, field: str, value: str
+) -> None:
+    before = count_rows(sync_engine, "cases")
+    problem = open_case(api, expect=422, request=mla_request(**{field: value}))
+    assert problem["errors"][0]["field"].endswith(field), problem
+    assert "invisible characters" in problem["detail"], problem
+    assert count_rows(sync_engine, "cases") == before
 
 
 def test_a_padded_declaration_is_accepted(api: Api) -> None:
