@@ -29,6 +29,7 @@ from broker.core import crypto, metrics
 from broker.core.context import CallContext, NodeContext
 from broker.core.db import HotStatement
 from broker.core.errors import (
+    CaseEventOutsideCase,
     ClockWindow,
     ContentErased,
     MalformedJSON,
@@ -61,11 +62,23 @@ _MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 
 
 CASE_ONLY_TYPES = frozenset(
-    {"mla.event", "fiu.event", "fiu.consent", "extradition.event", "jit.event"}
+    {
+        "mla.event",
+        "fiu.event",
+        "fiu.consent",
+        "fiu.request",
+        "fiu.response",
+        "extradition.event",
+        "jit.event",
+    }
 )
-"""Message types only the case and consent services send: a plain submission of one (or of
-any message naming a ``case_id``) is refused, so no participant can put an event into a case
-it is not a party of (issue 14 item 5). Peer nodes' envelopes arrive by federation."""
+"""Message types only the case and consent services send: every type a workflow table's
+events travel in, but ``fiu.disclosure``, which an FIU also sends on its own (goAML, the
+compose form; ``tests/unit/broker/test_case_door_types.py`` holds the two lists together). A
+plain submission of one, or of any message naming a ``case_id``, is refused, so no
+participant can put an event into a case it is not a party of (issue 14 item 5; UNTOC art.
+18(13)). Peer nodes' case events arrive by federation (``submit(..., from_peer=True)``), whose
+path checks the parties of a case held here (``broker.delivery.federation``)."""
 
 
 AnyContext = CallContext[NodePolicy | None, object]
@@ -236,12 +249,19 @@ def load_body(node: NodeContext, body: bytes) -> Any:
         raise SchemaViolation(str(exc), field="$") from exc
 
 
-async def submit(session: AsyncSession, *, ctx: AnyContext, body: bytes) -> Accepted | Refused:
+async def submit(
+    session: AsyncSession, *, ctx: AnyContext, body: bytes, from_peer: bool = False
+) -> Accepted | Refused:
     """Accept a self-signed envelope, or a draft (``{"draft": {...}}``) that the node signs with
     the caller's participant's custodial key, deciding it against ``ctx.policy`` (the shipped
     packs when None) at ``ctx.now``. Flushes; the caller commits.
 
-    Raises PayloadTooLarge, MalformedJSON, SchemaViolation, BadBase64, BadSignature,
+    A case event (``CASE_ONLY_TYPES``, or any ``case_id``) is refused unless ``from_peer``:
+    the federation path, which forwards what a peer node's case service accepted and checks
+    the parties of a case held here itself.
+
+    Raises CaseEventOutsideCase, PayloadTooLarge, MalformedJSON, SchemaViolation, BadBase64,
+    BadSignature,
     UnknownKey, RevokedKey, ExpiredKey, KeyNotSenders, SenderMismatch, UnknownRecipient,
     ClockWindow, ReplayConflict. A policy denial is returned as ``Refused`` (its audit leaf is
     flushed) so the caller can commit the leaf before answering 403.
@@ -267,8 +287,10 @@ async def submit(session: AsyncSession, *, ctx: AnyContext, body: bytes) -> Acce
             "decides it against the terms of the original",
             field="payload.forwarded_from",
         )
-    if signed.payload.type in CASE_ONLY_TYPES or signed.payload.case_id is not None:
-        raise SchemaViolation(
+    if not from_peer and (
+        signed.payload.type in CASE_ONLY_TYPES or signed.payload.case_id is not None
+    ):
+        raise CaseEventOutsideCase(
             f"a {signed.payload.type} message that belongs to a case is sent by the case "
             "service (POST /v1/cases or POST /v1/cases/{id}/events, or the consent routes), "
             "which checks that the sender is a party of that case and the event is allowed",
@@ -469,6 +491,7 @@ def terms_row(message_id: str, terms: Terms) -> dict[str, Any]:
 
 
 __all__ = [
+    "CASE_ONLY_TYPES",
     "AcceptRequest",
     "Accepted",
     "Refused",
