@@ -55,8 +55,8 @@ class Facts:
 def _four_eyes(f: Facts) -> str | None:
     if f.account_id in f.drafters:
         return (
-            "you drafted or submitted this request: another officer of the central authority "
-            "must transmit it (four eyes)"
+            "you drafted or submitted this request: a supervisor of the central authority who "
+            "did not draft it must transmit it (four eyes)"
         )
     return None
 
@@ -68,6 +68,27 @@ FOUR_EYES = Guard(
     check=_four_eyes,
     status=403,
     excludes_drafters=True,
+)
+
+
+_DURING_EXECUTION = frozenset({"postponement", "costs"})
+
+
+def _execution_consultation(f: Facts) -> str | None:
+    reason = getattr(f.body, "reason", None)
+    if f.state == "IN_EXECUTION" and reason not in _DURING_EXECUTION:
+        return (
+            f"during execution a consultation is opened on an intended postponement or on "
+            f"costs found in execution, not on {reason}"
+        )
+    return None
+
+
+EXECUTION_CONSULTATION = Guard(
+    id="execution_consultation",
+    text="a consultation opened during execution is on a postponement or on costs",
+    citation="UNTOC art. 18(25), 18(26), 18(28)",
+    check=_execution_consultation,
 )
 
 

@@ -44,7 +44,14 @@ from broker.core.jsonlimits import JsonShapeError, check_json
 from broker.envelopes import dsse
 from broker.messages.keys import as_utc, ingress_facts, party_facts
 from broker.messages.models import Message, MessageStatus, MessageTerms, OutboxEntry
-from broker.messages.policy import PartyFacts, Terms, decide, default_terms, terms_for
+from broker.messages.policy import (
+    PartyFacts,
+    Terms,
+    decide,
+    default_terms,
+    refusal_reasons,
+    terms_for,
+)
 from broker.messages.retention import retention_deadline
 from broker.messages.signing import (
     Signed,
@@ -105,20 +112,29 @@ class Accepted:
 @dataclass(frozen=True, slots=True)
 class Refused:
     message_id: str
-    reasons: list[dict[str, str]]
+    reasons: list[dict[str, Any]]
     pack_hash: str
     obligations: list[dict[str, str]] = field(default_factory=list)
 
     def error(self) -> PolicyDenied:
-        """The 403 problem: every failing rule with its citation, and what would lift it."""
+        """The 403 problem: every failing rule with its citation, what the reference data it
+        compared with holds (the languages the requested State accepts), and what would lift
+        it."""
         extra = {"obligations": self.obligations} if self.obligations else {}
         return PolicyDenied(
-            "; ".join(f"{r['rule']}: {r['text']}" for r in self.reasons),
+            "; ".join(f"{r['rule']}: {r['text']}{_reference_text(r)}" for r in self.reasons),
             reasons=self.reasons,
             policy_pack=self.pack_hash,
             message_id=self.message_id,
             **extra,
         )
+
+
+def _reference_text(reason: Mapping[str, Any]) -> str:
+    compared: Mapping[str, list[str]] = reason.get("reference", {})
+    return "".join(
+        f" ({name}: {', '.join(values) or 'none configured'})" for name, values in compared.items()
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,7 +393,14 @@ async def accept(
         )
         return Refused(
             message_id,
-            [{"rule": r.rule_id, "text": r.text, "citation": r.citation} for r in decision.reasons],
+            refusal_reasons(
+                decision,
+                payload,
+                parties[payload.sender],
+                parties[payload.recipient],
+                policy=policy,
+                **known,
+            ),
             decision.pack_hash,
             [{"kind": o.kind, "value": o.value, "rule": o.rule_id} for o in decision.obligations],
         )
