@@ -13,7 +13,14 @@ from sqlalchemy import Engine
 
 from tests.conftest import Api, count_rows
 from tests.integration.messaging_helpers import envelope
-from tests.integration.test_case_helpers import mla_request, open_case
+from tests.integration.test_case_helpers import (
+    fire,
+    mla_request,
+    open_case,
+    problem,
+    register_partner,
+)
+from tests.integration.test_fiu import ANALYST, HEAD, IT, submitted
 
 BLANKS = [
     ("legal_basis", "   "),
@@ -97,7 +104,9 @@ def test_data_categories_match_without_regard_to_case(api: Api) -> None:
 SUBJECTS = [{"ref": "p1", "category": "suspect"}]
 
 
-@pytest.mark.parametrize("category", ["health", "Health", "BIOMETRIC", "Racial or ethnic origin"])
+@pytest.mark.parametrize(
+    "category", ["health", "Health", "HEALTH", "BIOMETRIC", "Racial or ethnic origin"]
+)
 def test_a_special_category_needs_a_strict_necessity_basis(
     api: Api, sync_engine: Engine, category: str
 ) -> None:
@@ -118,3 +127,45 @@ def test_a_special_category_needs_a_strict_necessity_basis(
     )
     r = api.post("/v1/messages", as_="de.system", json=based)
     assert r.status_code == 202, r.text
+
+
+@pytest.fixture
+def partner(api: Api) -> dict[str, str]:
+    return register_partner(api, IT, "fiu", {ANALYST: "officer", HEAD: "supervisor"})
+
+
+@pytest.mark.parametrize("category", ["HEALTH", "Genetic"])
+def test_a_case_event_with_a_special_category_needs_the_basis_too(
+    api: Api, sync_engine: Engine, partner: dict[str, str], category: str
+) -> None:
+    """The door of case events: an FIU response naming health data (in any spelling) without
+    a strict-necessity basis is refused (LED art. 10), and nothing is stored; with the basis,
+    the same response goes."""
+    case = submitted(api)
+    fire(api, case["id"], "acknowledge", ANALYST)
+    fire(api, case["id"], "process", ANALYST)
+    body = {
+        "kind": "full",
+        "summary": "Medical records of the account holder",
+        "permitted_purposes": ["money_laundering_analysis"],
+        "data_categories": [category, "personal"],
+        "data_subject_categories": ["suspect"],
+    }
+    before = count_rows(sync_engine, "case_events", "case_id = :c", c=case["id"])
+    p = problem(api, case["id"], "respond", ANALYST, body, status=403)
+    assert "LED10.special-categories" in [r["rule"] for r in p["reasons"]], p
+    assert count_rows(sync_engine, "case_events", "case_id = :c", c=case["id"]) == before
+    based = {**body, "special_category_basis": "authorised_by_law"}
+    assert fire(api, case["id"], "respond", ANALYST, based)["case"]["state"] == "RESPONDED"
+
+
+def test_an_unknown_category_in_a_case_event_is_a_schema_violation(
+    api: Api, partner: dict[str, str]
+) -> None:
+    case = submitted(api)
+    fire(api, case["id"], "acknowledge", ANALYST)
+    fire(api, case["id"], "process", ANALYST)
+    body = {"kind": "full", "permitted_purposes": ["x"], "data_categories": ["gossip"]}
+    p = problem(api, case["id"], "respond", ANALYST, body)
+    assert p["type"].endswith("schema-violation"), p
+    assert "'gossip' is not a data category" in p["detail"], p
