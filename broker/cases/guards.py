@@ -71,25 +71,25 @@ FOUR_EYES = Guard(
 )
 
 
-_DURING_EXECUTION = frozenset({"postponement", "costs"})
+def consultation_reasons(state: str, reasons: frozenset[str], *, citation: str) -> Guard:
+    """A consultation opened from ``state`` is on one of ``reasons`` (a table's row names the
+    state and the reasons; the guard knows neither)."""
 
+    def check(f: Facts) -> str | None:
+        reason = getattr(f.body, "reason", None)
+        if f.state == state and reason not in reasons:
+            return (
+                f"a consultation opened in {state} is on {' or '.join(sorted(reasons))}, "
+                f"not on {reason}"
+            )
+        return None
 
-def _execution_consultation(f: Facts) -> str | None:
-    reason = getattr(f.body, "reason", None)
-    if f.state == "IN_EXECUTION" and reason not in _DURING_EXECUTION:
-        return (
-            f"during execution a consultation is opened on an intended postponement or on "
-            f"costs found in execution, not on {reason}"
-        )
-    return None
-
-
-EXECUTION_CONSULTATION = Guard(
-    id="execution_consultation",
-    text="a consultation opened during execution is on a postponement or on costs",
-    citation="UNTOC art. 18(25), 18(26), 18(28)",
-    check=_execution_consultation,
-)
+    return Guard(
+        id="execution_consultation",
+        text="a consultation opened during execution is on a postponement or on costs",
+        citation=citation,
+        check=check,
+    )
 
 
 def _review_in_future(f: Facts) -> str | None:

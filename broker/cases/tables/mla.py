@@ -158,7 +158,13 @@ MLA = Workflow(
             ),
             citation="UNTOC art. 18(20), 18(25), 18(26), 18(28)",
             body=b.OpenConsultation,
-            guards=(g.EXECUTION_CONSULTATION,),
+            guards=(
+                g.consultation_reasons(
+                    "IN_EXECUTION",
+                    frozenset({"postponement", "costs"}),
+                    citation="UNTOC art. 18(25), 18(26), 18(28)",
+                ),
+            ),
             records=frozenset({"consultation"}),
             records_by_reason=CONSULTATION_RECORDS,
             remembers_origin=True,
