@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from policies.conditions import Node, Test
-from policies.model import Context, Decision, Obligation, Reason
+from policies.model import ATTRIBUTES, Context, Decision, Obligation, Reason
 from policies.packs import ObligationSpec, Pack, PackError, Problem, Rule, load_pack, pack_files
 from policies.reference import ReferenceData
 
@@ -229,6 +229,32 @@ def default_policy() -> PolicySet:
         PackError: a shipped pack is invalid (a packaging bug).
     """
     return load_policy()
+
+
+REFERENCE_ATTRIBUTES = frozenset({"accepted_languages", "notified_channels", "treaties"})
+"""Context fields filled from the two States' reference data (``policies.reference``): public
+configuration, which a refusal may name so the sender knows what would be accepted."""
+
+
+def _nodes(node: Node) -> Iterator[Node]:
+    yield node
+    for child in node.children:
+        yield from _nodes(child)
+
+
+def reference_compared(policy: PolicySet, rule_id: str, context: Context) -> dict[str, list[str]]:
+    """The reference data ``rule_id``'s condition compared ``context`` with, by attribute
+    (``{"accepted_languages": ["en", "fr"]}`` for P1.language): what the requested State
+    accepts, for the refusal to name. Empty for a rule that reads none, or an unknown id."""
+    try:
+        rule = policy.rule(rule_id)
+    except KeyError:
+        return {}
+    out: dict[str, list[str]] = {}
+    for node in _nodes(rule.when):
+        if node.ref in REFERENCE_ATTRIBUTES:
+            out[node.ref] = sorted(ATTRIBUTES[node.ref].get(context) or ())
+    return out
 
 
 def evaluate(context: Context, policy: PolicySet | None = None) -> Decision:

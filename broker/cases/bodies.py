@@ -26,7 +26,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from broker.envelopes.schemas import DataCategory, ParticipantId
+from broker.envelopes.schemas import DataCategory, Declared, ParticipantId
 from policies.vocabulary import (
     ASSISTANCE_TYPES,
     CASE_FIELDS,
@@ -63,7 +63,8 @@ SubjectCategory = Annotated[
 
 Text = Annotated[str, Field(min_length=1, max_length=20_000)]
 ShortText = Annotated[str, Field(min_length=1, max_length=500)]
-Code = Annotated[str, Field(min_length=1, max_length=200)]
+Code = Declared
+"""A purpose or legal basis: declared means a visible character (LED arts. 4(1)(b), 8(1))."""
 Language = Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
 Condition = Annotated[str, Field(min_length=1, max_length=500)]
 

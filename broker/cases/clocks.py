@@ -225,6 +225,7 @@ def _pauses(
     out: list[tuple[dt.datetime, dt.datetime]] = []
     since: dt.datetime | None = None
     state = workflow.initial
+    origin: str | None = None  # where an open consultation began
     for ev in events:
         t = workflow.transition(state, ev.event)
         if t is None:
@@ -234,7 +235,7 @@ def _pauses(
         if t.resumes_clock and since is not None:
             out.append((since, ev.at))
             since = None
-        state = t.target_from(state)
+        state, origin = t.after(state, origin)
     if since is not None:
         out.append((since, now))
     return out
@@ -253,12 +254,13 @@ def _overlap(
 
 def _final_at(workflow: Workflow, events: Sequence[EventLike]) -> dt.datetime | None:
     state = workflow.initial
+    origin: str | None = None  # where an open consultation began
     final_at = None
     for ev in events:
         t = workflow.transition(state, ev.event)
         if t is None:
             continue
-        state = t.target_from(state)
+        state, origin = t.after(state, origin)
         if state in workflow.finals and final_at is None:
             final_at = ev.at
     return final_at
@@ -352,6 +354,7 @@ def deadlines(
 
 def _open_pause(workflow: Workflow, events: Sequence[EventLike]) -> bool:
     state = workflow.initial
+    origin: str | None = None  # where an open consultation began
     paused = False
     for ev in events:
         t = workflow.transition(state, ev.event)
@@ -361,7 +364,7 @@ def _open_pause(workflow: Workflow, events: Sequence[EventLike]) -> bool:
             paused = True
         if t.resumes_clock:
             paused = False
-        state = t.target_from(state)
+        state, origin = t.after(state, origin)
     return paused
 
 

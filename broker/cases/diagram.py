@@ -1,7 +1,8 @@
 """Mermaid state diagrams, derived from the transition tables (never drawn by hand).
 
 ``mermaid(workflow, current=...)`` renders a ``stateDiagram-v2``: one edge per (source, event)
-labelled with the event and the side that fires it, ``[*]`` for the start and after final
+labelled with the event and the side that fires it (and one back to where a consultation
+began, for an event that ends it there), ``[*]`` for the start and after final
 states, side events (which leave the state alone) in a note, and the case's current state
 highlighted when given.
 """
@@ -24,6 +25,11 @@ def mermaid(workflow: Workflow, *, current: str | None = None) -> str:
             continue
         for source in t.sources:
             lines.append(f"    {source} --> {t.target} : {t.event} ({_SIDE_MARK[t.side]})")
+            for origin in sorted(t.returns_to_origin):
+                lines.append(
+                    f"    {source} --> {origin} : {t.event} ({_SIDE_MARK[t.side]}, "
+                    "back where the consultation began)"
+                )
     for state in workflow.states:
         leaving = [
             t for t in workflow.from_state(state) if t.target is not None and t.target != state

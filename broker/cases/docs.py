@@ -45,7 +45,15 @@ How to read the tables:
   message type carrying it) in their condition; the general rules (baseline: legal basis and
   purpose; P6 confidentiality; P9 conditions; P14 data subjects; P16 transfers; P17
   retention) apply to every event as to every message. A denial answers 403 with every
-  failing rule and its citation, and stores nothing but the `message:refused` leaf.
+  failing rule and its citation (and, for a rule that compares with the States' reference
+  data, what it holds: `reference`, such as the languages the requested State accepts for
+  `P1.language`), and stores nothing but the `message:refused` leaf.
+- An event fired from a state its row does not list answers `409 invalid-state` with the
+  rule that governs where it fires, when the law gives one (`rule`, `citation`: "Fired
+  elsewhere" after each table), the states it fires from (`fires_from`), and the events the
+  caller may fire now (`allowed_events`: its side and roles, four eyes applied).
+- A consultation opened during execution (MLA) returns to `IN_EXECUTION` when it ends, by
+  `back_to_assessment` or `accept_conditions` (UNTOC art. 18(25), 18(26), 18(28)).
 - Before the sharing event (`transmit`, `submit`) the requesting participant drafts and vets
   alone: those events are signed and audited but addressed to the participant itself, and the
   requested side never sees them. From the sharing event on, both sides hold the same history.
@@ -179,8 +187,12 @@ def _row(wf: Workflow, t: Transition) -> str:
     guards = _cell([f"`{g.id}` ({g.citation})" for g in t.guards])
     side = "node" if t.side.value == "system" else t.side.value
     types = _cell(sorted({wf.message_type(t, ct) for ct in wf.case_types}))
+    to = t.target or "—"
+    if t.returns_to_origin:
+        back = " or ".join(sorted(t.returns_to_origin))
+        to = f"{to} (or {back}, where the consultation began)"
     return (
-        f"| `{t.event}` | {sources} | {t.target or '—'} | {side} | {_cell(sorted(t.roles))} "
+        f"| `{t.event}` | {sources} | {to} | {side} | {_cell(sorted(t.roles))} "
         f"| {_cell(required)} | {guards} | {_cell(policy_rules(wf, t))} | {types} "
         f"| {t.citation} |"
     )
@@ -207,7 +219,11 @@ def render_workflow(wf: Workflow) -> str:
     lines += [_row(wf, t) for t in wf.transitions]
     lines.append("")
     for t in wf.transitions:
-        lines.append(f"- `{t.event}`: {t.summary}")
+        line = f"- `{t.event}`: {t.summary}"
+        if t.prerequisite is not None:
+            rule = t.prerequisite
+            line += f" Fired elsewhere, the answer says: {rule.text} ({rule.citation})."
+        lines.append(line)
     return "\n".join(lines) + "\n"
 
 
@@ -229,7 +245,8 @@ def render_clocks() -> str:
         "(`expire_retention`, with every event envelope of the case and its evidence, one "
         "`content:erased` leaf each; the history and the audit log remain; see "
         "[retention.md](retention.md)). A progress query "
-        "(18(24)) is answered at once from the case state.",
+        "(18(24)) is answered at once from the case state; its `since` is when the case entered "
+        "its state.",
         "",
         "| clock | applies to | milestone | starts on | stops on | duration | reminder | "
         "citation |",

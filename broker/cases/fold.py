@@ -3,9 +3,10 @@
 ``replay(workflow, events)`` folds a case's history (the append-only ``case_events`` rows, or
 anything with the same fields) into a ``Projection``: the state, the records on file, the
 conditions accepted, the clock's pauses, the last FIU response kind, the review date of a
-postponement. The service keeps the same projection on the ``cases`` row, updated by the
-very ``step`` function, in the transaction that appends the event; the tests check that
-replaying the history always gives back the stored row.
+postponement, and where an open consultation began (its end returns there). The service
+keeps the same projection on the ``cases`` row, updated by the very ``step`` function, in the
+transaction that appends the event; the tests check that replaying the history always gives
+back the stored row.
 
 Notices the node raises (reminders, escalations, progress replies) are in the history too:
 they take a sequence number and change nothing else.
@@ -44,6 +45,7 @@ class Projection:
     shared_at: dt.datetime | None = None
     assurance: bool = False
     consent_conditions: tuple[str, ...] = field(default=())
+    consulted_from: str | None = None
 
     @property
     def shared(self) -> bool:
@@ -112,7 +114,8 @@ def step(workflow: Workflow, p: Projection, ev: EventLike) -> Projection:
     records = p.records | t.records
     if t.records_by_reason:
         records |= t.records_by_reason.get(str(d.get("reason")), frozenset())
-    nxt = replace(p, state=t.target_from(p.state), seq=p.seq + 1, records=records)
+    state, origin = t.after(p.state, p.consulted_from)
+    nxt = replace(p, state=state, seq=p.seq + 1, records=records, consulted_from=origin)
     if t.event == workflow.sharing_event or p.state == START:
         nxt = replace(nxt, shared_at=p.shared_at or ev.at)
     if t.fold_effect is not None:
@@ -153,6 +156,7 @@ def projection_json(p: Projection) -> dict[str, Any]:
         "shared_at": p.shared_at.isoformat() if p.shared_at else None,
         "assurance": p.assurance,
         "consent_conditions": list(p.consent_conditions),
+        "consulted_from": p.consulted_from,
     }
 
 
@@ -176,4 +180,5 @@ def projection_from(state: str, seq: int, data: Mapping[str, Any]) -> Projection
         shared_at=when(data.get("shared_at")),
         assurance=bool(data.get("assurance", False)),
         consent_conditions=tuple(data.get("consent_conditions", ())),
+        consulted_from=data.get("consulted_from"),
     )

@@ -55,8 +55,8 @@ class Facts:
 def _four_eyes(f: Facts) -> str | None:
     if f.account_id in f.drafters:
         return (
-            "you drafted or submitted this request: another officer of the central authority "
-            "must transmit it (four eyes)"
+            "you drafted or submitted this request: a supervisor of the central authority who "
+            "did not draft it must transmit it (four eyes)"
         )
     return None
 
@@ -69,6 +69,27 @@ FOUR_EYES = Guard(
     status=403,
     excludes_drafters=True,
 )
+
+
+def consultation_reasons(state: str, reasons: frozenset[str], *, citation: str) -> Guard:
+    """A consultation opened from ``state`` is on one of ``reasons`` (a table's row names the
+    state and the reasons; the guard knows neither)."""
+
+    def check(f: Facts) -> str | None:
+        reason = getattr(f.body, "reason", None)
+        if f.state == state and reason not in reasons:
+            return (
+                f"a consultation opened in {state} is on {' or '.join(sorted(reasons))}, "
+                f"not on {reason}"
+            )
+        return None
+
+    return Guard(
+        id="execution_consultation",
+        text="a consultation opened during execution is on a postponement or on costs",
+        citation=citation,
+        check=check,
+    )
 
 
 def _review_in_future(f: Facts) -> str | None:

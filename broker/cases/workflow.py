@@ -101,6 +101,15 @@ class Guard:
         return None if detail is None else GuardFailure(self.id, detail, self.citation, self.status)
 
 
+@dataclass(frozen=True, slots=True)
+class Prerequisite:
+    """What the law puts before an event, told to a caller who fires it where the table does
+    not allow it (``refuse`` before a consultation: "consult first", 18(26))."""
+
+    text: str
+    citation: str
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Transition:
     """One row of a table. Beside its event, sources, target, side, roles, body, guards and
@@ -130,6 +139,13 @@ class Transition:
     - ``records_by_reason``: further case records it puts on file, by the ``reason`` of its
       body (the reason is kept in the event's clear metadata).
     - ``pauses_clock`` and ``resumes_clock``: it pauses or resumes the response clock.
+    - ``remembers_origin``: it opens a consultation; the state it fires from is kept (the
+      projection's ``consulted_from``) for the consultation's end to return to.
+    - ``returns_to_origin``: it ends a consultation, and leads back to the state the
+      consultation began in when that is one of these states, instead of ``target``
+      (UNTOC art. 18(26): a consultation during execution returns to execution).
+    - ``prerequisite``: the rule that governs where it may fire, when the law gives one: the
+      answer to firing it from another state names it with its citation.
     - ``fold_effect``: what it does to the case's projection beyond its state and records
       (one of the effects of ``broker.cases.fold``: conditions offered or accepted, the
       response kind, the review date, the assurance, the consent's conditions).
@@ -159,6 +175,9 @@ class Transition:
     triggers_progress_reply: bool = False
     erases: bool = False
     on_receipt: bool = False
+    remembers_origin: bool = False
+    returns_to_origin: frozenset[str] = frozenset()
+    prerequisite: Prerequisite | None = None
     fold_effect: Callable[[Projection, Projection, Mapping[str, Any]], Projection] | None = None
     records_by_reason: Mapping[str, frozenset[str]] = field(
         default_factory=dict, compare=False, hash=False
@@ -168,8 +187,26 @@ class Transition:
     def side_event(self) -> bool:
         return self.target is None
 
-    def target_from(self, state: str) -> str:
+    def target_from(self, state: str, origin: str | None = None) -> str:
+        """The state after it fires from ``state``; ``origin`` is where the case's open
+        consultation began, if one is open."""
+        if origin is not None and origin in self.returns_to_origin:
+            return origin
         return state if self.target is None else self.target
+
+    def after(self, state: str, origin: str | None) -> tuple[str, str | None]:
+        """The state after it fires from ``state`` while the consultation open (if any)
+        began in ``origin``, and where the consultation open after it began."""
+        if self.remembers_origin:
+            return self.target_from(state), state
+        if self.returns_to_origin:
+            return self.target_from(state, origin), None
+        return self.target_from(state, origin), origin
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """Every state it may lead to from a source (beside the source itself)."""
+        return tuple(dict.fromkeys(s for s in (self.target, *sorted(self.returns_to_origin)) if s))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -265,10 +302,10 @@ class Workflow:
         while frontier:
             state = frontier.pop()
             for t in self.from_state(state):
-                target = t.target_from(state)
-                if target not in seen:
-                    seen.add(target)
-                    frontier.append(target)
+                for target in t.targets or (state,):
+                    if target not in seen:
+                        seen.add(target)
+                        frontier.append(target)
         return seen
 
     def path_to(self, goal: str) -> list[tuple[str, Transition]]:
@@ -316,6 +353,7 @@ def describe_transition(workflow: Workflow, t: Transition) -> dict[str, Any]:
         "event": t.event,
         "from": list(t.sources),
         "to": t.target,
+        "returns_to": sorted(t.returns_to_origin),
         "side": t.side.value,
         "roles": sorted(t.roles),
         "summary": t.summary,

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from broker.core.text import Text
-from broker.envelopes.schemas import ParticipantId
+from broker.envelopes.schemas import Declared, ParticipantId
 from policies.vocabulary import GROUNDS
 
 TransferBasis = Literal["adequacy", "appropriate_safeguards", "derogation"]
@@ -18,12 +18,12 @@ class ConsentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     recipient: ParticipantId
-    purpose: Text = Field(min_length=1, max_length=200)
+    purpose: Declared
     reasons: Text | None = Field(
         default=None, max_length=4000, description="why the onward use is needed"
     )
-    legal_basis: Text | None = Field(
-        default=None, max_length=200, description="default: the legal basis of the material"
+    legal_basis: Declared | None = Field(
+        default=None, description="default: the legal basis of the material"
     )
     transfer_basis: TransferBasis | None = None
 
@@ -37,8 +37,8 @@ class ConsentAnswer(BaseModel):
     grounds: list[Annotated[str, Field(max_length=64)]] = Field(
         default_factory=list, max_length=len(GROUNDS)
     )
-    legal_basis: Text | None = Field(
-        default=None, max_length=200, description="default: the legal basis of the request"
+    legal_basis: Declared | None = Field(
+        default=None, description="default: the legal basis of the request"
     )
     conditions: list[Annotated[Text, Field(min_length=1, max_length=500)]] = Field(
         default_factory=list,

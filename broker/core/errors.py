@@ -46,6 +46,13 @@ class SchemaViolation(PalermoError):
     status, slug, title = 422, "schema-violation", "The request does not match the schema"
 
 
+class CaseEventOutsideCase(SchemaViolation):
+    """A message of a type only the case services send, or naming a case, came through a
+    door that cannot check the sender is a party of that case (issue 14 item 5)."""
+
+    status, slug, title = 422, "case-event-outside-case", "A case event goes through its case"
+
+
 class BadBase64(PalermoError):
     slug, title = "bad-base64", "A field is not valid base64"
 

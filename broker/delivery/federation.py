@@ -12,6 +12,10 @@ node's. It is accepted only if
 - the sender is a participant registered behind that node key, and the sender's signature
   verifies under one of the sender's registered keys (the ingress checks of ``submit``);
 - the recipient is hosted here (not itself behind a peer: no relaying between nodes);
+- a case event (a type of ``messages.CASE_ONLY_TYPES``, or any message naming a case) names
+  its case, and when that case is held here, both sender and recipient are its parties: a
+  participant behind a peer cannot write into another pair's case (issue 14 item 5). A case
+  held by the peer was checked by the peer's case service (the sender is a party there);
 - this node's own policy permits it.
 Then it is stored and countersigned as a message submitted here would be (same replay rule:
 the same envelope again returns the first answer), with ``peer:<node key id>`` as the
@@ -33,18 +37,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.filedrop import drop_files, settle
 from adapters.peer import decode_node_key
+from broker.cases.models import Case
 from broker.core import crypto
 from broker.core.context import CallContext, Caller, NodeContext
 from broker.core.db import Database, utcnow
 from broker.core.errors import (
     BadSignature,
+    CaseEventOutsideCase,
+    Forbidden,
     PalermoError,
     SchemaViolation,
     SenderMismatch,
     UnknownRecipient,
 )
 from broker.envelopes import dsse
-from broker.messages import Accepted, Refused, parse_payload, submit
+from broker.envelopes.schemas import MessagePayload
+from broker.messages import CASE_ONLY_TYPES, Accepted, Refused, parse_payload, submit
 from broker.participants.models import Participant
 
 FORWARDING_ADAPTERS = ("peer", "filedrop")
@@ -127,6 +135,7 @@ async def accept_forwarded(
             f"{unsafe.recipient} is not hosted by this node: nodes do not relay for each other",
             field="payload.recipient",
         )
+    await _check_case_parties(session, unsafe)
     caller = Caller(
         account_id=f"peer:{forwarder}",
         participant_id=unsafe.sender,
@@ -137,8 +146,34 @@ async def accept_forwarded(
     single["signatures"] = single["signatures"][:1]
     node = dataclasses.replace(node, clock_skew_seconds=max_age_seconds)
     return await submit(
-        session, ctx=CallContext(node, caller, None, None, utcnow()), body=orjson.dumps(single)
+        session,
+        ctx=CallContext(node, caller, None, None, utcnow()),
+        body=orjson.dumps(single),
+        from_peer=True,
     )
+
+
+async def _check_case_parties(session: AsyncSession, unsafe: MessagePayload) -> None:
+    """Raises CaseEventOutsideCase (a case-only type without its case) or Forbidden (a case
+    held here of which sender and recipient are not the two parties)."""
+    if unsafe.case_id is None:
+        if unsafe.type in CASE_ONLY_TYPES:
+            raise CaseEventOutsideCase(
+                f"a forwarded {unsafe.type} message names the case it belongs to",
+                field="payload.case_id",
+            )
+        return
+    case = await session.get(Case, str(unsafe.case_id))
+    if case is not None and {unsafe.sender, unsafe.recipient} != {
+        case.requesting_id,
+        case.requested_id,
+    }:
+        raise Forbidden(
+            f"case {unsafe.case_id} is held by this node and is between "
+            f"{case.requesting_id} and {case.requested_id}: {unsafe.sender} cannot send "
+            f"{unsafe.recipient} an event of it",
+            field="payload.case_id",
+        )
 
 
 @dataclass

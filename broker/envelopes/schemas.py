@@ -11,6 +11,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from broker.core.ids import is_uuid7
 from broker.core.jsonlimits import JsonObject
 from broker.core.text import Name, Text
+from policies.conditions import declared
 from policies.vocabulary import DATA_CATEGORIES, canonical_category
 
 PARTICIPANT_ID_PATTERN = r"^[a-z]{2}\.[a-z0-9]+(?:-[a-z0-9]+)*$"
@@ -25,6 +26,22 @@ def _data_category(value: str) -> str:
             f"{value!r} is not a data category; use one of: {', '.join(sorted(DATA_CATEGORIES))}"
         )
     return canonical
+
+
+def _declared(value: str) -> str:
+    if not declared(value):
+        raise ValueError(
+            "holds only spaces or invisible characters (Unicode separators, controls or format "
+            "characters such as U+200B): declare it in words, or leave the field out"
+        )
+    return value
+
+
+Declared = Annotated[Text, Field(min_length=1, max_length=200), AfterValidator(_declared)]
+"""A legal basis or purpose as a sender declares it: text with at least one visible
+character, the same test as the policy engine's ``present`` (``policies.conditions.declared``),
+so a basis of spaces, non-breaking or zero-width spaces is refused at the door (LED arts.
+4(1)(b), 8(1); UNTOC art. 18(15)(f)) instead of passing as declared."""
 
 
 DataCategory = Annotated[Text, Field(max_length=64), AfterValidator(_data_category)]
@@ -68,8 +85,8 @@ class _MessageFields(BaseModel):
     case_id: uuid.UUID | None = None
     in_reply_to: uuid.UUID | None = None
     expires_at: AwareDatetime | None = None
-    legal_basis: Text | None = Field(default=None, max_length=200)
-    purpose: Text | None = Field(default=None, max_length=200)
+    legal_basis: Declared | None = None
+    purpose: Declared | None = None
     data_categories: list[DataCategory] = Field(default_factory=list, max_length=32)
     special_category_basis: (
         Literal["authorised_by_law", "vital_interests", "manifestly_made_public"] | None
@@ -93,9 +110,7 @@ class _MessageFields(BaseModel):
     # 18(19)): the sender flags it, and the policy obliges it to inform that State at once.
     late_notice: bool = False
     permitted_recipients: list[ParticipantId] = Field(default_factory=list, max_length=50)
-    permitted_purposes: list[Annotated[Text, Field(min_length=1, max_length=200)]] = Field(
-        default_factory=list, max_length=20
-    )
+    permitted_purposes: list[Declared] = Field(default_factory=list, max_length=20)
     restrictions: list[Annotated[Text, Field(min_length=1, max_length=2000)]] = Field(
         default_factory=list, max_length=50
     )

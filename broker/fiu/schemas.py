@@ -5,8 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from broker.core.text import Text
-from broker.envelopes.schemas import ParticipantId
+from broker.envelopes.schemas import Declared, ParticipantId
 from broker.envelopes.seal import EnvelopeSeal
 
 Filter = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -23,8 +22,8 @@ class MatchCreate(BaseModel):
     counterpart: ParticipantId
     exchange_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
     filters: list[Filter] = Field(min_length=1)
-    purpose: Text = Field(min_length=1, max_length=200)
-    legal_basis: Text = Field(min_length=1, max_length=200)
+    purpose: Declared
+    legal_basis: Declared
     sealed_key: str | None = Field(default=None, max_length=512, description="base64")
 
 

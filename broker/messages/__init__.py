@@ -10,6 +10,7 @@ from broker.messages.checking import check_draft
 from broker.messages.erasure import backfill_deadlines, erase_due_messages, erase_messages
 from broker.messages.export import SealedItem, export_sealed
 from broker.messages.ingress import (
+    CASE_ONLY_TYPES,
     Accepted,
     AcceptRequest,
     Refused,
@@ -48,6 +49,7 @@ from broker.messages.review import (
 from broker.messages.signing import Signed, parse_payload, verified_submission
 
 __all__ = [
+    "CASE_ONLY_TYPES",
     "RECEIPT_TYPE",
     "STATUSES",
     "AcceptRequest",

@@ -29,6 +29,7 @@ from broker.core import crypto, metrics
 from broker.core.context import CallContext, NodeContext
 from broker.core.db import HotStatement
 from broker.core.errors import (
+    CaseEventOutsideCase,
     ClockWindow,
     ContentErased,
     MalformedJSON,
@@ -43,7 +44,14 @@ from broker.core.jsonlimits import JsonShapeError, check_json
 from broker.envelopes import dsse
 from broker.messages.keys import as_utc, ingress_facts, party_facts
 from broker.messages.models import Message, MessageStatus, MessageTerms, OutboxEntry
-from broker.messages.policy import PartyFacts, Terms, decide, default_terms, terms_for
+from broker.messages.policy import (
+    PartyFacts,
+    Terms,
+    decide,
+    default_terms,
+    refusal_reasons,
+    terms_for,
+)
 from broker.messages.retention import retention_deadline
 from broker.messages.signing import (
     Signed,
@@ -61,11 +69,23 @@ _MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 
 
 CASE_ONLY_TYPES = frozenset(
-    {"mla.event", "fiu.event", "fiu.consent", "extradition.event", "jit.event"}
+    {
+        "mla.event",
+        "fiu.event",
+        "fiu.consent",
+        "fiu.request",
+        "fiu.response",
+        "extradition.event",
+        "jit.event",
+    }
 )
-"""Message types only the case and consent services send: a plain submission of one (or of
-any message naming a ``case_id``) is refused, so no participant can put an event into a case
-it is not a party of (issue 14 item 5). Peer nodes' envelopes arrive by federation."""
+"""Message types only the case and consent services send: every type a workflow table's
+events travel in, but ``fiu.disclosure``, which an FIU also sends on its own (goAML, the
+compose form; ``tests/unit/broker/test_case_door_types.py`` holds the two lists together). A
+plain submission of one, or of any message naming a ``case_id``, is refused, so no
+participant can put an event into a case it is not a party of (issue 14 item 5; UNTOC art.
+18(13)). Peer nodes' case events arrive by federation (``submit(..., from_peer=True)``), whose
+path checks the parties of a case held here (``broker.delivery.federation``)."""
 
 
 AnyContext = CallContext[NodePolicy | None, object]
@@ -92,20 +112,29 @@ class Accepted:
 @dataclass(frozen=True, slots=True)
 class Refused:
     message_id: str
-    reasons: list[dict[str, str]]
+    reasons: list[dict[str, Any]]
     pack_hash: str
     obligations: list[dict[str, str]] = field(default_factory=list)
 
     def error(self) -> PolicyDenied:
-        """The 403 problem: every failing rule with its citation, and what would lift it."""
+        """The 403 problem: every failing rule with its citation, what the reference data it
+        compared with holds (the languages the requested State accepts), and what would lift
+        it."""
         extra = {"obligations": self.obligations} if self.obligations else {}
         return PolicyDenied(
-            "; ".join(f"{r['rule']}: {r['text']}" for r in self.reasons),
+            "; ".join(f"{r['rule']}: {r['text']}{_reference_text(r)}" for r in self.reasons),
             reasons=self.reasons,
             policy_pack=self.pack_hash,
             message_id=self.message_id,
             **extra,
         )
+
+
+def _reference_text(reason: Mapping[str, Any]) -> str:
+    compared: Mapping[str, list[str]] = reason.get("reference", {})
+    return "".join(
+        f" ({name}: {', '.join(values) or 'none configured'})" for name, values in compared.items()
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,12 +265,19 @@ def load_body(node: NodeContext, body: bytes) -> Any:
         raise SchemaViolation(str(exc), field="$") from exc
 
 
-async def submit(session: AsyncSession, *, ctx: AnyContext, body: bytes) -> Accepted | Refused:
+async def submit(
+    session: AsyncSession, *, ctx: AnyContext, body: bytes, from_peer: bool = False
+) -> Accepted | Refused:
     """Accept a self-signed envelope, or a draft (``{"draft": {...}}``) that the node signs with
     the caller's participant's custodial key, deciding it against ``ctx.policy`` (the shipped
     packs when None) at ``ctx.now``. Flushes; the caller commits.
 
-    Raises PayloadTooLarge, MalformedJSON, SchemaViolation, BadBase64, BadSignature,
+    A case event (``CASE_ONLY_TYPES``, or any ``case_id``) is refused unless ``from_peer``:
+    the federation path, which forwards what a peer node's case service accepted and checks
+    the parties of a case held here itself.
+
+    Raises CaseEventOutsideCase, PayloadTooLarge, MalformedJSON, SchemaViolation, BadBase64,
+    BadSignature,
     UnknownKey, RevokedKey, ExpiredKey, KeyNotSenders, SenderMismatch, UnknownRecipient,
     ClockWindow, ReplayConflict. A policy denial is returned as ``Refused`` (its audit leaf is
     flushed) so the caller can commit the leaf before answering 403.
@@ -267,8 +303,10 @@ async def submit(session: AsyncSession, *, ctx: AnyContext, body: bytes) -> Acce
             "decides it against the terms of the original",
             field="payload.forwarded_from",
         )
-    if signed.payload.type in CASE_ONLY_TYPES or signed.payload.case_id is not None:
-        raise SchemaViolation(
+    if not from_peer and (
+        signed.payload.type in CASE_ONLY_TYPES or signed.payload.case_id is not None
+    ):
+        raise CaseEventOutsideCase(
             f"a {signed.payload.type} message that belongs to a case is sent by the case "
             "service (POST /v1/cases or POST /v1/cases/{id}/events, or the consent routes), "
             "which checks that the sender is a party of that case and the event is allowed",
@@ -355,7 +393,14 @@ async def accept(
         )
         return Refused(
             message_id,
-            [{"rule": r.rule_id, "text": r.text, "citation": r.citation} for r in decision.reasons],
+            refusal_reasons(
+                decision,
+                payload,
+                parties[payload.sender],
+                parties[payload.recipient],
+                policy=policy,
+                **known,
+            ),
             decision.pack_hash,
             [{"kind": o.kind, "value": o.value, "rule": o.rule_id} for o in decision.obligations],
         )
@@ -469,6 +514,7 @@ def terms_row(message_id: str, terms: Terms) -> dict[str, Any]:
 
 
 __all__ = [
+    "CASE_ONLY_TYPES",
     "AcceptRequest",
     "Accepted",
     "Refused",

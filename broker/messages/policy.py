@@ -22,7 +22,7 @@ from typing import Any
 
 from broker.envelopes.schemas import MessagePayload
 from broker.policy.service import NodePolicy, shipped_policy
-from policies.engine import evaluate
+from policies.engine import evaluate, reference_compared
 from policies.model import Context, Decision, Forwarding
 
 
@@ -104,6 +104,31 @@ def decide(
     """
     policy = policy or shipped_policy()
     return evaluate(context_for(payload, sender, recipient, policy, **known), policy.policy)
+
+
+def refusal_reasons(
+    decision: Decision,
+    payload: MessagePayload,
+    sender: PartyFacts,
+    recipient: PartyFacts,
+    *,
+    policy: NodePolicy | None = None,
+    **known: Any,
+) -> list[dict[str, Any]]:
+    """The reasons of a denial as the problem shows them: each rule with its sentence and
+    citation and, for a rule that compared the message with the States' reference data, what
+    that data holds (``reference``: the languages the requested State accepts for
+    P1.language, 18(14); its notified channels for P2.channel; the treaties for
+    MLA.legal-basis), so the sender learns what would pass. Built only on a refusal."""
+    policy = policy or shipped_policy()
+    context = context_for(payload, sender, recipient, policy, **known)
+    out: list[dict[str, Any]] = []
+    for r in decision.reasons:
+        item: dict[str, Any] = {"rule": r.rule_id, "text": r.text, "citation": r.citation}
+        if compared := reference_compared(policy.policy, r.rule_id, context):
+            item["reference"] = compared
+        out.append(item)
+    return out
 
 
 # --- terms of onward use ----------------------------------------------------------------

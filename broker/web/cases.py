@@ -290,11 +290,13 @@ def state_boxes(wf: Workflow, current: str, visited: set[str]) -> list[StateBox]
 
 
 def edges(wf: Workflow) -> list[tuple[str, str, str, str]]:
-    """(from, event, to, side) for every transition; a side event goes to its own state."""
+    """(from, event, to, side) for every transition; a side event goes to its own state, and
+    one that ends a consultation also to each state it may return to."""
     return [
-        (source, t.event, t.target or source, t.side.value)
+        (source, t.event, target, t.side.value)
         for t in wf.transitions
         for source in t.sources
+        for target in (t.targets or (source,))
     ]
 
 

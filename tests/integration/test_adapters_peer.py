@@ -11,6 +11,7 @@ import secrets
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ from tests.conftest import (
     need_service,
 )
 from tests.integration.messaging_helpers import envelope, payload, relay
+from tests.integration.test_case_helpers import open_case
 from tests.support.processes import free_port
 
 FEDERATION = "/v1/federation/envelopes"
@@ -168,6 +170,47 @@ def test_a_forged_sender_signature_is_refused(api: Api, peer_key: Signer) -> Non
     r = _post(api, body, peer_key)
     assert r.status_code == 400
     assert r.json()["type"] == "urn:palermo:problem:bad-signature"
+
+
+def test_a_case_event_of_a_case_held_by_the_peer_comes_through_federation(
+    api: Api, peer_key: Signer, sync_engine: Engine
+) -> None:
+    """Case events only through cases (issue 14 item 5): the peer's case service accepted
+    it for a party of a case the peer holds; this node stores and delivers it."""
+    case_id = str(uuid.uuid4())
+    body = _forwarded(api, peer_key, type="mla.event", case_id=case_id, body={"event": "x"})
+    r = _post(api, body, peer_key)
+    assert r.status_code == 202, r.text
+    assert count_rows(sync_engine, "messages", "case_id = :c", c=case_id) == 1
+    assert relay(api.settings) == 1
+    [item] = api.get("/v1/inbox", as_="it.officer").json()["items"]
+    assert item["message"]["case_id"] == case_id
+
+
+def test_a_forwarded_event_into_a_case_held_here_by_another_pair_is_refused(
+    api: Api, peer_key: Signer, sync_engine: Engine
+) -> None:
+    """de.bka, behind the peer, is no party of the Italy-US case this node holds."""
+    case = open_case(api)
+    before = count_rows(sync_engine, "messages")
+    body = _forwarded(api, peer_key, type="mla.event", case_id=case["id"], body={"event": "refuse"})
+    r = _post(api, body, peer_key)
+    assert r.status_code == 403, r.text
+    problem = r.json()
+    assert problem["type"] == "urn:palermo:problem:forbidden", problem
+    assert problem["field"] == "payload.case_id", problem
+    assert "it.central-authority and us.central-authority" in problem["detail"], problem
+    assert count_rows(sync_engine, "messages") == before
+    assert count_rows(sync_engine, "outbox") == 0
+
+
+def test_a_forwarded_case_event_without_its_case_is_refused(
+    api: Api, peer_key: Signer, sync_engine: Engine
+) -> None:
+    r = _post(api, _forwarded(api, peer_key, type="mla.event"), peer_key)
+    assert r.status_code == 422, r.text
+    assert r.json()["type"] == "urn:palermo:problem:case-event-outside-case", r.text
+    assert count_rows(sync_engine, "messages") == 0
 
 
 def test_the_peer_configuration_is_checked(api: Api) -> None:

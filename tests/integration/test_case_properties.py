@@ -3,7 +3,8 @@
 A hypothesis state machine per workflow fires random events, by random actors of both sides,
 with valid or broken bodies, and checks after every step:
 - no sequence of events reaches a state the table does not allow: an accepted event moved
-  the case exactly as its row of the table says, fired by the side and role it names;
+  the case exactly as its row of the table says (a consultation's end back to where it
+  began: IN_EXECUTION, or the row's target), fired by the side and role it names;
 - a refused event (any 4xx) changed nothing: no event row, no case leaf;
 - every accepted event wrote exactly one audit leaf for itself (and a progress query one
   more, the node's reply);
@@ -55,7 +56,8 @@ BODIES: dict[str, Callable[[], dict[str, Any]]] = {
     "return_to_drafter": lambda: {"comments": "Please complete."},
     "request_information": lambda: {"question": "Which accounts?"},
     "provide_information": lambda: {"information": "Accounts 1 and 2."},
-    "open_consultation": lambda: {"reason": "intended_refusal", "message": "Narrow it?"},
+    # A postponement may be consulted on while assessing and during execution (18(25)-(26)).
+    "open_consultation": lambda: {"reason": "postponement", "message": "Narrow it?"},
     "offer_conditions": lambda: {"conditions": ["use only in RG 1234/2026"]},
     "assign_execution": lambda: {"executing_authority": "SDNY"},
     "postpone": lambda: {
@@ -155,6 +157,7 @@ class _Machine(RuleBasedStateMachine):
         super().__init__()
         self.case_id = ""
         self.state = START
+        self.origin: str | None = None  # where an open consultation began
         self.events_seen = 0
 
     @initialize()
@@ -204,7 +207,8 @@ class _Machine(RuleBasedStateMachine):
             assert t.side is side
             assert roles_of(actor) & t.roles
             new_state = r.json()["case"]["state"]
-            assert new_state == t.target_from(self.state)
+            expected, self.origin = t.after(self.state, self.origin)
+            assert new_state == expected
             assert leaves == 1
             expected_notices = 1 if event == "progress_query" else 0
             assert notices == expected_notices

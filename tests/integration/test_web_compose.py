@@ -96,6 +96,17 @@ def test_a_schema_error_points_at_its_field(api: Api) -> None:
     assert 'href="#f-recipient"' in page.text
 
 
+def test_a_blank_purpose_points_at_its_field(api: Api, sync_engine: Engine) -> None:
+    """Declared means declared (LED art. 4(1)(b)): the form takes the payload schema's rule."""
+    officer = Browser(api.client)
+    officer.sign_in("it.officer")
+    before = count_rows(sync_engine, "messages")
+    page = _compose(officer, "send", purpose="\u200b\u00a0\u3000")
+    assert page.status_code == 422
+    assert 'href="#f-purpose"' in page.text
+    assert count_rows(sync_engine, "messages") == before
+
+
 def test_inbox_filters_and_paging_keep_the_filter(api: Api, world: World, settings: Any) -> None:
     ids = [
         api.post("/v1/messages", as_="de.system", json=envelope(world.keys["de.bka"])).json()["id"]

@@ -35,8 +35,9 @@ from broker.cases.service.notices import (
     record_notice,
     reschedule,
 )
+from broker.cases.service.reading import allowed_events
 from broker.cases.service.request import validated
-from broker.cases.workflow import Side, Transition, Workflow
+from broker.cases.workflow import Side, Transition
 from broker.core.context import Caller
 from broker.core.db import utcnow
 from broker.core.errors import Conflict, Forbidden, InvalidState, SchemaViolation
@@ -96,18 +97,31 @@ def _envelope_event(payload: MessagePayload) -> tuple[str, Any, int, str]:
     return b["event"], b.get("data", {}), b["seq"], str(b.get("from_state"))
 
 
-def _not_allowed(wf: Workflow, state: str, event: str) -> InvalidState:
-    allowed = sorted({t.event for t in wf.from_state(state)})
+def _not_allowed(loaded: Loaded, caller: Caller, event: str) -> InvalidState:
+    """The answer to an event the table does not allow now: the rule that governs where it
+    fires, with its citation, when the law gives one (``Transition.prerequisite``), the
+    states it fires from, and the events this caller may fire instead (its side and roles,
+    four eyes applied, as ``allowed_events`` tells)."""
+    wf, state = loaded.workflow, loaded.projection.state
+    allowed = list(dict.fromkeys(t.event for t in allowed_events(loaded, caller)))
+    may = f"you may fire: {', '.join(allowed)}" if allowed else "you may fire no event now"
     if event not in wf.events:
         return InvalidState(
-            f"{event!r} is not an event of the {wf.name} workflow",
+            f"{event!r} is not an event of the {wf.name} workflow ({may})",
             allowed_events=allowed,
         )
+    rows = [t for t in wf.transitions if t.event == event]
+    sources = [s for s in wf.states if any(s in t.sources for t in rows)]
+    rule = next((t.prerequisite for t in rows if t.prerequisite is not None), None)
+    because = f": {rule.text} ({rule.citation})" if rule is not None else ""
+    extra = {"rule": rule.text, "citation": rule.citation} if rule is not None else {}
     return InvalidState(
-        f"{event} is not allowed in state {state} of the {wf.name} workflow"
-        f" (allowed: {', '.join(allowed) or 'none'})",
+        f"{event} is not allowed in state {state} of the {wf.name} workflow{because}; it "
+        f"fires from {', '.join(sources)} ({may})",
         state=state,
+        fires_from=sources,
         allowed_events=allowed,
+        **extra,
     )
 
 
@@ -162,7 +176,7 @@ async def _plan(
         raise SchemaViolation("name the event to fire", field="event")
     t = wf.transition(p.state, event)
     if t is None:
-        raise _not_allowed(wf, p.state, event)
+        raise _not_allowed(loaded, caller, event)
     side = Side.REQUESTING if new_case else side_of(case, caller.participant_id)
     if side is None or t.side is not side:
         raise Forbidden(
@@ -239,7 +253,7 @@ async def fire(
     recipient = _recipient(loaded, t, side, caller, new_case)
     draft = envelope_draft(loaded, t, event_data(body, request), body, request, recipient, seq)
     event_id = str(uuid7())
-    to_state = t.target_from(p.state)
+    to_state = t.target_from(p.state, p.consulted_from)
     accept_request = messages.AcceptRequest(
         known=known_fields(case=case, projection=p, event=t.event, body=body, request=request),
         audit_kind=AuditKind(t.audit_kind),

@@ -63,7 +63,7 @@ async def record_system_event(
     }
     t = wf.transition(p.state, event)
     if t is not None:
-        row["to_state"] = t.target_from(p.state)
+        row["to_state"] = t.target_from(p.state, p.consulted_from)
     row["node_signature"] = node.signer.sign(
         orjson.dumps(
             {k: row[k] for k in ("event_id", "case_id", "seq", "event", "at", "details")},
@@ -191,12 +191,17 @@ async def follow_case_retention(session: AsyncSession, loaded: Loaded) -> None:
 
 
 def progress(loaded: Loaded, config: CaseConfig, now: dt.datetime) -> dict[str, Any]:
-    """The answer to a progress query (18(24)), from the case's state alone."""
+    """The answer to a progress query (18(24)), from the case's state alone: ``since`` is
+    when the case entered its state (the last event that changed it, or the opening), not
+    the time of the query nor of a side event that left the state alone."""
     p = loaded.projection
-    last = next((ev for ev in reversed(loaded.events) if not ev.details.get("notice")), None)
+    entered = next(
+        (ev.at for ev in reversed(loaded.events) if ev.to_state != ev.from_state),
+        loaded.case.opened_at,
+    )
     return {
         "state": p.state,
-        "since": last.at.isoformat() if last else None,
+        "since": entered.isoformat(),
         "paused": p.paused_since is not None,
         "deadlines": [
             {"name": d.name, "due_at": d.due_at.isoformat(), "status": d.status}

@@ -9,7 +9,7 @@ from broker.cases import bodies as b
 from broker.cases import fold as f
 from broker.cases import guards as g
 from broker.cases.tables.parts import NODE, REQ, RETAINED, RQD, SYS
-from broker.cases.workflow import SUPERVISORS, Transition, Workflow
+from broker.cases.workflow import SUPERVISORS, Prerequisite, Transition, Workflow
 
 MLA_STATES = (
     "DRAFT",
@@ -42,6 +42,15 @@ CONSULTATION_RECORDS: Mapping[str, frozenset[str]] = MappingProxyType(
         # that cannot keep the request confidential.
         "confidentiality": frozenset({"confidentiality_cannot_be_kept", "confidentiality_notice"}),
     }
+)
+
+# The states a consultation may begin in, and return to when it ends without refusal (18(26)).
+CONSULTING_FROM = frozenset({"IN_EXECUTION"})
+CONSULT_FIRST = Prerequisite(
+    "consult first: before refusing or postponing, the requested State consults the "
+    "requesting State on whether assistance can be given on terms and conditions "
+    "(open_consultation)",
+    "UNTOC art. 18(26)",
 )
 
 MLA = Workflow(
@@ -91,6 +100,11 @@ MLA = Workflow(
             guards=(g.FOUR_EYES,),
             carries_request=True,
             request_as_stored=True,
+            prerequisite=Prerequisite(
+                "a request is transmitted once its central authority has vetted it "
+                "(submit_for_vetting)",
+                "UNTOC art. 18(13)",
+            ),
         ),
         Transition(
             event="acknowledge",
@@ -133,17 +147,31 @@ MLA = Workflow(
         ),
         Transition(
             event="open_consultation",
-            sources=("ASSESSMENT",),
+            sources=("ASSESSMENT", "IN_EXECUTION"),
             target="CONSULTATION",
             side=RQD,
             summary=(
                 "Before refusing or postponing, on costs or on confidentiality, the requested "
-                "State consults the requesting State."
+                "State consults the requesting State; during execution, on an intended "
+                "postponement or on costs found then, and the case returns to execution when "
+                "the consultation ends."
             ),
-            citation="UNTOC art. 18(20), 18(26), 18(28)",
+            citation="UNTOC art. 18(20), 18(25), 18(26), 18(28)",
             body=b.OpenConsultation,
+            guards=(
+                g.consultation_reasons(
+                    "IN_EXECUTION",
+                    frozenset({"postponement", "costs"}),
+                    citation="UNTOC art. 18(25), 18(26), 18(28)",
+                ),
+            ),
             records=frozenset({"consultation"}),
             records_by_reason=CONSULTATION_RECORDS,
+            remembers_origin=True,
+            prerequisite=Prerequisite(
+                "a consultation is opened while the request is assessed or executed",
+                "UNTOC art. 18(26), 18(28)",
+            ),
         ),
         Transition(
             event="offer_conditions",
@@ -154,6 +182,10 @@ MLA = Workflow(
             citation="UNTOC art. 18(26)",
             body=b.OfferConditions,
             fold_effect=f.conditions_offered,
+            prerequisite=Prerequisite(
+                "conditions are offered in a consultation (open_consultation first)",
+                "UNTOC art. 18(26)",
+            ),
         ),
         Transition(
             event="accept_conditions",
@@ -162,21 +194,32 @@ MLA = Workflow(
             side=REQ,
             summary=(
                 "The requesting State accepts the conditions; they bind it as use restrictions on "
-                "everything the case returns."
+                "everything the case returns. A consultation opened during execution returns "
+                "to IN_EXECUTION."
             ),
             citation="UNTOC art. 18(26); P9",
             roles=SUPERVISORS,
             fold_effect=f.conditions_accepted,
+            returns_to_origin=CONSULTING_FROM,
+            prerequisite=Prerequisite(
+                "conditions are accepted once the requested State has offered them "
+                "(offer_conditions)",
+                "UNTOC art. 18(26)",
+            ),
         ),
         Transition(
             event="back_to_assessment",
             sources=("CONSULTATION", "CONDITIONS_OFFERED"),
             target="ASSESSMENT",
             side=RQD,
-            summary="The consultation ends without refusal or conditions.",
+            summary=(
+                "The consultation ends without refusal or conditions: back to ASSESSMENT, or "
+                "to IN_EXECUTION where the consultation began."
+            ),
             citation="UNTOC art. 18(26)",
             body=b.BackToAssessment,
             fold_effect=f.offer_dropped,
+            returns_to_origin=CONSULTING_FROM,
         ),
         Transition(
             event="accept",
@@ -204,6 +247,11 @@ MLA = Workflow(
             citation="UNTOC art. 18(3), 18(24)",
             body=b.Evidence,
             guards=(g.EVIDENCE_READY,),
+            prerequisite=Prerequisite(
+                "evidence is delivered during execution, once the request is accepted and "
+                "its execution assigned (accept, assign_execution)",
+                "UNTOC art. 18(17)",
+            ),
         ),
         Transition(
             event="postpone",
@@ -215,6 +263,12 @@ MLA = Workflow(
             body=b.Postpone,
             guards=(g.REVIEW_IN_FUTURE,),
             fold_effect=f.review_set,
+            prerequisite=Prerequisite(
+                "consult first: execution is postponed only because it interferes with an "
+                "ongoing investigation, prosecution or proceeding, after consulting the "
+                "requesting State during execution (open_consultation)",
+                "UNTOC art. 18(25), 18(26)",
+            ),
         ),
         Transition(
             event="resume",
@@ -234,6 +288,11 @@ MLA = Workflow(
             citation="UNTOC art. 18(24)",
             body=b.Evidence,
             guards=(g.EVIDENCE_READY,),
+            prerequisite=Prerequisite(
+                "a request is completed during execution, once it is accepted and its "
+                "execution assigned (accept, assign_execution)",
+                "UNTOC art. 18(17), 18(24)",
+            ),
         ),
         Transition(
             event="refuse",
@@ -247,6 +306,7 @@ MLA = Workflow(
             citation="UNTOC art. 18(8), 18(21)-(23), 18(26)",
             roles=SUPERVISORS,
             body=b.Refuse,
+            prerequisite=CONSULT_FIRST,
         ),
         Transition(
             event="withdraw",

@@ -29,6 +29,7 @@ def walk(name: str, choices: list[int]) -> list[Applied]:
     """Events of a walk through the table: at each step take the choice-th allowed event."""
     wf = WORKFLOWS[name]
     state = wf.initial
+    origin: str | None = None
     events = []
     at = T0
     options = wf.opening_events if state == START else list(wf.from_state(state))
@@ -48,7 +49,7 @@ def walk(name: str, choices: list[int]) -> list[Applied]:
         elif t.event == "open_consultation":
             details = {"reason": "costs"}
         events.append(Applied(t.event, at, details))
-        state = t.target_from(state)
+        state, origin = t.after(state, origin)
     return events
 
 
@@ -66,6 +67,12 @@ def test_any_allowed_walk_folds_and_round_trips(name: str, choices: list[int]) -
     if events:
         assert p.state in wf.states
     assert projection_from(p.state, p.seq, projection_json(p)) == p
+    # A consultation is open exactly in the consultation states, and began where the table
+    # lets one begin; its end went back there or to the row's target, never elsewhere.
+    if p.state in ("CONSULTATION", "CONDITIONS_OFFERED"):
+        assert p.consulted_from in ("ASSESSMENT", "IN_EXECUTION")
+    else:
+        assert p.consulted_from is None or p.state in wf.finals
     assert set(p.conditions) <= {c for e in events for c in e.details.get("conditions", [])}
 
 
@@ -94,6 +101,69 @@ def test_consultation_conditions_and_pauses() -> None:
     assert p.shared_at == history[1].at
     assert p.pauses == ((history[4].at, history[5].at),)
     assert p.paused_since is None
+
+
+EXECUTION = [
+    Applied("submit_for_vetting", T0),
+    Applied("transmit", T0),
+    Applied("acknowledge", T0),
+    Applied("start_assessment", T0),
+    Applied("accept", T0),
+    Applied("assign_execution", T0),
+]
+
+
+@pytest.mark.parametrize(
+    ("ending", "state"),
+    [
+        ([Applied("back_to_assessment", T0)], "IN_EXECUTION"),
+        ([Applied("offer_conditions", T0, {"conditions": ["costs shared"]})], "CONDITIONS_OFFERED"),
+        (
+            [
+                Applied("offer_conditions", T0, {"conditions": ["costs shared"]}),
+                Applied("accept_conditions", T0),
+            ],
+            "IN_EXECUTION",
+        ),
+        (
+            [
+                Applied("offer_conditions", T0, {"conditions": ["costs shared"]}),
+                Applied("back_to_assessment", T0),
+            ],
+            "IN_EXECUTION",
+        ),
+    ],
+)
+def test_a_consultation_during_execution_returns_to_execution(
+    ending: list[Applied], state: str
+) -> None:
+    """UNTOC art. 18(25), 18(26), 18(28): the requested State consults during execution on a
+    postponement or on costs found then; the case goes back to IN_EXECUTION afterwards."""
+    opened = replay(MLA, [*EXECUTION, Applied("open_consultation", T0, {"reason": "costs"})])
+    assert (opened.state, opened.consulted_from) == ("CONSULTATION", "IN_EXECUTION")
+    assert {"consultation", "cost_consultation"} <= opened.records
+    p = replay(MLA, [*EXECUTION, Applied("open_consultation", T0, {"reason": "costs"}), *ending])
+    assert p.state == state
+    assert projection_from(p.state, p.seq, projection_json(p)) == p
+    if state == "IN_EXECUTION":
+        assert p.consulted_from is None
+        # back in execution, with the consultation on record, it may be postponed (18(25))
+        assert MLA.transition(p.state, "postpone") is not None
+
+
+def test_a_consultation_during_assessment_still_returns_to_assessment() -> None:
+    history = [*EXECUTION[:4], Applied("open_consultation", T0, {"reason": "costs"})]
+    p = replay(MLA, [*history, Applied("back_to_assessment", T0)])
+    assert (p.state, p.consulted_from) == ("ASSESSMENT", None)
+    p = replay(
+        MLA,
+        [
+            *history,
+            Applied("offer_conditions", T0, {"conditions": ["c"]}),
+            Applied("accept_conditions", T0),
+        ],
+    )
+    assert (p.state, p.conditions) == ("ACCEPTED", ("c",))
 
 
 def test_a_notice_takes_a_number_and_changes_nothing() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from policies.engine import default_policy, evaluate, reference_compared
 from policies.model import Context
 from policies.reference import (
     DATA_DIR,
@@ -168,3 +169,32 @@ def test_norway_written_bare_is_caught(data_copy: Path) -> None:
     path.write_text(path.read_text(encoding="utf-8").replace("[DE, ES, FR, IT, NL]", "[DE, NO]", 1))
     with pytest.raises(ReferenceDataError, match="expected a list of strings"):
         load_reference_data(data_copy)
+
+
+def test_a_refusal_can_name_the_reference_data_its_rule_compared_with() -> None:
+    """P1.language, P2.channel and MLA.legal-basis compare with the requested State's
+    reference data; ``reference_compared`` gives it for the refusal to name (18(13)-(14))."""
+    ctx = with_reference_data(
+        Context(
+            sender=make_party("it.central-authority", "central_authority"),
+            recipient=make_party("us.central-authority", "central_authority"),
+            message_type="mla.request",
+            language="it",
+            channel="direct_judicial",
+        )
+    )
+    policy = default_policy()
+    denied = {r.rule_id for r in evaluate(ctx, policy).reasons}
+    assert {"P1.language", "P2.channel"} <= denied
+    assert reference_compared(policy, "P1.language", ctx) == {
+        "accepted_languages": sorted(languages_for("US"))
+    }
+    assert reference_compared(policy, "P2.channel", ctx) == {
+        "notified_channels": sorted(channels_for("US"))
+    }
+    assert reference_compared(policy, "MLA.legal-basis", ctx) == {
+        "treaties": sorted(treaties_between("IT", "US"))
+    }
+    # a rule that reads no reference data, and an id no pack has, name nothing
+    assert reference_compared(policy, "P1.signatory", ctx) == {}
+    assert reference_compared(policy, "policy.default-deny", ctx) == {}
