@@ -61,7 +61,15 @@ _MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 
 
 CASE_ONLY_TYPES = frozenset(
-    {"mla.event", "fiu.event", "fiu.consent", "extradition.event", "jit.event"}
+    {
+        "mla.event",
+        "fiu.event",
+        "fiu.consent",
+        "extradition.request",
+        "extradition.event",
+        "jit.event",
+        "jit.message",
+    }
 )
 """Message types only the case and consent services send: a plain submission of one (or of
 any message naming a ``case_id``) is refused, so no participant can put an event into a case

@@ -44,7 +44,16 @@ def test_an_event_naming_another_pairs_case_is_refused(api: Api, sync_engine: En
 
 
 @pytest.mark.parametrize(
-    "kind", ["mla.event", "fiu.event", "fiu.consent", "jit.event", "extradition.event"]
+    "kind",
+    [
+        "mla.event",
+        "fiu.event",
+        "fiu.consent",
+        "jit.event",
+        "jit.message",
+        "extradition.event",
+        "extradition.request",
+    ],
 )
 def test_a_case_only_type_without_a_case_is_refused(
     api: Api, sync_engine: Engine, kind: str

@@ -98,7 +98,7 @@ def _fireable(
 ) -> list[Transition]:
     out = []
     for t in wf.from_state(state):
-        if t.side is not side or caller.roles.isdisjoint(t.roles):
+        if not t.fired_by(side) or caller.roles.isdisjoint(t.roles):
             continue
         four_eyes = any(g.excludes_drafters for g in t.guards)
         if four_eyes and caller.account_id in drafters:

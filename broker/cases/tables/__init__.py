@@ -1,5 +1,6 @@
-"""The five transition tables: MLA request (UNTOC art. 18), FIU request, FIU spontaneous
-disclosure, consent, feedback. ``domain/MLA.md`` and ``domain/FIU.md`` are their source.
+"""The transition tables: MLA request (UNTOC art. 18), FIU request, FIU spontaneous
+disclosure, consent, feedback, extradition request (art. 16), joint investigation team
+(art. 19). ``domain/MLA.md`` and ``domain/FIU.md`` are their source.
 
 Event names are those of ``policies.vocabulary.CASE_EVENTS`` (the packs match on them); two
 side events the packs do not look at are this module's own: ``record_assurance`` (P22) and
@@ -16,13 +17,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from broker.cases.tables.extradition import EXTRADITION
 from broker.cases.tables.fiu import DISCLOSURE, FIU_REQUEST
+from broker.cases.tables.jit import JIT
 from broker.cases.tables.mla import CONSULTATION_RECORDS, MLA
 from broker.cases.tables.threads import CONSENT, FEEDBACK
 from broker.cases.workflow import HANDLERS, Workflow
 
 WORKFLOWS: Mapping[str, Workflow] = MappingProxyType(
-    {w.name: w for w in (MLA, FIU_REQUEST, DISCLOSURE, CONSENT, FEEDBACK)}
+    {w.name: w for w in (MLA, FIU_REQUEST, DISCLOSURE, CONSENT, FEEDBACK, EXTRADITION, JIT)}
 )
 ROOT_WORKFLOWS = frozenset(w.name for w in WORKFLOWS.values() if not w.parents)
 CHILD_WORKFLOWS = frozenset(w.name for w in WORKFLOWS.values() if w.parents)
@@ -32,9 +35,11 @@ __all__ = [
     "CONSENT",
     "CONSULTATION_RECORDS",
     "DISCLOSURE",
+    "EXTRADITION",
     "FEEDBACK",
     "FIU_REQUEST",
     "HANDLERS",
+    "JIT",
     "MLA",
     "ROOT_WORKFLOWS",
     "WORKFLOWS",
