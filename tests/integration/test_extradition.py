@@ -24,6 +24,7 @@ from tests.integration.test_case_helpers import (
     fire,
     get_case,
     problem,
+    set_clocks,
     tick,
     use_clock,
 )
@@ -230,6 +231,49 @@ def test_refusing_a_national_opens_the_domestic_prosecution_the_case_tracks(
     assert done["state"] == "PROSECUTION_REPORTED"
     timeline = [e["event"] for e in get_case(api, case_id)["timeline"]]
     assert timeline[-2:] == ["submit_for_prosecution", "report_prosecution"]
+
+
+# "Without undue delay" (16(10)) has no figure in the Convention: a deployment that sets one
+# configures a reference clock on the extradition workflow, and the node's timers remind and
+# escalate until the case is submitted for prosecution.
+PROSECUTION_CLOCK: dict[str, Any] = {
+    "prosecution": {
+        "title": "Domestic prosecution instead of extradition",
+        "citation": "UNTOC art. 16(10) (deployment configuration)",
+        "workflows": ["extradition.request"],
+        "legal_bases": None,
+        "milestones": [
+            {
+                "name": "submit",
+                "title": "submit the case for prosecution",
+                "starts_on": ["refuse_national"],
+                "stops_on": ["submit_for_prosecution"],
+                "days": 60,
+                "remind_before_hours": 240,
+            }
+        ],
+    }
+}
+
+
+def test_a_configured_clock_escalates_until_the_case_is_submitted(api: Api) -> None:
+    clock = use_clock(api, FakeClock())
+    set_clocks(api, PROSECUTION_CLOCK)
+    case_id = to_assessment(api)
+    consult(api, case_id)
+    fire(api, case_id, "refuse_national", DECIDER, {"grounds": ["nationality"]})
+    due = get_case(api, case_id, HANDLER)["deadlines"][0]
+    assert (due["name"], due["status"]) == ("submit", "running")
+    tick(api, clock.advance(days=51))
+    tick(api, clock.advance(days=10))
+    seen = get_case(api, case_id, HANDLER)
+    assert [e["event"] for e in seen["timeline"] if e["side"] == "system"][-2:] == [
+        "reminder",
+        "escalation",
+    ]
+    assert seen["overdue"] is True
+    fire(api, case_id, "submit_for_prosecution", HANDLER, {"authority": "US Attorney, SDNY"})
+    assert get_case(api, case_id, HANDLER)["deadlines"][0]["status"] == "missed"
 
 
 def test_a_refusal_of_a_national_without_consultation_is_refused_too(
