@@ -7,7 +7,9 @@ accounts that may fire it, the event's body schema, its guards with their citati
 records it puts on file, and the message type of the signed envelope that carries it. What
 the service does for an event beyond the fold is a flag of its row too (who counts as a
 drafter, which events carry or amend the request, widen the terms, grant the parent's
-consent, are answered with a progress reply, erase the case, or follow a signed receipt),
+consent, are answered with a progress reply, erase the case, follow a signed receipt, are
+seen by the packs under another name, are fired by either party, go to the participant their
+body names, are fired by the node's timers at a date of the case's terms, or set its terms),
 and which states are private to the requesting side is a field of the workflow: the
 service and the views name no event, state or guard, so a new workflow is a table and
 nothing else. All rows and tables are written with keyword arguments.

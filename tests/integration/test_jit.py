@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from tests.conftest import Api, count_rows
-from tests.integration.messaging_helpers import envelope
+from tests.integration.messaging_helpers import envelope, relay
 from tests.integration.test_case_helpers import (
     FakeClock,
     call,
@@ -179,6 +179,29 @@ def test_members_exchange_and_a_non_member_neither_sees_nor_receives(
     r = call(api, "GET", f"/v1/messages/{message_id}", THIRD)
     assert r.status_code == 200, r.text
     assert r.json()["recipient"] == "us.central-authority"
+    # The third member reads what was addressed to it (a logged consultation), and finds it in
+    # its inbox; it does not read the case, of which it is no party.
+    relay(api.settings)
+    r = call(
+        api,
+        "GET",
+        f"/v1/messages/{message_id}/content",
+        THIRD,
+        params={"justification": "reading the team's exchange"},
+    )
+    assert r.status_code == 200, r.text
+    inbox = call(api, "GET", "/v1/inbox", THIRD).json()["items"]
+    assert message_id in [item["message"]["id"] for item in inbox]
+    assert call(api, "GET", f"/v1/cases/{case_id}", THIRD).status_code == 404
+    # The other party sees the exchange in the team's history, not its content.
+    r = call(
+        api,
+        "GET",
+        f"/v1/messages/{message_id}/content",
+        PARTNER,
+        params={"justification": "reading the team's exchange"},
+    )
+    assert r.status_code == 404, r.text
 
     # An exchange to a non-member is refused by P21 and stores nothing.
     p = refused_without_change(api, sync_engine, case_id, "exchange", LEAD, exchange("nl.fiu"), 403)

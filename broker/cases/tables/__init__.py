@@ -7,8 +7,10 @@ side events the packs do not look at are this module's own: ``record_assurance``
 the node's ``expire_retention`` is the vocabulary's. Everything else about a workflow (the
 API's allowed next events, the diagrams, docs/workflows.md) is derived from these rows.
 
-One module a family of tables: ``mla``, ``fiu`` (request and spontaneous disclosure) and
-``threads`` (consent, feedback), with what they share in ``parts``. A new workflow is a new
+One module a family of tables: ``mla``, ``fiu`` (request and spontaneous disclosure),
+``threads`` (consent, feedback), ``extradition`` and ``jit``, with what they share in
+``parts``. A row whose event is a variant of a vocabulary event names it as its
+``policy_event`` (``refuse_national`` is decided as ``refuse``). A new workflow is a new
 table and its entry in ``WORKFLOWS``, nothing else.
 """
 
