@@ -74,11 +74,17 @@ CASE_EVENTS = frozenset(
         "refuse_consent",
         "request_feedback",
         "give_feedback",
-        # extradition and joint investigation teams
+        # extradition (UNTOC art. 16) and joint investigation teams (art. 19)
         "surrender",
+        "request_provisional_arrest",
+        "provisional_arrest",
+        "submit_for_prosecution",
+        "report_prosecution",
         "open_team",
+        "exchange",
         "extend_team",
         "close_team",
+        "expire_team",
     }
 )
 CASE_RECORDS = frozenset(

@@ -155,6 +155,47 @@ class FiuDisclosure(_Body):
     transfer_basis: Literal["adequacy", "appropriate_safeguards", "derogation"] | None = None
 
 
+class ExtraditionRequest(_Body):
+    """An extradition request under UNTOC art. 16. In a draft every field may be missing; the
+    policy packs decide what the transmission needs (legal basis, purpose, transfer basis)."""
+
+    requesting_authority: ShortText | None = Field(default=None)
+    persons_concerned: list[PersonConcerned] = Field(
+        default_factory=list, max_length=20, description="the person sought"
+    )
+    offence: ShortText | None = Field(default=None, description="16(1): the offence")
+    max_penalty_years: int | None = Field(default=None, ge=0, le=200)
+    facts_summary: Text | None = None
+    warrant_reference: ShortText | None = Field(
+        default=None, description="the arrest warrant or enforceable judgment"
+    )
+    purpose: Code | None = Field(default=None, description="prosecution or enforcement")
+    legal_basis: Code | None = Field(default=None, description="UNTOC art. 16 or a treaty id")
+    language: Language | None = None
+    channel: Channel | None = None
+    transfer_basis: Literal["adequacy", "appropriate_safeguards", "derogation"] | None = None
+    urgent: bool = Field(default=False, description="16(9): provisional arrest may be asked")
+    confidential: bool = False
+
+
+class JitAgreement(_Body):
+    """The agreement setting up a joint investigation team (UNTOC art. 19): its reference, its
+    parties (the member participants) and its expiry. In a draft every field may be missing;
+    rule P21.agreement refuses to open the team until all three are there."""
+
+    agreement_reference: Code | None = Field(default=None, description="art. 19")
+    parties: list[ParticipantId] = Field(
+        default_factory=list, max_length=50, description="art. 19: the member participants"
+    )
+    expiry: AwareDatetime | None = Field(
+        default=None, description="art. 19: after it, the team exchanges nothing more"
+    )
+    subject_matter: Text | None = None
+    purpose: Code | None = Field(default=None, description="the investigation the team serves")
+    legal_basis: Code | None = Field(default=None, description="UNTOC art. 19 or a treaty id")
+    transfer_basis: Literal["adequacy", "appropriate_safeguards", "derogation"] | None = None
+
+
 # --- event bodies --------------------------------------------------------------------------
 
 
@@ -297,6 +338,62 @@ class RequestFeedback(_Body):
 
 class GiveFeedback(_Body):
     feedback: Text
+
+
+class TransmitExtradition(_Body):
+    request: ExtraditionRequest | None = Field(
+        default=None, description="the amended request; omit to send the draft as it stands"
+    )
+
+
+class ConsultExtradition(_Body):
+    reason: Literal["intended_refusal", "information", "surrender_terms"]
+    message: Text
+
+
+class RequestProvisionalArrest(_Body):
+    reasons: Text
+
+
+class ProvisionalArrest(_Body):
+    note: Text | None = None
+
+
+class Surrender(_Body):
+    note: Text | None = None
+
+
+class SubmitForProsecution(_Body):
+    authority: ShortText = Field(description="16(10): the competent authority the case goes to")
+    reference: ShortText | None = None
+
+
+class ReportProsecution(_Body):
+    outcome: Literal["indicted", "convicted", "acquitted", "discontinued", "other"]
+    summary: Text | None = None
+
+
+class OpenTeam(_Body):
+    request: JitAgreement | None = Field(
+        default=None, description="the amended agreement; omit to open the draft as it stands"
+    )
+
+
+class Exchange(_Body):
+    recipient: ParticipantId = Field(description="the member the exchange goes to")
+    subject: ShortText | None = None
+    text: Text
+    data_categories: list[DataCategory] = Field(default_factory=list, max_length=32)
+    data_subject_categories: list[SubjectCategory] = Field(default_factory=list, max_length=6)
+
+
+class ExtendTeam(_Body):
+    expiry: AwareDatetime = Field(description="art. 19: the new expiry of the agreement")
+    reference: ShortText | None = Field(default=None, description="the amending agreement")
+
+
+class CloseTeam(_Body):
+    note: Text | None = None
 
 
 def filled_fields(*models: BaseModel | None) -> frozenset[str]:

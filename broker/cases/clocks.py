@@ -414,6 +414,7 @@ def due_actions(
     retention: dt.timedelta,
     urgent_every: dt.timedelta,
     review: dt.timedelta | None = None,
+    terms: Mapping[str, Any] | None = None,
 ) -> list[Due]:
     """Everything still to do on a case, each with the time it falls due, earliest first.
 
@@ -424,7 +425,9 @@ def due_actions(
       INTERPOL was shared, until its written confirmation is on record (P3, 18(14));
     - ``expire_retention`` when a case has been in a retained final state for ``retention``,
       or at the later deadline a reasoned review set (a ``retention_extended`` notice, P17);
-    - a ``retention_review`` reminder ``review`` before that deadline, once per deadline.
+    - a ``retention_review`` reminder ``review`` before that deadline, once per deadline;
+    - the event its table fires at a date of the case's ``terms`` (``fires_at_term``: a joint
+      investigation team's ``expire_team`` at its expiry, UNTOC art. 19), at that date.
     """
     raised = _raised(events)
     out: list[Due] = []
@@ -456,6 +459,12 @@ def due_actions(
                 str(done + 1),
                 {"escalation": done + 1, "initiated_by": initiated_by},
             )
+        )
+    timed = workflow.timed_from(state)
+    if timed is not None and timed.fires_at_term and terms and terms.get(timed.fires_at_term):
+        when = dt.datetime.fromisoformat(str(terms[timed.fires_at_term]))
+        out.append(
+            Due(when, timed.event, when.isoformat(), {timed.fires_at_term: when.isoformat()})
         )
     expiry = workflow.erasing_from(state)
     if expiry is not None:

@@ -1,8 +1,9 @@
 """Mermaid state diagrams, derived from the transition tables (never drawn by hand).
 
 ``mermaid(workflow, current=...)`` renders a ``stateDiagram-v2``: one edge per (source, event)
-labelled with the event and the side that fires it (and one back to where a consultation
-began, for an event that ends it there), ``[*]`` for the start and after final
+labelled with the event and the side that fires it (``either`` party for an exchange of a
+joint investigation team; and one back to where a consultation began, for an event that ends
+it there), ``[*]`` for the start and after final
 states, side events (which leave the state alone) in a note, and the case's current state
 highlighted when given.
 """
@@ -20,14 +21,17 @@ def mermaid(workflow: Workflow, *, current: str | None = None) -> str:
         lines.append(f"    [*] --> {workflow.initial}")
     side_events: dict[str, list[str]] = {}
     for t in workflow.transitions:
+        mark = "either" if t.either_side else _SIDE_MARK[t.side]
         if t.target is None:
-            side_events.setdefault(t.event, []).append(_SIDE_MARK[t.side])
+            marks = side_events.setdefault(t.event, [])
+            if mark not in marks:
+                marks.append(mark)
             continue
         for source in t.sources:
-            lines.append(f"    {source} --> {t.target} : {t.event} ({_SIDE_MARK[t.side]})")
+            lines.append(f"    {source} --> {t.target} : {t.event} ({mark})")
             for origin in sorted(t.returns_to_origin):
                 lines.append(
-                    f"    {source} --> {origin} : {t.event} ({_SIDE_MARK[t.side]}, "
+                    f"    {source} --> {origin} : {t.event} ({mark}, "
                     "back where the consultation began)"
                 )
     for state in workflow.states:

@@ -15,7 +15,7 @@ from pathlib import Path
 from broker.cases.clocks import load_clocks
 from broker.cases.diagram import mermaid
 from broker.cases.tables import WORKFLOWS
-from broker.cases.workflow import START, Transition, Workflow
+from broker.cases.workflow import START, Side, Transition, Workflow
 from policies.conditions import Node
 from policies.engine import default_policy
 
@@ -25,7 +25,8 @@ INTRO = """\
 *Generated from `broker/cases/tables/` by `python -m broker.cases.docs`; do not edit by
 hand.* A case is one workflow instance between a **requesting** and a **requested**
 participant. Its state changes only through events, and each event is a signed envelope
-(`mla.event`, or the FIU message type named below) of the participant that fires it (the
+(`mla.event`, `extradition.event`, `jit.event`, or the message type named below) of the
+participant that fires it (the
 node signs with the custodial key of a person's participant), decided by the policy engine
 with the case's context, routed to the other side, appended to the case's history and
 audited with exactly one leaf, in one transaction. The tables below are the only place the
@@ -36,8 +37,10 @@ workflows are written down: the API's `allowed_events`, `GET /v1/workflows`, the
 How to read the tables:
 
 - **side**: `requesting` (the participant that opened the case), `requested` (its
-  counterpart) or `node` (the node's own timers). **roles**: the account roles that may fire
-  the event (`officer`, `supervisor`, `system` for agency systems).
+  counterpart), `either` (both parties: an exchange of a joint investigation team) or `node`
+  (the node's own timers, which the packs do not decide: they are signed by the node).
+  **roles**: the account roles that may fire the event (`officer`, `supervisor`, `system`
+  for agency systems).
 - **required**: the body fields the event must carry (the JSON schema of each body is in
   `GET /v1/workflows/{name}`). **guards**: checks the workflow makes that the policy engine
   cannot (they answer 422, 403 or 409 naming the guard and its citation).
@@ -54,13 +57,27 @@ How to read the tables:
   caller may fire now (`allowed_events`: its side and roles, four eyes applied).
 - A consultation opened during execution (MLA) returns to `IN_EXECUTION` when it ends, by
   `back_to_assessment` or `accept_conditions` (UNTOC art. 18(25), 18(26), 18(28)).
-- Before the sharing event (`transmit`, `submit`) the requesting participant drafts and vets
+- Before the sharing event (`transmit`, `submit`, `open_team`) the requesting participant
+  drafts and vets
   alone: those events are signed and audited but addressed to the participant itself, and the
   requested side never sees them. From the sharing event on, both sides hold the same history.
 - Side events (state unchanged) are listed with "—" as target.
 - Notices of the node (`reminder`, `escalation`, `postponement_review`,
   `confirmation_escalation`, `progress_reply`) take a place in the history, signed by the
   node, and never change the state.
+- Extradition (UNTOC art. 16, P20): `refuse_national` is seen by the packs as the `refuse` it
+  is; instead of closing the case it opens the domestic prosecution item (16(10)), which the
+  case tracks in the states `PROSECUTION_DUE`, `PROSECUTION_SUBMITTED` and
+  `PROSECUTION_REPORTED`; retention runs only from a final state, so the case is never erased
+  while the item is open. A refusal from `ASSESSMENT` with no consultation on record is
+  refused by P20.consultation (16(16)).
+- Joint investigation team (UNTOC art. 19, P21): the request is the agreement; its `parties`
+  are the team's members (the case's terms keep them as `members`, the policy context's
+  `case_parties`) and its `expiry` the date at which the node fires `expire_team`. An
+  `exchange` goes to the member its body names (a member beyond the two parties of the case
+  receives it in its inbox, without reading the case). Only members open the team and
+  exchange (P21.member-sender, P21.member-recipient), so only members ever see it; after the
+  expiry the guard `team_in_term`, then P21.expired, refuse exchanges.
 """
 
 
@@ -88,21 +105,30 @@ def _names(operand: object) -> frozenset[str]:
 
 
 def policy_rules(wf: Workflow, t: Transition) -> list[str]:
-    """The shipped rules that name this event, or the specific message type that carries it,
-    in their condition: derived from the packs, never listed by hand."""
+    """The shipped rules that name this event (as the packs see it: its ``policy_event``), or
+    the specific message type that carries it, in their condition, and the rules of its kind
+    of case that name no event nor message type (they decide every event of the case, as P21
+    does): derived from the packs, never listed by hand."""
+    if t.side is Side.SYSTEM:
+        return []  # the node's own events are signed by the node, not decided by the packs
     types = {wf.message_type(t, ct) for ct in wf.case_types} - {"mla.event", "fiu.event"}
+    event = t.policy_event or t.event
     found = []
     for rule in default_policy().rules:
-        if any(
-            leaf.attr == "case_type"
-            and leaf.op in ("eq", "in")
-            and not (_names(leaf.operand) & wf.case_types)
+        case_types = [
+            leaf
             for leaf in _conjuncts(rule.when)
-        ):
+            if leaf.attr == "case_type" and leaf.op in ("eq", "in")
+        ]
+        if any(not (_names(leaf.operand) & wf.case_types) for leaf in case_types):
             continue  # a rule of another kind of case (extradition, FIU, MLA)
+        named = [leaf for leaf in _leaves(rule.when) if leaf.attr in ("case_event", "message_type")]
+        if case_types and not named:
+            found.append(rule.id)
+            continue
         for leaf in _leaves(rule.when):
             values = _names(leaf.operand) if leaf.op in ("eq", "in") else frozenset()
-            if (leaf.attr == "case_event" and t.event in values) or (
+            if (leaf.attr == "case_event" and event in values) or (
                 leaf.attr == "message_type" and values & types
             ):
                 found.append(rule.id)
@@ -186,6 +212,8 @@ def _row(wf: Workflow, t: Transition) -> str:
     required = sorted(t.body.model_json_schema().get("required", []))
     guards = _cell([f"`{g.id}` ({g.citation})" for g in t.guards])
     side = "node" if t.side.value == "system" else t.side.value
+    if t.either_side:
+        side = "either"
     types = _cell(sorted({wf.message_type(t, ct) for ct in wf.case_types}))
     to = t.target or "—"
     if t.returns_to_origin:

@@ -5,7 +5,8 @@ channel, legal basis, refusal and postponement grounds, consultation on record, 
 ``broker.cases.policy`` builds their context. What is left here needs the case's own memory or
 the node's clock: who drafted the request (four eyes), which evidence files exist and who
 uploaded them, whether a review date lies in the future, the order of FIU responses, the
-parent of a consent or feedback thread.
+parent of a consent or feedback thread, which refusal of extradition opens the domestic
+prosecution, whether a joint investigation team is still within its term.
 
 Each guard is a pure function of ``Facts``; it returns None or says what is wrong.
 """
@@ -49,6 +50,7 @@ class Facts:
     parent_workflow: str | None = None
     parent_state: str | None = None
     parent_terms: Mapping[str, Any] = field(default_factory=dict)
+    terms: Mapping[str, Any] = field(default_factory=dict)
     evidence: Mapping[str, EvidenceFacts] = field(default_factory=dict)
 
 
@@ -228,4 +230,134 @@ CONSENT_NEEDED = Guard(
     citation="Egmont Principles; P18",
     check=_consent_needed,
     status=409,
+)
+
+
+# --- extradition (UNTOC art. 16) ------------------------------------------------------------
+
+
+def _urgent(f: Facts) -> str | None:
+    if not f.urgent:
+        return "the request is not marked urgent: provisional arrest is asked only when urgent"
+    if "provisional_arrest_requested" in f.records:
+        return "provisional arrest was already asked"
+    return None
+
+
+URGENT_ARREST = Guard(
+    id="urgent_provisional_arrest",
+    text="provisional arrest is asked once, for a request marked urgent",
+    citation="UNTOC art. 16(9)",
+    check=_urgent,
+    status=409,
+)
+
+
+def _arrest_asked(f: Facts) -> str | None:
+    if "provisional_arrest_requested" not in f.records:
+        return "the requesting State has not asked for provisional arrest"
+    if "provisional_arrest" in f.records:
+        return "the provisional arrest is already on record"
+    return None
+
+
+ARREST_ASKED = Guard(
+    id="provisional_arrest_asked",
+    text="a provisional arrest follows the requesting State's request for one",
+    citation="UNTOC art. 16(9)",
+    check=_arrest_asked,
+    status=409,
+)
+
+
+def _grounds(f: Facts) -> frozenset[str]:
+    return frozenset(getattr(f.body, "grounds", None) or ())
+
+
+def _not_national(f: Facts) -> str | None:
+    if "nationality" in _grounds(f):
+        return (
+            "a refusal on the ground of nationality is refuse_national: it opens the domestic "
+            "prosecution the requested State owes"
+        )
+    return None
+
+
+NOT_NATIONAL = Guard(
+    id="refusal_not_national",
+    text="a refusal on the ground of nationality goes through refuse_national",
+    citation="UNTOC art. 16(10)",
+    check=_not_national,
+)
+
+
+def _national(f: Facts) -> str | None:
+    if "nationality" not in _grounds(f):
+        return "refuse_national is a refusal on the ground of nationality: name that ground"
+    return None
+
+
+NATIONAL_GROUND = Guard(
+    id="refusal_national",
+    text="the refusal names the ground of nationality",
+    citation="UNTOC art. 16(10)",
+    check=_national,
+)
+
+
+# --- joint investigation teams (UNTOC art. 19) ----------------------------------------------
+
+
+def _when(value: Any) -> dt.datetime | None:
+    if isinstance(value, dt.datetime):
+        return value
+    return dt.datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+def _in_term(f: Facts) -> str | None:
+    expiry = _when(f.terms.get("expiry"))
+    if expiry is None or expiry <= f.now:
+        shown = expiry.isoformat() if expiry else "an unknown date"
+        return f"the team's agreement expired at {shown}: the team exchanges nothing more"
+    return None
+
+
+TEAM_IN_TERM = Guard(
+    id="team_in_term",
+    text="the team's agreement has not expired",
+    citation="UNTOC art. 19",
+    check=_in_term,
+    status=409,
+)
+
+
+def _expiry_ahead(f: Facts) -> str | None:
+    agreement = getattr(f.body, "request", None)
+    expiry = _when(getattr(agreement, "expiry", None) or f.terms.get("expiry"))
+    if expiry is not None and expiry <= f.now:
+        return f"the agreement's expiry {expiry.isoformat()} is not in the future"
+    return None
+
+
+EXPIRY_AHEAD = Guard(
+    id="expiry_future",
+    text="the team opens with an expiry in the future",
+    citation="UNTOC art. 19",
+    check=_expiry_ahead,
+)
+
+
+def _extends(f: Facts) -> str | None:
+    new = _when(getattr(f.body, "expiry", None))
+    current = _when(f.terms.get("expiry"))
+    if new is not None and current is not None and new <= current:
+        return f"expiry {new.isoformat()} is not later than the current {current.isoformat()}"
+    return None
+
+
+EXTENDS_TERM = Guard(
+    id="extends_term",
+    text="an extension moves the expiry later",
+    citation="UNTOC art. 19",
+    check=_extends,
 )

@@ -38,13 +38,22 @@ def known_fields(
         "case_event": event,
         "case_fields": request_fields | filled_fields(body),
         "case_records": projection.records,
-        "case_parties": frozenset({case.requesting_id, case.requested_id}),
+        "case_parties": parties_of(case),
         "case_conditions": projection.conditions,
         "grounds": frozenset(grounds),
         "assistance_types": frozenset(case.assistance_types),
         "extraordinary_costs": case.extraordinary_costs,
         "assurance_recorded": projection.assurance,
     }
+
+
+def parties_of(case: Case) -> frozenset[str]:
+    """The case's parties as the packs read them: the two participants, or the members of a
+    joint investigation team (its agreement's parties, UNTOC art. 19; P21), which its terms
+    hold even when empty (then nobody may exchange: fail closed)."""
+    if "members" in case.terms:
+        return frozenset(case.terms["members"])
+    return frozenset({case.requesting_id, case.requested_id})
 
 
 def subjects(categories: list[str] | tuple[str, ...] | frozenset[str]) -> list[dict[str, str]]:

@@ -10,9 +10,12 @@ for the retention period is erased: its request and evidence keys are destroyed,
 files deleted, and every message of the case shredded (``broker.messages.erasure``), one
 ``content:erased`` leaf per item; its history and audit leaves remain.
 
+A joint investigation team whose agreement's expiry has passed is moved to ``EXPIRED`` by the
+event its table fires at that date (``expire_team``, UNTOC art. 19; P21).
+
 Invariants: an action happens once (its key is in the history); a notice never changes a
-case's state; only ``expire_retention`` and the acknowledgement on receipt do, through the
-transition table.
+case's state; only ``expire_retention``, the acknowledgement on receipt and an event fired at a
+date of the case's terms do, through the transition table.
 """
 
 from __future__ import annotations
@@ -102,8 +105,19 @@ async def tick_case(
             break
         action = due[0]
         expiry = loaded.workflow.erasing_from(loaded.projection.state)
+        timed = loaded.workflow.timed_from(loaded.projection.state)
         if expiry is not None and action.kind == expiry.event:
             await expire(session, node=node, loaded=loaded, expiry=expiry, config=config, now=now)
+        elif timed is not None and action.kind == timed.event:
+            # A date of the case's terms has passed (a team's expiry): the table's event.
+            await service.record_system_event(
+                session,
+                node=node,
+                loaded=loaded,
+                event=timed.event,
+                details=dict(action.detail),
+                now=now,
+            )
         else:
             await service.record_notice(
                 session,

@@ -64,7 +64,8 @@ SPANS = (
         frozenset({"grant_consent", "refuse_consent"}),
     ),
 )
-REFUSALS = frozenset({"refuse", "refuse_consent"})
+# ``refuse_national`` is the refusal to extradite a national (UNTOC art. 16(10)).
+REFUSALS = frozenset({"refuse", "refuse_national", "refuse_consent"})
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

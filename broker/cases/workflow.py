@@ -7,7 +7,9 @@ accounts that may fire it, the event's body schema, its guards with their citati
 records it puts on file, and the message type of the signed envelope that carries it. What
 the service does for an event beyond the fold is a flag of its row too (who counts as a
 drafter, which events carry or amend the request, widen the terms, grant the parent's
-consent, are answered with a progress reply, erase the case, or follow a signed receipt),
+consent, are answered with a progress reply, erase the case, follow a signed receipt, are
+seen by the packs under another name, are fired by either party, go to the participant their
+body names, are fired by the node's timers at a date of the case's terms, or set its terms),
 and which states are private to the requesting side is a field of the workflow: the
 service and the views name no event, state or guard, so a new workflow is a table and
 nothing else. All rows and tables are written with keyword arguments.
@@ -146,6 +148,15 @@ class Transition:
       (UNTOC art. 18(26): a consultation during execution returns to execution).
     - ``prerequisite``: the rule that governs where it may fire, when the law gives one: the
       answer to firing it from another state names it with its citation.
+    - ``policy_event``: the event name the policy packs see, when the row is a variant of an
+      event of their vocabulary (the refusal of a national is a ``refuse``, UNTOC 16(10)).
+    - ``either_side``: either party may fire it, not only ``side`` (an exchange within a
+      joint investigation team).
+    - ``addressed``: its envelope goes to the participant its body's ``recipient`` names (an
+      exchange within a joint investigation team), not to the other side.
+    - ``fires_at_term``: the node's timers fire it once the date its case's ``terms`` hold
+      under this key has passed (a joint investigation team's expiry, UNTOC art. 19).
+    - ``sets_terms``: the body fields it copies into the case's terms (a team's new expiry).
     - ``fold_effect``: what it does to the case's projection beyond its state and records
       (one of the effects of ``broker.cases.fold``: conditions offered or accepted, the
       response kind, the review date, the assurance, the consent's conditions).
@@ -178,10 +189,21 @@ class Transition:
     remembers_origin: bool = False
     returns_to_origin: frozenset[str] = frozenset()
     prerequisite: Prerequisite | None = None
+    policy_event: str | None = None
+    either_side: bool = False
+    addressed: bool = False
+    fires_at_term: str | None = None
+    sets_terms: frozenset[str] = frozenset()
     fold_effect: Callable[[Projection, Projection, Mapping[str, Any]], Projection] | None = None
     records_by_reason: Mapping[str, frozenset[str]] = field(
         default_factory=dict, compare=False, hash=False
     )
+
+    def fired_by(self, side: Side | None) -> bool:
+        """Whether a caller on ``side`` may fire it (the side, or either party)."""
+        if side is None:
+            return False
+        return side is self.side or (self.either_side and side is not Side.SYSTEM)
 
     @property
     def side_event(self) -> bool:
@@ -246,6 +268,8 @@ class Workflow:
                 seen.add((source, t.event))
             if t.target is not None and t.target not in self.states:
                 raise ValueError(f"{self.name}: {t.event} leads to unknown state {t.target}")
+            if t.fires_at_term and t.side is not Side.SYSTEM:
+                raise ValueError(f"{self.name}: {t.event} fires at a date but not by the node")
         if self.initial not in known:
             raise ValueError(f"{self.name}: unknown initial state {self.initial}")
         if not self.finals <= set(self.states):
@@ -273,6 +297,10 @@ class Workflow:
     def on_receipt_from(self, state: str) -> Transition | None:
         """The event the node fires on the signed receipt of a case in ``state``, if any."""
         return next((t for t in self.from_state(state) if t.on_receipt), None)
+
+    def timed_from(self, state: str) -> Transition | None:
+        """The event the node's timers fire at a date of the case's terms, from ``state``."""
+        return next((t for t in self.from_state(state) if t.fires_at_term), None)
 
     def visible_to_requested(self, state: str, event: str) -> bool:
         """Whether the requested side sees an event fired from ``state``."""

@@ -75,8 +75,10 @@ CASE_ONLY_TYPES = frozenset(
         "fiu.consent",
         "fiu.request",
         "fiu.response",
+        "extradition.request",
         "extradition.event",
         "jit.event",
+        "jit.message",
     }
 )
 """Message types only the case and consent services send: every type a workflow table's

@@ -78,8 +78,13 @@ TONES = {
     "EXECUTED": "done",
     "CLOSED": "done",
     "RESPONDED": "done",
+    "SURRENDERED": "done",
+    "PROSECUTION_DUE": "waiting",
+    "PROSECUTION_SUBMITTED": "waiting",
+    "PROSECUTION_REPORTED": "done",
     "REFUSED": "stopped",
     "WITHDRAWN": "stopped",
+    "EXPIRED": "stopped",
     "ERASED": "stopped",
 }
 
@@ -455,7 +460,7 @@ def _transition(loaded: cases.Loaded, user: WebUser, event: str) -> Transition:
     the rest (roles, four eyes, guards, policy) when it is fired."""
     side = cases.side_of(loaded.case, user.caller.participant_id)
     t = loaded.workflow.transition(loaded.projection.state, event)
-    if t is None or t.side is not side:
+    if t is None or not t.fired_by(side):
         raise InvalidState(f"{event} cannot be fired by your side in state {loaded.case.state}")
     return t
 

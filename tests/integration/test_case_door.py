@@ -83,7 +83,9 @@ def test_the_case_service_path_keeps_working(api: Api, sync_engine: Engine) -> N
         "fiu.request",
         "fiu.response",
         "jit.event",
+        "jit.message",
         "extradition.event",
+        "extradition.request",
     ],
 )
 def test_a_case_only_type_without_a_case_is_refused(

@@ -42,6 +42,8 @@ def apply_effects(
         case.terms = {k: v for k, v in details.items() if k in ("recipient", "purpose")}
     if t.widens_terms:
         _widen_terms(case, details)
+    if t.sets_terms:
+        case.terms = {**case.terms, **{k: details[k] for k in t.sets_terms if k in details}}
     if t.grants_parent_consent and loaded.parent is not None:
         # The consent widens what the parent case's material may be used for (P18, 18(19)),
         # on its conditions (P9, 18(26)) and until its end: the case door's record, read
@@ -205,6 +207,10 @@ def details_of(t: Transition, body: BaseModel) -> dict[str, Any]:
     evidence = getattr(body, "evidence", None)
     if evidence:
         details["evidence"] = [str(e) for e in evidence]
+    for name in sorted(t.sets_terms):
+        value = body.model_dump(mode="json").get(name)
+        if value is not None:
+            details[name] = value
     return details
 
 

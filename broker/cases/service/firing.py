@@ -178,7 +178,7 @@ async def _plan(
     if t is None:
         raise _not_allowed(loaded, caller, event)
     side = Side.REQUESTING if new_case else side_of(case, caller.participant_id)
-    if side is None or t.side is not side:
+    if side is None or not t.fired_by(side):
         raise Forbidden(
             f"{event} is fired by the {t.side.value} side; you are the "
             f"{side.value if side else 'no'} side of this case",
@@ -210,6 +210,7 @@ def _check_guards(loaded: Loaded, plan: _Plan, caller: Caller, now: dt.datetime)
         parent_workflow=loaded.parent.workflow if loaded.parent else None,
         parent_state=loaded.parent.state if loaded.parent else None,
         parent_terms=loaded.parent.terms if loaded.parent else {},
+        terms=case.terms,
         evidence={
             f.id: EvidenceFacts(Side(f.side), f.id in loaded.delivered)
             for f in loaded.evidence
@@ -250,12 +251,14 @@ async def fire(
     if new_case:
         case.purpose = getattr(body, "purpose", None) or case.purpose
     seq = p.seq + 1
-    recipient = _recipient(loaded, t, side, caller, new_case)
+    recipient = _recipient(loaded, t, side, caller, new_case, body)
     draft = envelope_draft(loaded, t, event_data(body, request), body, request, recipient, seq)
     event_id = str(uuid7())
     to_state = t.target_from(p.state, p.consulted_from)
     accept_request = messages.AcceptRequest(
-        known=known_fields(case=case, projection=p, event=t.event, body=body, request=request),
+        known=known_fields(
+            case=case, projection=p, event=t.policy_event or t.event, body=body, request=request
+        ),
         audit_kind=AuditKind(t.audit_kind),
         audit_fields={
             "workflow": wf.name,
@@ -330,10 +333,16 @@ async def fire(
     return Fired(case, ev, outcome.envelope, reply)
 
 
-def _recipient(loaded: Loaded, t: Transition, side: Side, caller: Caller, new_case: bool) -> str:
+def _recipient(
+    loaded: Loaded, t: Transition, side: Side, caller: Caller, new_case: bool, body: BaseModel
+) -> str:
     """The other side once the case is shared (or by the event that shares it); before, the
-    caller's own participant: drafting and vetting stay inside it."""
+    caller's own participant: drafting and vetting stay inside it. An addressed event goes to
+    the participant its body names (the policy decides whether it may)."""
     case = loaded.case
+    addressee = getattr(body, "recipient", None)
+    if t.addressed and isinstance(addressee, str):
+        return addressee
     if not (loaded.projection.shared or t.event == loaded.workflow.sharing_event or new_case):
         return caller.participant_id
     return case.requested_id if side is Side.REQUESTING else case.requesting_id
@@ -366,7 +375,7 @@ async def prepare_event(
     assert isinstance(planned, _Plan)
     _check_guards(loaded, planned, caller, ctx.now)
     t, request = planned.transition, planned.request
-    recipient = _recipient(loaded, t, planned.side, caller, False)
+    recipient = _recipient(loaded, t, planned.side, caller, False, planned.body)
     data = event_data(planned.body, request)
     draft = envelope_draft(
         loaded, t, data, planned.body, request, recipient, loaded.projection.seq + 1

@@ -152,6 +152,7 @@ def reschedule(loaded: Loaded, config: CaseConfig, now: dt.datetime) -> list[Due
         retention=config.retention,
         urgent_every=config.urgent_escalation,
         review=config.review.review,
+        terms=case.terms,
     )
     running = [d.due_at for d in open_ones if d.status != "paused"]
     case.next_due_at = min(running) if running else None

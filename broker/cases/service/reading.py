@@ -97,7 +97,7 @@ def _fireable(
 ) -> list[Transition]:
     out = []
     for t in wf.from_state(state):
-        if t.side is not side or caller.roles.isdisjoint(t.roles):
+        if not t.fired_by(side) or caller.roles.isdisjoint(t.roles):
             continue
         four_eyes = any(g.excludes_drafters for g in t.guards)
         if four_eyes and caller.account_id in drafters:
@@ -135,7 +135,7 @@ def _moves(caller: Caller, side: Side, ignoring: frozenset[str]) -> list[tuple[s
         for wf in WORKFLOWS.values()
         for state in wf.states
         if any(
-            t.side is side
+            t.fired_by(side)
             and not t.side_event
             and t.event not in ignoring
             and not caller.roles.isdisjoint(t.roles)

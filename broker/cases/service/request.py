@@ -64,6 +64,13 @@ def apply_request(case: Case, request: BaseModel) -> None:
         values = get(source) or []
         if values:
             terms[target] = list(values)
+    if "parties" in type(request).model_fields:
+        # A joint investigation team's members: the parties of its agreement (UNTOC art. 19),
+        # the policy context's ``case_parties`` (P21); its expiry, the date of its timers.
+        terms["members"] = list(get("parties") or [])
+        expiry = get("expiry")
+        if expiry is not None:
+            terms["expiry"] = expiry.isoformat()
     case.terms = terms
 
 

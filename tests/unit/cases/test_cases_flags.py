@@ -33,8 +33,11 @@ FLAGS = [
             ("mla.request", "transmit"),
             ("fiu.request", "submit"),
             ("fiu.disclosure", "submit"),
+            ("extradition.request", "submit"),
+            ("jit.team", "open_team"),
         },
-        "UNTOC art. 18(15): the request goes to vetting and is transmitted; FATF R.40 INR",
+        "UNTOC art. 18(15): the request goes to vetting and is transmitted; FATF R.40 INR; "
+        "UNTOC art. 16(1): the extradition request; art. 19: the team's agreement",
     ),
     (
         "request_as_stored",
@@ -47,6 +50,8 @@ FLAGS = [
             ("mla.request", "submit_for_vetting"),
             ("fiu.request", "submit"),
             ("fiu.disclosure", "submit"),
+            ("extradition.request", "submit"),
+            ("jit.team", "open_team"),
         },
         "UNTOC art. 18(15): the drafter amends the request until it is submitted",
     ),
@@ -67,7 +72,11 @@ FLAGS = [
     ),
     (
         "triggers_progress_reply",
-        {("mla.request", "progress_query"), ("fiu.request", "progress_query")},
+        {
+            ("mla.request", "progress_query"),
+            ("fiu.request", "progress_query"),
+            ("extradition.request", "progress_query"),
+        },
         "UNTOC art. 18(24): information on the status and progress of the request",
     ),
     (
@@ -76,13 +85,40 @@ FLAGS = [
             ("mla.request", "expire_retention"),
             ("fiu.request", "expire_retention"),
             ("fiu.disclosure", "expire_retention"),
+            ("extradition.request", "expire_retention"),
+            ("jit.team", "expire_retention"),
         },
         "LED art. 5; P17: time limits for erasure",
     ),
     (
         "on_receipt",
-        {("mla.request", "acknowledge")},
+        {("mla.request", "acknowledge"), ("extradition.request", "acknowledge")},
         "MLA.md: acknowledged by CA-Q, or by the node on a signed receipt",
+    ),
+    (
+        "policy_event",
+        {("extradition.request", "refuse_national")},
+        "UNTOC art. 16(10): refusing to extradite a national is a refusal (P20)",
+    ),
+    (
+        "either_side",
+        {("jit.team", "exchange")},
+        "UNTOC art. 19: every member of the team exchanges",
+    ),
+    (
+        "addressed",
+        {("jit.team", "exchange")},
+        "UNTOC art. 19; P21: an exchange goes to the member it names",
+    ),
+    (
+        "fires_at_term",
+        {("jit.team", "expire_team")},
+        "UNTOC art. 19; P21: the team ends at its agreement's expiry",
+    ),
+    (
+        "sets_terms",
+        {("jit.team", "extend_team")},
+        "UNTOC art. 19: an extension of the agreement moves its expiry",
     ),
 ]
 
@@ -117,6 +153,9 @@ def test_private_states_are_drafting_and_vetting() -> None:
         "fiu.disclosure": {"DRAFT"},
         "consent": set(),
         "feedback": set(),
+        # UNTOC art. 16, art. 19: the draft request or agreement, until sent
+        "extradition.request": {"DRAFT"},
+        "jit.team": {"DRAFT"},
     }
 
 
@@ -314,4 +353,6 @@ def test_fold_effects_are_on_their_rows() -> None:
         ("fiu.request", "respond"): fold.response_given,
         # UNTOC art. 18(19); Egmont Principles
         ("consent", "grant_consent"): fold.consent_conditions_set,
+        # UNTOC art. 16(14); P22: surrender to a flagged State needs the assurance
+        ("extradition.request", "record_assurance"): fold.assured,
     }
