@@ -18,6 +18,7 @@ from broker.messages.ingress import (
     sign_and_accept,
     submit,
 )
+from broker.messages.issuing import NOTICE_TYPE, issue_notice
 from broker.messages.keys import encryption_keys
 from broker.messages.lists import (
     STATUSES,
@@ -48,6 +49,7 @@ from broker.messages.review import (
 from broker.messages.signing import Signed, parse_payload, verified_submission
 
 __all__ = [
+    "NOTICE_TYPE",
     "RECEIPT_TYPE",
     "STATUSES",
     "AcceptRequest",
@@ -73,6 +75,7 @@ __all__ = [
     "filtered_sent",
     "get_message_for",
     "held_message",
+    "issue_notice",
     "list_inbox",
     "list_sent",
     "load_body",

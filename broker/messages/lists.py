@@ -1,5 +1,5 @@
-"""The inbox and sent lists with filters: message type, counterpart, status and handling
-code, each a plain equality on a column of ``messages``, and cursor paging (the inbox by its
+"""The inbox and sent lists with filters: message type, counterpart, status, handling code
+and urgency, each a plain equality on a column of ``messages``, and cursor paging (the inbox by its
 delivery sequence, oldest first; sent by message id, newest first).
 
 Invariants: a list holds only messages the caller's participant received (inbox) or sent
@@ -30,9 +30,11 @@ class MessageFilter:
     counterpart: str | None = None
     status: str | None = None
     handling_code: str | None = None
+    urgent: bool | None = None
+    """True: only urgent messages (an urgent request, a notice of an urgent case)."""
 
     def active(self) -> bool:
-        return any((self.type, self.counterpart, self.status, self.handling_code))
+        return any((self.type, self.counterpart, self.status, self.handling_code, self.urgent))
 
 
 def _conditions(f: MessageFilter, counterpart: Any) -> list[ColumnElement[bool]]:
@@ -45,6 +47,8 @@ def _conditions(f: MessageFilter, counterpart: Any) -> list[ColumnElement[bool]]
         out.append(Message.status == f.status)
     if f.handling_code:
         out.append(Message.handling_code == f.handling_code)
+    if f.urgent is not None:
+        out.append(Message.urgent.is_(f.urgent))
     return out
 
 

@@ -17,7 +17,18 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broker.core.db import Base, UTCDateTime
@@ -62,6 +73,9 @@ class Message(Base):
     legal_basis: Mapped[str | None] = mapped_column(String(200))
     purpose: Mapped[str | None] = mapped_column(String(200))
     handling_code: Mapped[str | None] = mapped_column(String(2))
+    # The payload's ``urgent`` flag: urgent messages are relayed first and the inbox can be
+    # narrowed to them (migration 0016).
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     payload_size: Mapped[int] = mapped_column(Integer)
     envelope_sha256: Mapped[str] = mapped_column(String(64))
     sender_kid: Mapped[str] = mapped_column(String(64))
@@ -122,7 +136,11 @@ class OutboxEntry(Base):
     it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_dead_lettered_at", "dead_lettered_at"),)
+    __table_args__ = (
+        Index("ix_outbox_dead_lettered_at", "dead_lettered_at"),
+        # The relay's order: urgent rows first, then acceptance order (migration 0016).
+        Index("ix_outbox_urgent_id", "urgent", "id"),
+    )
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
@@ -130,6 +148,8 @@ class OutboxEntry(Base):
     message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), unique=True)
     recipient_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # The message's ``urgent`` flag: the relay hands urgent rows out before the others.
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Failed attempts so far; the next one is number attempts + 1.
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Not handed out before this time (backoff after a failed attempt); NULL: due now.

@@ -17,12 +17,13 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from broker.cases.tables.fiu import DISCLOSURE, FIU_REQUEST
+from broker.cases.tables.intel import INTEL_REQUEST
 from broker.cases.tables.mla import CONSULTATION_RECORDS, MLA
 from broker.cases.tables.threads import CONSENT, FEEDBACK
 from broker.cases.workflow import HANDLERS, Workflow
 
 WORKFLOWS: Mapping[str, Workflow] = MappingProxyType(
-    {w.name: w for w in (MLA, FIU_REQUEST, DISCLOSURE, CONSENT, FEEDBACK)}
+    {w.name: w for w in (MLA, FIU_REQUEST, DISCLOSURE, CONSENT, FEEDBACK, INTEL_REQUEST)}
 )
 ROOT_WORKFLOWS = frozenset(w.name for w in WORKFLOWS.values() if not w.parents)
 CHILD_WORKFLOWS = frozenset(w.name for w in WORKFLOWS.values() if w.parents)
@@ -35,6 +36,7 @@ __all__ = [
     "FEEDBACK",
     "FIU_REQUEST",
     "HANDLERS",
+    "INTEL_REQUEST",
     "MLA",
     "ROOT_WORKFLOWS",
     "WORKFLOWS",

@@ -33,8 +33,10 @@ FLAGS = [
             ("mla.request", "transmit"),
             ("fiu.request", "submit"),
             ("fiu.disclosure", "submit"),
+            ("intel.request", "submit"),
         },
-        "UNTOC art. 18(15): the request goes to vetting and is transmitted; FATF R.40 INR",
+        "UNTOC art. 18(15): the request goes to vetting and is transmitted; FATF R.40 INR; "
+        "Directive (EU) 2023/977 art. 4",
     ),
     (
         "request_as_stored",
@@ -47,12 +49,13 @@ FLAGS = [
             ("mla.request", "submit_for_vetting"),
             ("fiu.request", "submit"),
             ("fiu.disclosure", "submit"),
+            ("intel.request", "submit"),
         },
         "UNTOC art. 18(15): the drafter amends the request until it is submitted",
     ),
     (
         "widens_terms",
-        {("fiu.request", "respond"), ("fiu.disclosure", "submit")},
+        {("fiu.request", "respond"), ("fiu.disclosure", "submit"), ("intel.request", "respond")},
         "Egmont Principles; FATF R.40 INR: the provider names recipients and purposes",
     ),
     (
@@ -67,7 +70,11 @@ FLAGS = [
     ),
     (
         "triggers_progress_reply",
-        {("mla.request", "progress_query"), ("fiu.request", "progress_query")},
+        {
+            ("mla.request", "progress_query"),
+            ("fiu.request", "progress_query"),
+            ("intel.request", "progress_query"),
+        },
         "UNTOC art. 18(24): information on the status and progress of the request",
     ),
     (
@@ -76,6 +83,7 @@ FLAGS = [
             ("mla.request", "expire_retention"),
             ("fiu.request", "expire_retention"),
             ("fiu.disclosure", "expire_retention"),
+            ("intel.request", "expire_retention"),
         },
         "LED art. 5; P17: time limits for erasure",
     ),
@@ -115,6 +123,7 @@ def test_private_states_are_drafting_and_vetting() -> None:
         "mla.request": {"DRAFT", "CA_VETTING"},
         "fiu.request": {"DRAFT"},
         "fiu.disclosure": {"DRAFT"},
+        "intel.request": {"DRAFT"},
         "consent": set(),
         "feedback": set(),
     }
@@ -312,6 +321,8 @@ def test_fold_effects_are_on_their_rows() -> None:
         ("mla.request", "record_assurance"): fold.assured,
         # Egmont Principles: interim, partial, full or negative
         ("fiu.request", "respond"): fold.response_given,
+        # Directive (EU) 2023/977 art. 5(1): a response, then further ones after an interim one
+        ("intel.request", "respond"): fold.response_given,
         # UNTOC art. 18(19); Egmont Principles
         ("consent", "grant_consent"): fold.consent_conditions_set,
     }
