@@ -122,29 +122,27 @@ async def record_system_event(
 
 
 def notice_recipients(loaded: Loaded, details: Mapping[str, Any]) -> list[str]:
-    """The participants a notice goes to (``NOTICE_RECIPIENTS``): never the requested side
-    before the case is shared."""
+    """The participants a notice goes to: the sides ``NOTICE_RECIPIENTS`` names for its kind
+    ("acting": the side its details name as the one that must act, the requested side if
+    none; "other": the side across from it); for a kind it does not list (a follow-up), the
+    side its details name, else both. Never the requested side before the case is shared."""
     case = loaded.case
-    kind = str(details["notice"])
+    requesting, requested = Side.REQUESTING.value, Side.REQUESTED.value
     named = details.get("side")
-    if named in (Side.REQUESTING, Side.REQUESTED):
-        sides: tuple[str, ...] = (str(named),)
-    else:
-        sides = NOTICE_RECIPIENTS.get(kind, ("requesting", "requested"))
-    acting = str(details.get("side") or Side.REQUESTED.value)
-    party = {Side.REQUESTING.value: case.requesting_id, Side.REQUESTED.value: case.requested_id}
-    other = {
-        Side.REQUESTING.value: Side.REQUESTED.value,
-        Side.REQUESTED.value: Side.REQUESTING.value,
-    }
+    acting = str(named) if named in (requesting, requested) else None
+    sides = NOTICE_RECIPIENTS.get(str(details["notice"]))
+    if sides is None:
+        sides = (acting,) if acting else (requesting, requested)
+    acting = acting or requested
+    other = requesting if acting == requested else requested
+    party = {requesting: case.requesting_id, requested: case.requested_id}
     out: list[str] = []
     for side in sides:
-        resolved = acting if side == "acting" else other[acting] if side == "other" else side
-        if resolved == Side.REQUESTED.value and not loaded.projection.shared:
+        resolved = {"acting": acting, "other": other}.get(side, side)
+        if resolved == requested and not loaded.projection.shared:
             continue
-        participant = party[resolved]
-        if participant not in out:
-            out.append(participant)
+        if party[resolved] not in out:
+            out.append(party[resolved])
     return out
 
 
