@@ -26,6 +26,7 @@ from broker.messages.lists import (
     filtered_inbox,
     filtered_sent,
     message_types,
+    urgent_unread,
 )
 from broker.messages.reading import (
     attempts_of,
@@ -89,6 +90,7 @@ __all__ = [
     "sign_and_accept",
     "submit",
     "terms_of",
+    "urgent_unread",
     "verified_submission",
     "verify_receipt",
 ]

@@ -68,6 +68,23 @@ async def filtered_inbox(
     return [(seq, msg) for seq, msg in (await session.execute(stmt)).all()]
 
 
+async def urgent_unread(session: AsyncSession, *, caller: Caller, limit: int) -> list[Message]:
+    """Urgent messages delivered to the caller's participant and not yet receipted, oldest
+    first: what an inbox shows before the rest."""
+    stmt = (
+        select(Message)
+        .join(InboxEntry, InboxEntry.message_id == Message.id)
+        .where(
+            InboxEntry.recipient_id == caller.participant_id,
+            Message.urgent.is_(True),
+            Message.status == MessageStatus.DELIVERED.value,
+        )
+        .order_by(InboxEntry.seq)
+        .limit(limit)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
 async def filtered_sent(
     session: AsyncSession, *, caller: Caller, where: MessageFilter, before: str | None, limit: int
 ) -> list[Message]:

@@ -34,6 +34,7 @@ from tests.integration.test_case_helpers import (
     to_transmitted,
     use_clock,
 )
+from tests.integration.web_helpers import Browser
 
 
 def inbox(api: Api, who: str, **params: Any) -> list[dict[str, Any]]:
@@ -194,3 +195,24 @@ def test_an_urgent_message_is_relayed_before_those_queued_before_it(
     r = call(api, "GET", "/v1/inbox", "it.officer", params={"urgent": "maybe"})
     assert r.status_code == 422, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
+
+
+def test_the_web_inbox_shows_urgent_unacknowledged_messages_first(api: Api) -> None:
+    key = api.world.keys["de.bka"]
+    for urgent in (False, False, True):
+        r = api.post("/v1/messages", as_="de.system", json=envelope(key, urgent=urgent))
+        assert r.status_code == 202, r.text
+    urgent_id = r.json()["id"]
+    relay(api.settings)
+    browser = Browser(api.client)
+    browser.sign_in("it.officer")
+    page = browser.get("/inbox").text
+    top, _, rest = page.partition("All messages")
+    assert "Urgent, not yet acknowledged" in top
+    assert top.count("/messages/") == 1
+    assert f"/messages/{urgent_id}" in top
+    assert rest.count("/messages/") == 3  # all of them again, in their order
+    # Once acknowledged it is no longer singled out.
+    r = api.post(f"/v1/messages/{urgent_id}/receipt", as_="it.officer")
+    assert r.status_code == 200, r.text
+    assert "Urgent, not yet acknowledged" not in browser.get("/inbox").text
