@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from broker.core.context import Caller
+from broker.messages.issuing import NOTICE_TYPE
 from broker.messages.models import InboxEntry, Message, MessageStatus
 
 STATUSES = tuple(s.value for s in MessageStatus)
@@ -89,9 +90,12 @@ async def filtered_sent(
     session: AsyncSession, *, caller: Caller, where: MessageFilter, before: str | None, limit: int
 ) -> list[Message]:
     """Messages the caller's participant sent, newest first (ids are UUIDv7, so time
-    ordered), those with an id below ``before`` when given."""
+    ordered), those with an id below ``before`` when given; never the node's notices to it
+    (``broker.messages.issuing``), which it did not send."""
     stmt = select(Message).where(
-        Message.sender_id == caller.participant_id, *_conditions(where, Message.recipient_id)
+        Message.sender_id == caller.participant_id,
+        Message.type != NOTICE_TYPE,
+        *_conditions(where, Message.recipient_id),
     )
     if before:
         stmt = stmt.where(Message.id < before)

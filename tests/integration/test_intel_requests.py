@@ -28,6 +28,7 @@ from tests.integration.test_case_helpers import (
     tick,
     use_clock,
 )
+from tests.integration.web_helpers import Browser
 
 IT, NL = "it.police", "nl.police"
 ASKER, ASKER_HEAD = "it.investigator", "it.police-head"
@@ -292,3 +293,23 @@ def test_a_third_party_cannot_read_a_notice(api: Api, police: None) -> None:
     for who in (ASKER, "nl.officer", "us.officer"):
         r = call(api, "GET", f"/v1/messages/{notice['id']}", who)
         assert r.status_code == 404, (who, r.text)
+
+
+def test_the_case_page_shows_the_time_limit_and_notices_are_not_sent_items(
+    api: Api, police: None
+) -> None:
+    clock = use_clock(api, FakeClock())
+    case = submitted(api)
+    assert tick(api, clock.advance(hours=6)) == 1
+    assert len(notices_in_inbox(api, ANSWERER, case["id"])) == 1
+    # The node sent the notice, not the participant: its sent lists do not show it.
+    r = call(api, "GET", "/v1/messages", ANSWERER, params={"limit": 1000})
+    assert r.status_code == 200, r.text
+    assert [m["type"] for m in r.json()["items"]] == []
+    browser = Browser(api.client)
+    browser.sign_in(ANSWERER)
+    assert "/messages/" not in browser.get("/sent").text.partition("<main")[2]
+    page = browser.get(f"/cases/{case['id']}")
+    assert page.status_code == 200, page.text
+    assert "Directive (EU) 2023/977 art. 5(1)(a)" in page.text
+    assert "provide the requested information" in page.text
