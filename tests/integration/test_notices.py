@@ -216,3 +216,12 @@ def test_the_web_inbox_shows_urgent_unacknowledged_messages_first(api: Api) -> N
     r = api.post(f"/v1/messages/{urgent_id}/receipt", as_="it.officer")
     assert r.status_code == 200, r.text
     assert "Urgent, not yet acknowledged" not in browser.get("/inbox").text
+
+
+def test_nobody_but_the_node_issues_a_notice(api: Api, sync_engine: Engine) -> None:
+    before = count_rows(sync_engine, "messages")
+    env = envelope(api.world.keys["de.bka"], type="notice", body={"notice": "escalation"})
+    r = api.post("/v1/messages", as_="de.system", json=env)
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == "payload.type"
+    assert count_rows(sync_engine, "messages") == before
