@@ -135,6 +135,7 @@ def test_the_diagram_and_workflows_come_from_the_tables(api: Api) -> None:
         "fiu.disclosure",
         "consent",
         "feedback",
+        "intel.request",
     ]
     mla = api.get("/v1/workflows/mla.request", as_=DRAFTER).json()
     transmit = next(t for t in mla["transitions"] if t["event"] == "transmit")
