@@ -65,7 +65,7 @@ async def complete_inbox(
                 OutboxEntry.message_id,
                 OutboxEntry.recipient_id,
                 _O.attempts,
-                OutboxEntry.urgent,
+                OutboxEntry.priority,
             )
             .execution_options(synchronize_session=False)
         )
@@ -73,7 +73,7 @@ async def complete_inbox(
     if not taken:
         return []
     # Inbox order follows delivery order: urgent first, then acceptance order.
-    taken = sorted(taken, key=lambda r: (not r.urgent, r.id))
+    taken = sorted(taken, key=lambda r: (r.priority, r.id))
     now = utcnow()
     ids = [r.message_id for r in taken]
     already = set(

@@ -49,8 +49,9 @@ class RetryPolicy:
 
 _rng = random.Random()  # noqa: S311 - jitter, not security
 
-PRIORITY = (OutboxEntry.urgent.desc(), OutboxEntry.id)
-"""The order outbox rows are delivered in: urgent first, then acceptance order."""
+PRIORITY = (OutboxEntry.priority, OutboxEntry.id)
+"""The order outbox rows are delivered in: by priority (urgent first), then acceptance order;
+the index on (priority, id) serves it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +100,10 @@ async def claim_due(
         update(OutboxEntry)
         .where(OutboxEntry.id.in_(due.scalar_subquery()))
         .values(leased_until=now + dt.timedelta(seconds=lease_seconds))
-        .returning(OutboxEntry.id, OutboxEntry.urgent)
+        .returning(OutboxEntry.id, OutboxEntry.priority)
         .execution_options(synchronize_session=False)
     )
-    return [r.id for r in sorted(claimed.all(), key=lambda r: (not r.urgent, r.id))]
+    return [r.id for r in sorted(claimed.all(), key=lambda r: (r.priority, r.id))]
 
 
 async def extend_lease(session: AsyncSession, outbox_ids: Sequence[int], seconds: float) -> None:

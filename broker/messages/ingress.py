@@ -42,7 +42,13 @@ from broker.core.errors import (
 from broker.core.jsonlimits import JsonShapeError, check_json
 from broker.envelopes import dsse
 from broker.messages.keys import as_utc, ingress_facts, party_facts
-from broker.messages.models import Message, MessageStatus, MessageTerms, OutboxEntry
+from broker.messages.models import (
+    Message,
+    MessageStatus,
+    MessageTerms,
+    OutboxEntry,
+    OutboxPriority,
+)
 from broker.messages.policy import PartyFacts, Terms, decide, default_terms, terms_for
 from broker.messages.retention import retention_deadline
 from broker.messages.signing import (
@@ -190,8 +196,8 @@ _PG_STORE = HotStatement(
         )
         ON CONFLICT (id) DO NOTHING RETURNING id
     ), o AS (
-        INSERT INTO outbox (message_id, recipient_id, created_at, urgent)
-        SELECT id, :recipient_id, :accepted_at, :urgent FROM m
+        INSERT INTO outbox (message_id, recipient_id, created_at, priority)
+        SELECT id, :recipient_id, :accepted_at, :priority FROM m
     ), a AS (
         INSERT INTO audit_events (event_id, kind, message_id, participant_id, created_at, leaf)
         SELECT :event_id, :kind, id, :participant_id, :event_created_at, :leaf FROM m
@@ -220,6 +226,7 @@ async def store_accepted(
             "participant_id": audit["participant_id"],
             "event_created_at": audit["created_at"],
             "leaf": audit["leaf"],
+            "priority": outbox["priority"],
         }
         return bool(await _PG_STORE.rows(session, values))
     await connection.execute(_SQLITE_INSERT_MESSAGE, row)
@@ -411,7 +418,7 @@ async def accept(
         "message_id": message_id,
         "recipient_id": payload.recipient,
         "created_at": now,
-        "urgent": payload.urgent,
+        "priority": OutboxPriority.of(payload.urgent).value,
     }
     audit = audit_row(
         kind=request.audit_kind or AuditKind.MESSAGE_ACCEPTED,

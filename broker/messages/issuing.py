@@ -31,7 +31,7 @@ from broker.core.ids import uuid7
 from broker.envelopes import dsse
 from broker.messages.ingress import store_accepted
 from broker.messages.keys import party_facts
-from broker.messages.models import MessageStatus
+from broker.messages.models import MessageStatus, OutboxPriority
 from broker.oversight.service import AuditKind, audit_row
 
 NOTICE_TYPE = "notice"
@@ -113,7 +113,7 @@ async def issue_notice(
         "message_id": message_id,
         "recipient_id": recipient,
         "created_at": now,
-        "urgent": urgent,
+        "priority": OutboxPriority.of(urgent).value,
     }
     audit = audit_row(
         kind=AuditKind.MESSAGE_ACCEPTED,

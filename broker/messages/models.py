@@ -25,6 +25,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     false,
@@ -129,6 +130,17 @@ class MessageTerms(Base):
     restrictions: Mapped[list[str]] = mapped_column(JSON)
 
 
+class OutboxPriority(enum.IntEnum):
+    """The order in which the relay hands outbox rows out, lowest first."""
+
+    URGENT = 0
+    NORMAL = 1
+
+    @classmethod
+    def of(cls, urgent: bool) -> OutboxPriority:
+        return cls.URGENT if urgent else cls.NORMAL
+
+
 class OutboxEntry(Base):
     """A message not yet delivered. Written in the transaction that accepts the message;
     removed in the transaction that records its delivery, so a crash anywhere leaves it to be
@@ -138,8 +150,8 @@ class OutboxEntry(Base):
     __tablename__ = "outbox"
     __table_args__ = (
         Index("ix_outbox_dead_lettered_at", "dead_lettered_at"),
-        # The relay's order: urgent rows first, then acceptance order (migration 0016).
-        Index("ix_outbox_urgent_id", "urgent", "id"),
+        # The relay's order: by priority (urgent first), then acceptance order (migration 0016).
+        Index("ix_outbox_priority_id", "priority", "id"),
     )
 
     id: Mapped[int] = mapped_column(
@@ -148,8 +160,9 @@ class OutboxEntry(Base):
     message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), unique=True)
     recipient_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    # The message's ``urgent`` flag: the relay hands urgent rows out before the others.
-    urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The relay hands rows out by priority, lowest first: ``URGENT`` (0) for an urgent
+    # message, ``NORMAL`` (1) for the others.
+    priority: Mapped[int] = mapped_column(SmallInteger, default=1, server_default="1")
     # Failed attempts so far; the next one is number attempts + 1.
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Not handed out before this time (backoff after a failed attempt); NULL: due now.
