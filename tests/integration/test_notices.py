@@ -9,15 +9,20 @@ queued before it (P3, P8, P10; UNTOC art. 18(14), 18(24), 18(25))."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Engine
+import orjson
+from sqlalchemy import Engine, text
 
+from broker.cases import service
+from broker.cases.models import Case
 from broker.cases.scheduler import run_clocks, tick_case
 from broker.core.context import node_context
 from broker.core.db import Database
 from broker.delivery.service import claim_due, relay_outbox
+from broker.envelopes import dsse
 from tests.conftest import Api, count_rows
 from tests.integration.messaging_helpers import envelope, relay
 from tests.integration.test_case_clocks import CLOCKS
@@ -28,12 +33,17 @@ from tests.integration.test_case_helpers import (
     call,
     case_config,
     fire,
+    get_case,
+    open_case,
+    register_partner,
     set_clocks,
     tick,
     to_assessment,
     to_transmitted,
     use_clock,
 )
+from tests.integration.test_delivery_helpers import Agency, agency_server, deliver_once
+from tests.integration.test_fiu import fiu_request
 from tests.integration.web_helpers import Browser
 
 
@@ -225,3 +235,88 @@ def test_nobody_but_the_node_issues_a_notice(api: Api, sync_engine: Engine) -> N
     assert r.status_code == 422, r.text
     assert r.json()["field"] == "payload.type"
     assert count_rows(sync_engine, "messages") == before
+
+
+def test_a_notice_reaches_a_webhook_recipient_through_the_delivery_path(
+    api: Api, sync_engine: Engine
+) -> None:
+    """nl.fiu takes its messages by webhook: the reminder of the Egmont reply clock is pushed
+    to its endpoint, signed by the node, and its own signed receipt comes back."""
+    clock = use_clock(api, FakeClock())
+    register_partner(api, "it.fiu", "fiu", {"it.analyst": "officer"})
+    case = open_case(
+        api, "it.analyst", workflow="fiu.request", counterpart="nl.fiu", request=fiu_request()
+    )
+    fire(api, case["id"], "submit", "it.analyst")
+    [reply] = get_case(api, case["id"], "it.analyst")["deadlines"]
+    due = dt.datetime.fromisoformat(reply["due_at"])
+    node = api.get("/v1/node").json()
+    agency = Agency(
+        node_keys={node["signing_key_id"]: base64.b64decode(node["signing_public_key"])},
+        receipt_key=api.world.keys["nl.fiu"],
+    )
+    with agency_server(agency):
+        r = api.request(
+            "PUT",
+            "/v1/participants/nl.fiu/adapter",
+            as_="it.admin",
+            json={"adapter": "webhook", "config": {"url": agency.url}},
+        )
+        assert r.status_code == 200, r.text
+        clock.now = due - dt.timedelta(hours=119)
+        assert tick(api, clock.now) == 1
+        report = deliver_once(api.settings)
+    assert report.dead_lettered == 0
+    with sync_engine.connect() as c:
+        notice_id = c.execute(
+            text("SELECT id FROM messages WHERE case_id = :c AND type = 'notice'"),
+            {"c": case["id"]},
+        ).scalar_one()
+    pushed = dsse.parse_envelope_json(agency.received[notice_id])
+    payload = orjson.loads(pushed.payload)
+    assert payload["type"] == "notice"
+    assert payload["body"]["notice"] == "reminder"
+    assert payload["body"]["rule"]["citation"] == "Egmont Principles for Information Exchange"
+    assert dt.datetime.fromisoformat(payload["body"]["due_at"]) == due
+    status = call(api, "GET", f"/v1/messages/{notice_id}", "nl.officer").json()
+    assert status["status"] == "receipted"
+    assert [a["adapter"] for a in status["attempts"]] == ["webhook"]
+
+
+def test_a_notice_of_a_kind_the_clocks_do_not_know_is_delivered_too(api: Api) -> None:
+    """What the case services record as a notice (a tracked follow-up, say) reaches people
+    through the same path: to the side its details name."""
+    case = to_transmitted(api)
+    due = dt.datetime(2026, 4, 1, 9, 0, tzinfo=dt.UTC)
+
+    async def follow_up() -> None:
+        db = Database(api.settings.resolved_database_url, pool_size=1)
+        try:
+            async with db.session() as session:
+                row = await session.get(Case, case["id"])
+                assert row is not None
+                loaded = await service.load(session, row)
+                await service.record_notice(
+                    session,
+                    node=node_context(api.settings),
+                    loaded=loaded,
+                    notice="follow_up",
+                    key="domestic-prosecution",
+                    detail={
+                        "side": "requested",
+                        "due_at": due.isoformat(),
+                        "rule": "P20",
+                        "citation": "UNTOC art. 16(10)",
+                    },
+                    now=dt.datetime.now(dt.UTC),
+                )
+                await session.commit()
+        finally:
+            await db.dispose()
+
+    asyncio.run(follow_up())
+    [notice] = notices(api, HANDLER, case["id"])
+    assert notice["notice"] == "follow_up"
+    assert dt.datetime.fromisoformat(notice["due_at"]) == due
+    assert notice["rule"] == {"id": "P20", "citation": "UNTOC art. 16(10)"}
+    assert notices(api, DRAFTER, case["id"]) == []

@@ -151,10 +151,14 @@ async def deliver_notice(
 ) -> list[str]:
     """Issue the notice ``event`` records as a node-signed ``notice`` message to each of its
     recipients, in the caller's transaction; return the message ids. The message names the
-    case, the notice, the rule it comes from with its citation, and the due date. Flushes."""
+    case, the notice, the rule it comes from with its citation (``NOTICE_RULES``, the
+    details' ``citation`` first; a kind not listed names its own ``rule``), and the due date
+    (the first of ``NOTICE_DUE_FIELDS`` in the details, else the time it was raised).
+    Flushes."""
     case, details = loaded.case, event.details
     kind = str(details["notice"])
-    rule, citation = NOTICE_RULES.get(kind, (None, None))
+    # A notice of a kind the table does not list (a follow-up) may name its own rule.
+    rule, citation = NOTICE_RULES.get(kind, (details.get("rule"), None))
     due = next((str(details[k]) for k in NOTICE_DUE_FIELDS if details.get(k)), None)
     body = {
         "notice": kind,
