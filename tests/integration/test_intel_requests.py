@@ -105,6 +105,7 @@ def test_an_urgent_request_for_directly_accessible_information_runs_eight_hours(
     assert deadline["citation"] == "Directive (EU) 2023/977 art. 5(1)(a)"
     assert dt.datetime.fromisoformat(deadline["due_at"]) == start + dt.timedelta(hours=8)
     assert seen["urgent"] is True
+    assert seen["information_access"] == "direct"
 
     # The reminder: two hours before the time limit, to the side that must answer.
     assert tick(api, clock.advance(hours=5, minutes=59)) == 0
