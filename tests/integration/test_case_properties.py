@@ -39,6 +39,7 @@ from broker.cases.workflow import START, Side, Workflow
 from tests.conftest import ACCOUNTS, Api
 from tests.integration.test_case_helpers import call, mla_request, register_partner
 from tests.integration.test_fiu import disclosure, fiu_request
+from tests.integration.test_intel_requests import intel_request
 
 CASE_LEAVES = (
     "kind IN ('case:transition', 'consent:requested', 'consent:granted', 'consent:refused')"
@@ -75,6 +76,10 @@ BODIES: dict[str, Callable[[], dict[str, Any]]] = {
     "request_feedback": lambda: {"question": "Useful?"},
     "give_feedback": lambda: {"feedback": "Very."},
 }
+# Where a workflow's body differs from the one above for the same event.
+WORKFLOW_BODIES: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {
+    ("intel.request", "refuse"): lambda: {"reasons": "The information is not held."},
+}
 EVIDENCE_EVENTS = frozenset({"deliver_partial", "complete"})
 
 # Who acts in each workflow: requesting side first, then requested side.
@@ -84,6 +89,7 @@ ACTORS = {
     "fiu.disclosure": (("nl.officer", "nl.supervisor"), ("it.analyst", "it.fiu-head")),
     "consent": (("it.analyst", "it.fiu-head"), ("nl.officer", "nl.supervisor")),
     "feedback": (("nl.officer", "nl.supervisor"), ("it.analyst", "it.fiu-head")),
+    "intel.request": (("nl.officer", "nl.supervisor"), ("it.analyst", "it.fiu-head")),
 }
 
 
@@ -103,6 +109,8 @@ def open_root(api: Api, workflow: str) -> str:
         }
     elif workflow == "fiu.request":
         body = {"workflow": workflow, "counterpart": "it.fiu", "request": fiu_request()}
+    elif workflow == "intel.request":
+        body = {"workflow": workflow, "counterpart": "it.fiu", "request": intel_request()}
     else:
         body = {"workflow": workflow, "counterpart": "it.fiu", "request": disclosure()}
     r = call(api, "POST", "/v1/cases", requesting, json=body)
@@ -129,7 +137,7 @@ def open_thread(api: Api, workflow: str) -> str:
     return case_id
 
 
-def body_for(api: Api, case_id: str, event: str, actor: str) -> dict[str, Any]:
+def body_for(api: Api, case_id: str, event: str, actor: str, workflow: str = "") -> dict[str, Any]:
     if event in EVIDENCE_EVENTS:
         r = call(
             api,
@@ -143,7 +151,7 @@ def body_for(api: Api, case_id: str, event: str, actor: str) -> dict[str, Any]:
         # not exist: the guard refuses it.
         file_id = r.json()["id"] if r.status_code == 201 else str(uuid.uuid4())
         return {"evidence": [file_id]}
-    return BODIES.get(event, dict)()
+    return WORKFLOW_BODIES.get((workflow, event), BODIES.get(event, dict))()
 
 
 class _Machine(RuleBasedStateMachine):
@@ -186,7 +194,7 @@ class _Machine(RuleBasedStateMachine):
         wf = self.workflow
         before_leaves = self._count("audit_events", CASE_LEAVES)
         before_notices = self._count("audit_events", "kind = 'case:notice'")
-        body = body_for(self.api, self.case_id, event, actor) if valid else {"bogus": 1}
+        body = body_for(self.api, self.case_id, event, actor, wf.name) if valid else {"bogus": 1}
         r = call(
             self.api,
             "POST",
@@ -335,7 +343,7 @@ def test_every_final_state_is_reached_by_the_tables_path(
                 for a in ACTORS[workflow][0 if t.side is Side.REQUESTING else 1]
                 if roles_of(a) & t.roles
             )
-            body = body_for(api, case_id, t.event, actor)
+            body = body_for(api, case_id, t.event, actor, workflow)
             r = call(
                 api,
                 "POST",
