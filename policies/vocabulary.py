@@ -27,14 +27,20 @@ MESSAGE_TYPES = frozenset(
         "fiu.match",
         "fiu.match_result",
         "intel.message",
+        # the police information request of Directive (EU) 2023/977 and its events
+        "intel.request",
+        "intel.response",
+        "intel.event",
         "extradition.request",
         "extradition.event",
         "jit.message",
         "jit.event",
         "receipt",
+        # the node's own message about a case: a reminder, escalation, review or follow-up
+        "notice",
     }
 )
-CASE_TYPES = frozenset({"mla", "fiu", "extradition", "jit"})
+CASE_TYPES = frozenset({"mla", "fiu", "extradition", "jit", "intel"})
 CASE_EVENTS = frozenset(
     {
         # MLA (domain/MLA.md)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,8 @@ class Milestone:
     hours: int = 0
     business_days: int = 0
     remind_before_hours: float = 48.0
+    side: str = "requested"
+    """The side that must act before the deadline: its reminder goes to that side."""
 
     def due(self, start: dt.datetime) -> dt.datetime:
         due = start + dt.timedelta(days=self.days, hours=self.hours)
@@ -53,12 +55,82 @@ class ReferenceClock:
     workflows: frozenset[str]
     legal_bases: frozenset[str] | None
     milestones: tuple[Milestone, ...]
+    when: Mapping[str, Any] = field(default_factory=dict)
+    """Facts of the case the clock needs, each equal to its value (``urgent``,
+    ``information_access``): Directive (EU) 2023/977 art. 5(1) runs a different clock for an
+    urgent request about directly accessible information."""
 
-    def applies(self, workflow: str, legal_basis: str | None) -> bool:
+    def applies(
+        self, workflow: str, legal_basis: str | None, facts: Mapping[str, Any] | None = None
+    ) -> bool:
         if workflow not in self.workflows:
+            return False
+        known = facts or {}
+        if any(known.get(name) != value for name, value in self.when.items()):
             return False
         return self.legal_bases is None or (legal_basis or "") in self.legal_bases
 
+
+# Directive (EU) 2023/977 art. 5(1) (MLA.md, "reference clocks"): the requested Single Point
+# of Contact provides the information within 8 hours (urgent, directly accessible), 3 days
+# (urgent, indirectly accessible) or 7 days (every other request).
+_INTEL_STOPS = ["respond", "refuse", "withdraw"]
+_EU_2023_977: dict[str, Any] = {
+    "eu-2023-977-urgent-direct": {
+        "title": "Directive (EU) 2023/977: urgent request, directly accessible information",
+        "citation": "Directive (EU) 2023/977 art. 5(1)(a)",
+        "workflows": ["intel.request"],
+        "legal_bases": None,
+        "when": {"urgent": True, "information_access": "direct"},
+        "milestones": [
+            {
+                "name": "provide",
+                "title": "provide the requested information",
+                "starts_on": ["submit"],
+                "stops_on": _INTEL_STOPS,
+                "hours": 8,
+                "remind_before_hours": 2,
+                "citation": "Directive (EU) 2023/977 art. 5(1)(a)",
+            }
+        ],
+    },
+    "eu-2023-977-urgent-indirect": {
+        "title": "Directive (EU) 2023/977: urgent request, indirectly accessible information",
+        "citation": "Directive (EU) 2023/977 art. 5(1)(b)",
+        "workflows": ["intel.request"],
+        "legal_bases": None,
+        "when": {"urgent": True, "information_access": "indirect"},
+        "milestones": [
+            {
+                "name": "provide",
+                "title": "provide the requested information",
+                "starts_on": ["submit"],
+                "stops_on": _INTEL_STOPS,
+                "days": 3,
+                "remind_before_hours": 12,
+                "citation": "Directive (EU) 2023/977 art. 5(1)(b)",
+            }
+        ],
+    },
+    "eu-2023-977": {
+        "title": "Directive (EU) 2023/977: request",
+        "citation": "Directive (EU) 2023/977 art. 5(1)(c)",
+        "workflows": ["intel.request"],
+        "legal_bases": None,
+        "when": {"urgent": False},
+        "milestones": [
+            {
+                "name": "provide",
+                "title": "provide the requested information",
+                "starts_on": ["submit"],
+                "stops_on": _INTEL_STOPS,
+                "days": 7,
+                "remind_before_hours": 48,
+                "citation": "Directive (EU) 2023/977 art. 5(1)(c)",
+            }
+        ],
+    },
+}
 
 DEFAULT_CLOCKS: dict[str, Any] = {
     "eu-eio": {
@@ -113,12 +185,14 @@ DEFAULT_CLOCKS: dict[str, Any] = {
             }
         ],
     },
+    **_EU_2023_977,
 }
 
 # Where the requesting side's own deadline stops, per workflow.
 REQUESTED_DEADLINE_STOPS: Mapping[str, frozenset[str]] = {
     "mla.request": frozenset({"complete", "refuse", "withdraw", "no_longer_needed"}),
     "fiu.request": frozenset({"respond", "refuse", "withdraw"}),
+    "intel.request": frozenset(_INTEL_STOPS),
 }
 REQUESTED_DEADLINE_REMIND_HOURS = 72.0
 
@@ -131,6 +205,37 @@ NOTICE_KINDS = (
     "retention_review",
 )
 REQUESTED_DEADLINE_TITLE = "deadline set by the requesting side"
+
+# Who receives each notice as a ``notice`` message (broker.cases.service.notices), by kind:
+# "acting" is the side a deadline's milestone names (``Milestone.side``), "other" the side
+# across from it. A notice whose details name a ``side`` goes to that side; a kind not listed
+# (a follow-up) goes to both parties; one listed with no sides is not delivered (a person's
+# own act, already answered). The requested side receives nothing before the case is shared.
+NOTICE_RECIPIENTS: Mapping[str, tuple[str, ...]] = {
+    "reminder": ("acting",),
+    "escalation": ("acting", "other"),
+    "postponement_review": ("requested",),  # the side that postponed reviews (18(25))
+    "confirmation_escalation": ("requesting",),  # it owes the written confirmation (18(14))
+    "retention_review": ("requesting", "requested"),
+    "progress_reply": ("requesting",),  # it asked (18(24))
+    "retention_extended": (),
+}
+URGENT_NOTICES = frozenset({"escalation", "confirmation_escalation"})
+"""Notices urgent in themselves (a deadline passed, an unconfirmed urgent request); every
+notice of an urgent case is urgent too. Urgent messages are relayed and listed first."""
+
+# The rule each notice comes from (domain/POLICY-RULES.md), and its citation when the
+# event's details do not carry the deadline's own.
+NOTICE_RULES: Mapping[str, tuple[str, str]] = {
+    "reminder": ("P10", "UNTOC art. 18(24)"),
+    "escalation": ("P10", "UNTOC art. 18(24)"),
+    "postponement_review": ("P8", "UNTOC art. 18(25)"),
+    "confirmation_escalation": ("P3", "UNTOC art. 18(14)"),
+    "retention_review": ("P17", "LED art. 5"),
+    "progress_reply": ("P10", "UNTOC art. 18(24)"),
+}
+# The detail that holds a notice's due date, first found; else the time it was raised.
+NOTICE_DUE_FIELDS = ("due_at", "review_date", "retention_until", "until")
 
 
 class ClockConfigError(ValueError):
@@ -154,6 +259,7 @@ def parse_clocks(data: Mapping[str, Any], source: str = "built-in") -> tuple[Ref
                     hours=int(m.get("hours", 0)),
                     business_days=int(m.get("business_days", 0)),
                     remind_before_hours=float(m.get("remind_before_hours", 48)),
+                    side=_side(m.get("side", "requested")),
                 )
                 for m in raw["milestones"]
             )
@@ -165,6 +271,7 @@ def parse_clocks(data: Mapping[str, Any], source: str = "built-in") -> tuple[Ref
                 workflows=frozenset(raw["workflows"]),
                 legal_bases=None if bases is None else frozenset(bases),
                 milestones=milestones,
+                when=_when(raw.get("when") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ClockConfigError(f"{where}: {exc!r}") from exc
@@ -173,6 +280,26 @@ def parse_clocks(data: Mapping[str, Any], source: str = "built-in") -> tuple[Ref
                 raise ClockConfigError(f"{where}: milestone {m.name} has no duration")
         out.append(clock)
     return tuple(out)
+
+
+def _side(value: Any) -> str:
+    if value not in ("requesting", "requested"):
+        raise ValueError(f"side must be requesting or requested, not {value!r}")
+    return str(value)
+
+
+_WHEN_FACTS = {"urgent": (bool,), "information_access": (str,)}
+
+
+def _when(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"when must be a mapping of case facts, not {value!r}")
+    for name, wanted in value.items():
+        if name not in _WHEN_FACTS:
+            raise ValueError(f"when: unknown case fact {name!r} (one of {', '.join(_WHEN_FACTS)})")
+        if not isinstance(wanted, _WHEN_FACTS[name]):
+            raise TypeError(f"when.{name}: {wanted!r} is not a {_WHEN_FACTS[name][0].__name__}")
+    return dict(value)
 
 
 def load_clocks(path: Path | None) -> tuple[ReferenceClock, ...]:
@@ -213,6 +340,7 @@ class Deadline:
     stopped_at: dt.datetime | None
     paused_seconds: float
     status: str  # running | paused | met | missed | overdue | ended
+    side: str = "requested"  # the side that must act
 
     @property
     def open(self) -> bool:
@@ -286,14 +414,16 @@ def deadlines(
     legal_basis: str | None,
     requested: tuple[dt.datetime, str | None] | None,
     now: dt.datetime,
+    facts: Mapping[str, Any] | None = None,
 ) -> list[Deadline]:
-    """Every deadline of a case, computed from its history (``events`` in order)."""
+    """Every deadline of a case, computed from its history (``events`` in order); ``facts``
+    are the case's facts a clock's ``when`` looks at."""
     pauses = _pauses(workflow, events, now)
     paused_now = _open_pause(workflow, events)
     final_at = _final_at(workflow, events)
     out: list[Deadline] = []
     for clock in clocks:
-        if not clock.applies(workflow.name, legal_basis):
+        if not clock.applies(workflow.name, legal_basis, facts):
             continue
         for m in clock.milestones:
             started = next((ev.at for ev in events if ev.event in m.starts_on), None)
@@ -324,6 +454,7 @@ def deadlines(
                         paused=paused_now and stopped is None,
                         now=now,
                     ),
+                    side=m.side,
                 )
             )
     if requested is not None and workflow.sharing_event is not None:
@@ -435,7 +566,13 @@ def due_actions(
         if d.status == "paused":
             continue
         key = f"{d.source}:{d.name}"
-        info = {"deadline": d.name, "source": d.source, "due_at": d.due_at.isoformat()}
+        info = {
+            "deadline": d.name,
+            "source": d.source,
+            "due_at": d.due_at.isoformat(),
+            "citation": d.citation,
+            "side": d.side,
+        }
         if ("reminder", key) not in raised and d.status == "running":
             out.append(Due(d.remind_at, "reminder", key, info))
         if ("escalation", key) not in raised:

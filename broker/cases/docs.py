@@ -63,8 +63,10 @@ How to read the tables:
   requested side never sees them. From the sharing event on, both sides hold the same history.
 - Side events (state unchanged) are listed with "—" as target.
 - Notices of the node (`reminder`, `escalation`, `postponement_review`,
-  `confirmation_escalation`, `progress_reply`) take a place in the history, signed by the
-  node, and never change the state.
+  `confirmation_escalation`, `retention_review`, `progress_reply`) take a place in the
+  history, signed by the node, and never change the state. Each also reaches people: in the
+  same transaction the node issues a `notice` message, signed by its own key, to the
+  participant it is for (see "Clocks"), delivered to its inbox or webhook like any message.
 - Extradition (UNTOC art. 16, P20): `refuse_national` is seen by the packs as the `refuse` it
   is; instead of closing the case it opens the domestic prosecution item (16(10)), which the
   case tracks in the states `PROSECUTION_DUE`, `PROSECUTION_SUBMITTED` and
@@ -255,6 +257,10 @@ def render_workflow(wf: Workflow) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _fact(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def render_clocks() -> str:
     lines = [
         "## Clocks",
@@ -276,6 +282,25 @@ def render_clocks() -> str:
         "(18(24)) is answered at once from the case state; its `since` is when the case entered "
         "its state.",
         "",
+        "Every notice is delivered as a node-signed `notice` message (one per recipient, "
+        "written in the transaction of the event that records it, so once however often the "
+        "timers run): a reminder to the side that must act (the milestone's `side`, the "
+        "requested side unless configured), an escalation to both sides, a postponement "
+        "review to the requested side, an unconfirmed urgent request's escalation to the "
+        "requesting side, a retention review to both, a progress reply to the requesting "
+        "side; a notice of another kind (a follow-up) to the side its details name, else "
+        "both. The requested side receives none before the case is shared. The message's "
+        "body names the case (`case.id`, `workflow`, `state`, both parties), the notice, the "
+        "event (`case_event_id`, `seq`), the rule (`rule.id`, `rule.citation`: the "
+        "deadline's own citation) and the due date (`due_at`); escalations and every notice "
+        "of an urgent case are urgent, and urgent messages are relayed and listed first.",
+        "",
+        "A clock's `when` narrows it to cases with the facts it names (`urgent`, "
+        "`information_access`): Directive (EU) 2023/977 art. 5(1) gives a police information "
+        "request 8 hours when it is urgent and about information directly accessible to the "
+        "requested side, 3 days when urgent and about information accessible only "
+        "indirectly, and 7 days otherwise.",
+        "",
         "| clock | applies to | milestone | starts on | stops on | duration | reminder | "
         "citation |",
         "|---|---|---|---|---|---|---|---|",
@@ -284,11 +309,20 @@ def render_clocks() -> str:
         bases = (
             "any legal basis" if clock.legal_bases is None else ", ".join(sorted(clock.legal_bases))
         )
+        if clock.when:
+            bases += "; " + ", ".join(f"{k} {_fact(v)}" for k, v in clock.when.items())
         for m in clock.milestones:
             span = (
                 f"{m.business_days} business days"
                 if m.business_days
-                else f"{m.days} days" + (f" {m.hours} h" if m.hours else "")
+                else " ".join(
+                    part
+                    for part in (
+                        f"{m.days} days" if m.days else "",
+                        f"{m.hours} h" if m.hours else "",
+                    )
+                    if part
+                )
             )
             lines.append(
                 f"| {clock.title} | {', '.join(sorted(clock.workflows))} ({bases}) | {m.title} "

@@ -56,6 +56,9 @@ class Case(Base):
     initiated_by: Mapped[str] = mapped_column(String(16))
     deadline: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     deadline_reason: Mapped[str | None] = mapped_column(String(500))
+    # An intel.request's information: "direct" or "indirect"ly accessible to the requested
+    # side (Directive (EU) 2023/977 art. 5(1)); None for other workflows.
+    information_access: Mapped[str | None] = mapped_column(String(16))
     fields: Mapped[list[str]] = mapped_column(JSON)
     assistance_types: Mapped[list[str]] = mapped_column(JSON)
     data_subject_categories: Mapped[list[str]] = mapped_column(JSON)

@@ -75,6 +75,7 @@ def summary(case: Case, caller: Caller, now: dt.datetime) -> CaseSummary:
         counterpart=case.requested_id if side is Side.REQUESTING else case.requesting_id,
         side=side.value if side else "",
         urgent=case.urgent,
+        information_access=case.information_access,
         confidential=case.confidential,
         legal_basis=case.legal_basis,
         purpose=case.purpose,

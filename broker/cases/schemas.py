@@ -122,6 +122,11 @@ class CaseSummary(BaseModel):
     counterpart: str
     side: str
     urgent: bool
+    information_access: str | None = Field(
+        default=None,
+        description="intel.request: the information is 'direct'ly or 'indirect'ly accessible "
+        "to the requested side, which picks its Directive (EU) 2023/977 art. 5(1) time limit",
+    )
     confidential: bool
     legal_basis: str | None
     purpose: str | None

@@ -31,7 +31,7 @@ import adapters
 from broker.core.context import Actor
 from broker.core.db import utcnow
 from broker.delivery.models import DeliveryAttempt, DeliveryOutcome, OutboxEntry
-from broker.delivery.outbox import Pending, PushOutcome, RetryPolicy
+from broker.delivery.outbox import PRIORITY, Pending, PushOutcome, RetryPolicy
 from broker.messages.models import InboxEntry, Message, MessageStatus
 from broker.oversight.models import AuditEvent
 from broker.oversight.service import AuditKind, audit_row, record_event
@@ -61,14 +61,19 @@ async def complete_inbox(
             delete(OutboxEntry)
             .where(OutboxEntry.id.in_(list(outbox_ids)), OutboxEntry.dead_lettered_at.is_(None))
             .returning(
-                OutboxEntry.id, OutboxEntry.message_id, OutboxEntry.recipient_id, _O.attempts
+                OutboxEntry.id,
+                OutboxEntry.message_id,
+                OutboxEntry.recipient_id,
+                _O.attempts,
+                OutboxEntry.priority,
             )
             .execution_options(synchronize_session=False)
         )
     ).all()
     if not taken:
         return []
-    taken = sorted(taken, key=lambda r: r.id)  # inbox order follows acceptance order
+    # Inbox order follows delivery order: urgent first, then acceptance order.
+    taken = sorted(taken, key=lambda r: (r.priority, r.id))
     now = utcnow()
     ids = [r.message_id for r in taken]
     already = set(
@@ -297,7 +302,8 @@ async def _dead_letter(
 async def relay_outbox(session: AsyncSession, *, node_id: str, batch_size: int) -> int:
     """Deliver, in the caller's transaction, up to ``batch_size`` due outbox rows whose
     recipients use the inbox (the embedded path and tests; the worker does the same through
-    ``claim_due`` and deliver tasks). Returns how many were delivered. Flushes."""
+    ``claim_due`` and deliver tasks), urgent ones first. Returns how many were delivered.
+    Flushes."""
     now = utcnow()
     ids = (
         await session.scalars(
@@ -308,7 +314,7 @@ async def relay_outbox(session: AsyncSession, *, node_id: str, batch_size: int) 
                 OutboxEntry.dead_lettered_at.is_(None),
                 or_(OutboxEntry.next_attempt_at.is_(None), OutboxEntry.next_attempt_at <= now),
             )
-            .order_by(OutboxEntry.id)
+            .order_by(*PRIORITY)
             .limit(batch_size)
         )
     ).all()

@@ -8,6 +8,9 @@ Invariants:
   again. Nothing depends on the message broker keeping a task.
 - A failed attempt is retried after ``RetryPolicy.delay``: exponential backoff with jitter,
   capped.
+- Urgent rows go first (``PRIORITY``): the relay claims and hands out the due urgent rows
+  before any other, however many others were queued before them; among rows of one
+  priority, acceptance order.
 
 Functions take the session first and flush at most; the caller commits.
 """
@@ -46,6 +49,10 @@ class RetryPolicy:
 
 _rng = random.Random()  # noqa: S311 - jitter, not security
 
+PRIORITY = (OutboxEntry.priority, OutboxEntry.id)
+"""The order outbox rows are delivered in: by priority (urgent first), then acceptance order;
+the index on (priority, id) serves it."""
+
 
 @dataclass(frozen=True, slots=True)
 class Pending:
@@ -74,8 +81,9 @@ async def claim_due(
     session: AsyncSession, *, limit: int, lease_seconds: float, now: dt.datetime | None = None
 ) -> list[int]:
     """Lease up to ``limit`` due outbox rows (not dead-lettered, not waiting for a retry, not
-    leased) and return their ids in outbox order. Concurrent claimers skip each other's rows
-    (``FOR UPDATE SKIP LOCKED``; SQLite has one writer at a time)."""
+    leased) and return their ids in delivery order (``PRIORITY``: urgent first). Concurrent
+    claimers skip each other's rows (``FOR UPDATE SKIP LOCKED``; SQLite has one writer at a
+    time)."""
     now = now or utcnow()
     due = (
         select(OutboxEntry.id)
@@ -84,7 +92,7 @@ async def claim_due(
             or_(OutboxEntry.next_attempt_at.is_(None), OutboxEntry.next_attempt_at <= now),
             or_(OutboxEntry.leased_until.is_(None), OutboxEntry.leased_until <= now),
         )
-        .order_by(OutboxEntry.id)
+        .order_by(*PRIORITY)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
@@ -92,10 +100,10 @@ async def claim_due(
         update(OutboxEntry)
         .where(OutboxEntry.id.in_(due.scalar_subquery()))
         .values(leased_until=now + dt.timedelta(seconds=lease_seconds))
-        .returning(OutboxEntry.id)
+        .returning(OutboxEntry.id, OutboxEntry.priority)
         .execution_options(synchronize_session=False)
     )
-    return sorted(claimed.scalars().all())
+    return [r.id for r in sorted(claimed.all(), key=lambda r: (r.priority, r.id))]
 
 
 async def extend_lease(session: AsyncSession, outbox_ids: Sequence[int], seconds: float) -> None:
@@ -127,7 +135,7 @@ async def load_pending(session: AsyncSession, outbox_ids: Sequence[int]) -> list
             )
             .join(Participant, Participant.id == OutboxEntry.recipient_id)
             .where(OutboxEntry.id.in_(list(outbox_ids)), OutboxEntry.dead_lettered_at.is_(None))
-            .order_by(OutboxEntry.id)
+            .order_by(*PRIORITY)
         )
     ).all()
     return [
@@ -150,6 +158,7 @@ async def outbox_depth(session: AsyncSession) -> dict[str, int]:
 
 
 __all__ = [
+    "PRIORITY",
     "Pending",
     "PushOutcome",
     "RetryPolicy",

@@ -19,6 +19,7 @@ from broker.messages.ingress import (
     sign_and_accept,
     submit,
 )
+from broker.messages.issuing import NOTICE_TYPE, issue_notice
 from broker.messages.keys import encryption_keys
 from broker.messages.lists import (
     STATUSES,
@@ -26,6 +27,7 @@ from broker.messages.lists import (
     filtered_inbox,
     filtered_sent,
     message_types,
+    urgent_unread,
 )
 from broker.messages.reading import (
     attempts_of,
@@ -50,6 +52,7 @@ from broker.messages.signing import Signed, parse_payload, verified_submission
 
 __all__ = [
     "CASE_ONLY_TYPES",
+    "NOTICE_TYPE",
     "RECEIPT_TYPE",
     "STATUSES",
     "AcceptRequest",
@@ -75,6 +78,7 @@ __all__ = [
     "filtered_sent",
     "get_message_for",
     "held_message",
+    "issue_notice",
     "list_inbox",
     "list_sent",
     "load_body",
@@ -88,6 +92,7 @@ __all__ = [
     "sign_and_accept",
     "submit",
     "terms_of",
+    "urgent_unread",
     "verified_submission",
     "verify_receipt",
 ]

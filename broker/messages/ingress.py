@@ -43,7 +43,13 @@ from broker.core.errors import (
 from broker.core.jsonlimits import JsonShapeError, check_json
 from broker.envelopes import dsse
 from broker.messages.keys import as_utc, ingress_facts, party_facts
-from broker.messages.models import Message, MessageStatus, MessageTerms, OutboxEntry
+from broker.messages.models import (
+    Message,
+    MessageStatus,
+    MessageTerms,
+    OutboxEntry,
+    OutboxPriority,
+)
 from broker.messages.policy import (
     PartyFacts,
     Terms,
@@ -79,15 +85,20 @@ CASE_ONLY_TYPES = frozenset(
         "extradition.event",
         "jit.event",
         "jit.message",
+        "intel.request",
+        "intel.response",
+        "intel.event",
+        "notice",
     }
 )
 """Message types only the case and consent services send: every type a workflow table's
 events travel in, but ``fiu.disclosure``, which an FIU also sends on its own (goAML, the
-compose form; ``tests/unit/broker/test_case_door_types.py`` holds the two lists together). A
-plain submission of one, or of any message naming a ``case_id``, is refused, so no
-participant can put an event into a case it is not a party of (issue 14 item 5; UNTOC art.
-18(13)). Peer nodes' case events arrive by federation (``submit(..., from_peer=True)``), whose
-path checks the parties of a case held here (``broker.delivery.federation``)."""
+compose form; ``tests/unit/broker/test_case_door_types.py`` holds the two lists together),
+and the ``notice`` only the node issues (``broker.messages.issuing``). A plain submission of
+one, or of any message naming a ``case_id``, is refused, so no participant can put an event
+into a case it is not a party of (issue 14 item 5; UNTOC art. 18(13)). Peer nodes' case events
+arrive by federation (``submit(..., from_peer=True)``), whose path checks the parties of a
+case held here (``broker.delivery.federation``)."""
 
 
 AnyContext = CallContext[NodePolicy | None, object]
@@ -199,21 +210,21 @@ _PG_STORE = HotStatement(
     WITH m AS (
         INSERT INTO messages (
             id, type, sender_id, recipient_id, case_id, in_reply_to, created_at, accepted_at,
-            status, submitted_by, legal_basis, purpose, handling_code, payload_size,
+            status, submitted_by, legal_basis, purpose, handling_code, urgent, payload_size,
             envelope_sha256, sender_kid, policy_hash, policy_rules, ciphertext, key_for_node,
             key_for_sender, key_for_recipient, sender_enc_kid, recipient_enc_kid,
             retention_until
         ) VALUES (
             :id, :type, :sender_id, :recipient_id, :case_id, :in_reply_to, :created_at,
             :accepted_at, :status, :submitted_by, :legal_basis, :purpose, :handling_code,
-            :payload_size, :envelope_sha256, :sender_kid, :policy_hash,
+            :urgent, :payload_size, :envelope_sha256, :sender_kid, :policy_hash,
             CAST(:policy_rules AS json), :ciphertext, :key_for_node, :key_for_sender,
             :key_for_recipient, :sender_enc_kid, :recipient_enc_kid, :retention_until
         )
         ON CONFLICT (id) DO NOTHING RETURNING id
     ), o AS (
-        INSERT INTO outbox (message_id, recipient_id, created_at)
-        SELECT id, :recipient_id, :accepted_at FROM m
+        INSERT INTO outbox (message_id, recipient_id, created_at, priority)
+        SELECT id, :recipient_id, :accepted_at, :priority FROM m
     ), a AS (
         INSERT INTO audit_events (event_id, kind, message_id, participant_id, created_at, leaf)
         SELECT :event_id, :kind, id, :participant_id, :event_created_at, :leaf FROM m
@@ -227,7 +238,7 @@ _SQLITE_INSERT_MESSAGE = sqlite_insert(_MESSAGES).on_conflict_do_nothing(index_e
 _SQLITE_CHANGES = text("SELECT changes()")
 
 
-async def _store(
+async def store_accepted(
     session: AsyncSession, row: dict[str, Any], outbox: dict[str, Any], audit: dict[str, Any]
 ) -> bool:
     """Insert the message, and its outbox row and audit leaf, unless its id is taken.
@@ -242,6 +253,7 @@ async def _store(
             "participant_id": audit["participant_id"],
             "event_created_at": audit["created_at"],
             "leaf": audit["leaf"],
+            "priority": outbox["priority"],
         }
         return bool(await _PG_STORE.rows(session, values))
     await connection.execute(_SQLITE_INSERT_MESSAGE, row)
@@ -424,6 +436,7 @@ async def accept(
         "legal_basis": payload.legal_basis,
         "purpose": payload.purpose,
         "handling_code": payload.handling.code if payload.handling else None,
+        "urgent": payload.urgent,
         "payload_size": len(envelope.payload),
         "envelope_sha256": envelope.digest,
         "sender_kid": kid_used,
@@ -444,7 +457,12 @@ async def accept(
             default_days=node.retention_message_days,
         ),
     }
-    outbox = {"message_id": message_id, "recipient_id": payload.recipient, "created_at": now}
+    outbox = {
+        "message_id": message_id,
+        "recipient_id": payload.recipient,
+        "created_at": now,
+        "priority": OutboxPriority.of(payload.urgent).value,
+    }
     audit = audit_row(
         kind=request.audit_kind or AuditKind.MESSAGE_ACCEPTED,
         node=node.node_id,
@@ -457,7 +475,7 @@ async def accept(
         **base_fields,
         **audit_fields,
     )
-    if not await _store(session, row, outbox, audit):
+    if not await store_accepted(session, row, outbox, audit):
         # This id is taken: the same envelope again (answer as the first time), a concurrent
         # submission of it that committed first, or other content (a replay conflict).
         existing = await _existing_answer(session, node, message_id, envelope.digest)
@@ -523,6 +541,7 @@ __all__ = [
     "accept",
     "load_body",
     "sign_and_accept",
+    "store_accepted",
     "submit",
     "terms_row",
 ]

@@ -1,5 +1,5 @@
-"""The inbox and sent lists with filters: message type, counterpart, status and handling
-code, each a plain equality on a column of ``messages``, and cursor paging (the inbox by its
+"""The inbox and sent lists with filters: message type, counterpart, status, handling code
+and urgency, each a plain equality on a column of ``messages``, and cursor paging (the inbox by its
 delivery sequence, oldest first; sent by message id, newest first).
 
 Invariants: a list holds only messages the caller's participant received (inbox) or sent
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from broker.core.context import Caller
+from broker.messages.issuing import NOTICE_TYPE
 from broker.messages.models import InboxEntry, Message, MessageStatus
 
 STATUSES = tuple(s.value for s in MessageStatus)
@@ -30,9 +31,11 @@ class MessageFilter:
     counterpart: str | None = None
     status: str | None = None
     handling_code: str | None = None
+    urgent: bool | None = None
+    """True: only urgent messages (an urgent request, a notice of an urgent case)."""
 
     def active(self) -> bool:
-        return any((self.type, self.counterpart, self.status, self.handling_code))
+        return any((self.type, self.counterpart, self.status, self.handling_code, self.urgent))
 
 
 def _conditions(f: MessageFilter, counterpart: Any) -> list[ColumnElement[bool]]:
@@ -45,6 +48,8 @@ def _conditions(f: MessageFilter, counterpart: Any) -> list[ColumnElement[bool]]
         out.append(Message.status == f.status)
     if f.handling_code:
         out.append(Message.handling_code == f.handling_code)
+    if f.urgent is not None:
+        out.append(Message.urgent.is_(f.urgent))
     return out
 
 
@@ -64,13 +69,33 @@ async def filtered_inbox(
     return [(seq, msg) for seq, msg in (await session.execute(stmt)).all()]
 
 
+async def urgent_unread(session: AsyncSession, *, caller: Caller, limit: int) -> list[Message]:
+    """Urgent messages delivered to the caller's participant and not yet receipted, oldest
+    first: what an inbox shows before the rest."""
+    stmt = (
+        select(Message)
+        .join(InboxEntry, InboxEntry.message_id == Message.id)
+        .where(
+            InboxEntry.recipient_id == caller.participant_id,
+            Message.urgent.is_(True),
+            Message.status == MessageStatus.DELIVERED.value,
+        )
+        .order_by(InboxEntry.seq)
+        .limit(limit)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
 async def filtered_sent(
     session: AsyncSession, *, caller: Caller, where: MessageFilter, before: str | None, limit: int
 ) -> list[Message]:
     """Messages the caller's participant sent, newest first (ids are UUIDv7, so time
-    ordered), those with an id below ``before`` when given."""
+    ordered), those with an id below ``before`` when given; never the node's notices to it
+    (``broker.messages.issuing``), which it did not send."""
     stmt = select(Message).where(
-        Message.sender_id == caller.participant_id, *_conditions(where, Message.recipient_id)
+        Message.sender_id == caller.participant_id,
+        Message.type != NOTICE_TYPE,
+        *_conditions(where, Message.recipient_id),
     )
     if before:
         stmt = stmt.where(Message.id < before)

@@ -17,7 +17,19 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broker.core.db import Base, UTCDateTime
@@ -62,6 +74,9 @@ class Message(Base):
     legal_basis: Mapped[str | None] = mapped_column(String(200))
     purpose: Mapped[str | None] = mapped_column(String(200))
     handling_code: Mapped[str | None] = mapped_column(String(2))
+    # The payload's ``urgent`` flag: urgent messages are relayed first and the inbox can be
+    # narrowed to them (migration 0016).
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     payload_size: Mapped[int] = mapped_column(Integer)
     envelope_sha256: Mapped[str] = mapped_column(String(64))
     sender_kid: Mapped[str] = mapped_column(String(64))
@@ -115,6 +130,17 @@ class MessageTerms(Base):
     restrictions: Mapped[list[str]] = mapped_column(JSON)
 
 
+class OutboxPriority(enum.IntEnum):
+    """The order in which the relay hands outbox rows out, lowest first."""
+
+    URGENT = 0
+    NORMAL = 1
+
+    @classmethod
+    def of(cls, urgent: bool) -> OutboxPriority:
+        return cls.URGENT if urgent else cls.NORMAL
+
+
 class OutboxEntry(Base):
     """A message not yet delivered. Written in the transaction that accepts the message;
     removed in the transaction that records its delivery, so a crash anywhere leaves it to be
@@ -122,7 +148,11 @@ class OutboxEntry(Base):
     it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_dead_lettered_at", "dead_lettered_at"),)
+    __table_args__ = (
+        Index("ix_outbox_dead_lettered_at", "dead_lettered_at"),
+        # The relay's order: by priority (urgent first), then acceptance order (migration 0016).
+        Index("ix_outbox_priority_id", "priority", "id"),
+    )
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
@@ -130,6 +160,9 @@ class OutboxEntry(Base):
     message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), unique=True)
     recipient_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # The relay hands rows out by priority, lowest first: ``URGENT`` (0) for an urgent
+    # message, ``NORMAL`` (1) for the others.
+    priority: Mapped[int] = mapped_column(SmallInteger, default=1, server_default="1")
     # Failed attempts so far; the next one is number attempts + 1.
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Not handed out before this time (backoff after a failed attempt); NULL: due now.

@@ -31,6 +31,7 @@ from broker.core.errors import (
 from broker.core.jsonlimits import JsonShapeError, check_json
 from broker.core.text import justification as justified
 from broker.envelopes import dsse
+from broker.messages.issuing import NOTICE_TYPE
 from broker.messages.models import (
     DeliveryAttempt,
     InboxEntry,
@@ -195,9 +196,12 @@ async def list_sent(
     before: str | None,
     to_others: bool = False,
 ) -> list[Message]:
-    """Messages the caller's participant sent, newest first. ``to_others`` leaves out those
-    it sent to itself (a case's events before the case is shared: drafting, vetting)."""
-    stmt = select(Message).where(Message.sender_id == caller.participant_id)
+    """Messages the caller's participant sent, newest first, never the node's notices to it
+    (``broker.messages.issuing``). ``to_others`` leaves out those it sent to itself (a case's
+    events before the case is shared: drafting, vetting)."""
+    stmt = select(Message).where(
+        Message.sender_id == caller.participant_id, Message.type != NOTICE_TYPE
+    )
     if to_others:
         stmt = stmt.where(Message.recipient_id != caller.participant_id)
     if before:

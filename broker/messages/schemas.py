@@ -45,6 +45,11 @@ class MessageRead(BaseModel):
     legal_basis: str | None
     purpose: str | None
     handling_code: str | None
+    urgent: bool = Field(
+        default=False,
+        description="the payload's urgent flag: relayed before other messages, and "
+        "GET /v1/inbox?urgent=true lists only these",
+    )
     payload_size: int
     envelope_sha256: str
     policy_hash: str

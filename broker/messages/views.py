@@ -46,6 +46,7 @@ def message_read(m: Message, attempts: list[dict[str, Any]] | None = None) -> Me
         legal_basis=m.legal_basis,
         purpose=m.purpose,
         handling_code=m.handling_code,
+        urgent=m.urgent,
         payload_size=m.payload_size,
         envelope_sha256=m.envelope_sha256,
         policy_hash=m.policy_hash,
@@ -237,12 +238,26 @@ async def inbox(
     settings: SettingsDep,
     cursor: Annotated[str | None, Query(max_length=20)] = None,
     limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    urgent: Annotated[
+        bool | None,
+        Query(description="true: only urgent messages (urgent requests, notices of urgent cases)"),
+    ] = None,
 ) -> InboxPage:
-    """Messages delivered to your participant, oldest first."""
+    """Messages delivered to your participant, oldest first; ``urgent=true`` narrows the
+    list to urgent ones (the node relays those before any other)."""
     after = 0
     if cursor:
         after = parse_cursor(cursor)
     size = limit or settings.inbox_page_size
-    rows = await messages.list_inbox(session, caller=caller, after=after, limit=size)
+    if urgent is None:
+        rows = await messages.list_inbox(session, caller=caller, after=after, limit=size)
+    else:
+        rows = await messages.filtered_inbox(
+            session,
+            caller=caller,
+            where=messages.MessageFilter(urgent=urgent),
+            after=after,
+            limit=size,
+        )
     items = [InboxItem(cursor=str(seq), message=message_read(m)) for seq, m in rows]
     return InboxPage(items=items, next_cursor=items[-1].cursor if items else cursor)

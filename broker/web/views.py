@@ -35,6 +35,7 @@ from broker.messages import (
     read_content,
     record_receipt,
     terms_of,
+    urgent_unread,
 )
 from broker.participants.service import list_participants
 from broker.web import i18n, service
@@ -430,10 +431,17 @@ async def inbox(
         session, caller=user.caller, where=where, after=cursor, limit=size + 1
     )
     context = await _filter_context(session, user, where, "/inbox")
+    # Urgent messages not yet acknowledged come first, above the pages (no filter set).
+    urgent = (
+        await urgent_unread(session, caller=user.caller, limit=size)
+        if cursor == 0 and not where.active()
+        else []
+    )
     await session.commit()
     more = len(rows) > size
     rows = rows[:size]
     context.update(
+        urgent=urgent,
         items=[m for _seq, m in rows],
         next_cursor=rows[-1][0] if more and rows else None,
         first=cursor == 0,

@@ -41,6 +41,7 @@ from tests.conftest import ACCOUNTS, Api
 from tests.integration.test_case_helpers import call, mla_request, register_partner
 from tests.integration.test_extradition import extradition_request
 from tests.integration.test_fiu import disclosure, fiu_request
+from tests.integration.test_intel_requests import intel_request
 from tests.integration.test_jit import agreement
 
 CASE_LEAVES = (
@@ -93,6 +94,7 @@ WORKFLOW_BODIES: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {
         "reason": "intended_refusal",
         "message": "Narrow it?",
     },
+    ("intel.request", "refuse"): lambda: {"reasons": "The information is not held."},
 }
 # The parties of each event-addressed workflow, for an exchange to the other side.
 PARTIES = {"jit.team": ("it.central-authority", "de.bka")}
@@ -114,6 +116,7 @@ ACTORS = {
     "feedback": (("nl.officer", "nl.supervisor"), ("it.analyst", "it.fiu-head")),
     "extradition.request": (("it.officer", "it.supervisor"), ("us.officer", "us.supervisor")),
     "jit.team": (("it.officer", "it.supervisor"), ("de.system",)),
+    "intel.request": (("nl.officer", "nl.supervisor"), ("it.analyst", "it.fiu-head")),
 }
 
 
@@ -142,6 +145,8 @@ def open_root(api: Api, workflow: str) -> str:
     elif workflow == "jit.team":
         expiry = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).isoformat()
         body = {"workflow": workflow, "counterpart": "de.bka", "request": agreement(expiry=expiry)}
+    elif workflow == "intel.request":
+        body = {"workflow": workflow, "counterpart": "it.fiu", "request": intel_request()}
     else:
         body = {"workflow": workflow, "counterpart": "it.fiu", "request": disclosure()}
     r = call(api, "POST", "/v1/cases", requesting, json=body)

@@ -137,6 +137,7 @@ def test_the_diagram_and_workflows_come_from_the_tables(api: Api) -> None:
         "feedback",
         "extradition.request",
         "jit.team",
+        "intel.request",
     ]
     mla = api.get("/v1/workflows/mla.request", as_=DRAFTER).json()
     transmit = next(t for t in mla["transitions"] if t["event"] == "transmit")

@@ -283,7 +283,19 @@ def test_an_mla_case_past_retention_is_shredded_with_every_envelope_and_file(
     assert ("case_request", None) in named
     assert ("evidence", file_id) in named
     assert {("message", mid) for mid in message_ids} <= named
-    assert len(leaves) == len(message_ids) + 2
+    # The notices the case's clocks sent (its retention review, to both parties) go with it.
+    with sync_engine.connect() as c:
+        notices = (
+            c.execute(
+                text("SELECT id FROM messages WHERE case_id = :c AND type = 'notice'"),
+                {"c": case["id"]},
+            )
+            .scalars()
+            .all()
+        )
+    assert len(notices) == 2
+    assert {("message", mid) for mid in notices} <= named
+    assert len(leaves) == len(message_ids) + len(notices) + 2
     assert all(leaf["case_id"] == case["id"] for leaf in leaves)
     assert_log_verifies(api, tmp_path)
     assert_nowhere(api, [MARKER.encode(), *blobs, *request_blobs, file_key])

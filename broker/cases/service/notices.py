@@ -1,6 +1,14 @@
 """The node's own events on a case (notices, the retention expiry, the acknowledgement on a
 signed receipt), signed by the node with one audit leaf each; the case's deadlines and the
-next time its timers must look at it; the answer to a progress query (18(24))."""
+next time its timers must look at it; the answer to a progress query (18(24)).
+
+Every notice (an event whose details name a ``notice``: a reminder, an escalation, a review,
+a follow-up, whoever raises it) reaches people: ``record_system_event`` issues it, in the
+same transaction as its event, as a node-signed ``notice`` message to each participant
+``broker.cases.clocks.NOTICE_RECIPIENTS`` names, with the case, the rule and the due date,
+through the ordinary outbox (inbox or webhook). The event row is the record that the notice
+was raised, and the timers raise each one once, so each is delivered once.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +20,17 @@ import orjson
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from broker.cases.clocks import Deadline, Due, deadlines, due_actions
+from broker import messages
+from broker.cases.clocks import (
+    NOTICE_DUE_FIELDS,
+    NOTICE_RECIPIENTS,
+    NOTICE_RULES,
+    URGENT_NOTICES,
+    Deadline,
+    Due,
+    deadlines,
+    due_actions,
+)
 from broker.cases.config import CaseConfig
 from broker.cases.fold import step
 from broker.cases.models import CaseEvent
@@ -40,7 +58,9 @@ async def record_system_event(
     """Append an event of the node's own (a notice, the retention expiry, an acknowledgement
     on the requested side's signed receipt), signed by the node, with its one audit leaf;
     ``actor`` names the person it acts for (a retention review), ``leaf`` adds fields to the
-    leaf. Raises HistoryError if the table does not allow it (a bug)."""
+    leaf. A notice (``details["notice"]``) is also issued as ``notice`` messages to the
+    participants it is for (``deliver_notice``). Raises HistoryError if the table does not
+    allow it (a bug)."""
     case, wf, p = loaded.case, loaded.workflow, loaded.projection
     applied_to = p.state
     event_id = str(uuid7())
@@ -96,7 +116,87 @@ async def record_system_event(
         texts=texts,
         **(leaf or {}),
     )
+    if details.get("notice"):
+        await deliver_notice(session, node=node, loaded=loaded, event=ev)
     return ev
+
+
+def notice_recipients(loaded: Loaded, details: Mapping[str, Any]) -> list[str]:
+    """The participants a notice goes to: the sides ``NOTICE_RECIPIENTS`` names for its kind
+    ("acting": the side its details name as the one that must act, the requested side if
+    none; "other": the side across from it); for a kind it does not list (a follow-up), the
+    side its details name, else both. Never the requested side before the case is shared."""
+    case = loaded.case
+    requesting, requested = Side.REQUESTING.value, Side.REQUESTED.value
+    named = details.get("side")
+    acting = str(named) if named in (requesting, requested) else None
+    sides = NOTICE_RECIPIENTS.get(str(details["notice"]))
+    if sides is None:
+        sides = (acting,) if acting else (requesting, requested)
+    acting = acting or requested
+    other = requesting if acting == requested else requested
+    party = {requesting: case.requesting_id, requested: case.requested_id}
+    out: list[str] = []
+    for side in sides:
+        resolved = {"acting": acting, "other": other}.get(side, side)
+        if resolved == requested and not loaded.projection.shared:
+            continue
+        if party[resolved] not in out:
+            out.append(party[resolved])
+    return out
+
+
+async def deliver_notice(
+    session: AsyncSession, *, node: NodeContext, loaded: Loaded, event: CaseEvent
+) -> list[str]:
+    """Issue the notice ``event`` records as a node-signed ``notice`` message to each of its
+    recipients, in the caller's transaction; return the message ids. The message names the
+    case, the notice, the rule it comes from with its citation (``NOTICE_RULES``, the
+    details' ``citation`` first; a kind not listed names its own ``rule``), and the due date
+    (the first of ``NOTICE_DUE_FIELDS`` in the details, else the time it was raised).
+    Flushes."""
+    case, details = loaded.case, event.details
+    kind = str(details["notice"])
+    # A notice of a kind the table does not list (a follow-up) may name its own rule.
+    rule, citation = NOTICE_RULES.get(kind, (details.get("rule"), None))
+    due = next((str(details[k]) for k in NOTICE_DUE_FIELDS if details.get(k)), None)
+    body = {
+        "notice": kind,
+        "case": {
+            "id": case.id,
+            "workflow": case.workflow,
+            "state": loaded.projection.state,
+            "requesting": case.requesting_id,
+            "requested": case.requested_id,
+        },
+        "case_event_id": event.event_id,
+        "seq": event.seq,
+        "rule": {"id": rule, "citation": details.get("citation") or citation},
+        "due_at": due or event.at.isoformat(),
+        "details": dict(details),
+    }
+    urgent = case.urgent or kind in URGENT_NOTICES
+    ids = []
+    for recipient in notice_recipients(loaded, details):
+        ids.append(
+            await messages.issue_notice(
+                session,
+                node=node,
+                recipient=recipient,
+                case_id=case.id,
+                urgent=urgent,
+                body=body,
+                legal_basis=case.legal_basis,
+                purpose=case.purpose,
+                now=event.at,
+                audit_fields={
+                    "notice": kind,
+                    "case_event_id": event.event_id,
+                    "workflow": case.workflow,
+                },
+            )
+        )
+    return ids
 
 
 async def record_notice(
@@ -130,6 +230,7 @@ def case_deadlines(loaded: Loaded, config: CaseConfig, now: dt.datetime) -> list
         legal_basis=case.legal_basis,
         requested=requested,
         now=now,
+        facts={"urgent": case.urgent, "information_access": case.information_access},
     )
 
 

@@ -51,6 +51,7 @@ def apply_request(case: Case, request: BaseModel) -> None:
     case.initiated_by = str(get("initiated_by", "written"))
     case.deadline = get("deadline")
     case.deadline_reason = get("deadline_reason")
+    case.information_access = get("information_access")
     case.fields = sorted(bodies.filled_fields(request))
     case.assistance_types = sorted(get("assistance_types", None) or [])
     persons = get("persons_concerned", None) or get("subjects", None) or []

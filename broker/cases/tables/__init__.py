@@ -21,13 +21,17 @@ from types import MappingProxyType
 
 from broker.cases.tables.extradition import EXTRADITION
 from broker.cases.tables.fiu import DISCLOSURE, FIU_REQUEST
+from broker.cases.tables.intel import INTEL_REQUEST
 from broker.cases.tables.jit import JIT
 from broker.cases.tables.mla import CONSULTATION_RECORDS, MLA
 from broker.cases.tables.threads import CONSENT, FEEDBACK
 from broker.cases.workflow import HANDLERS, Workflow
 
 WORKFLOWS: Mapping[str, Workflow] = MappingProxyType(
-    {w.name: w for w in (MLA, FIU_REQUEST, DISCLOSURE, CONSENT, FEEDBACK, EXTRADITION, JIT)}
+    {
+        w.name: w
+        for w in (MLA, FIU_REQUEST, DISCLOSURE, CONSENT, FEEDBACK, EXTRADITION, JIT, INTEL_REQUEST)
+    }
 )
 ROOT_WORKFLOWS = frozenset(w.name for w in WORKFLOWS.values() if not w.parents)
 CHILD_WORKFLOWS = frozenset(w.name for w in WORKFLOWS.values() if w.parents)
@@ -41,6 +45,7 @@ __all__ = [
     "FEEDBACK",
     "FIU_REQUEST",
     "HANDLERS",
+    "INTEL_REQUEST",
     "JIT",
     "MLA",
     "ROOT_WORKFLOWS",

@@ -7,7 +7,7 @@ chooses their own. Until then the API answers every call but the password change
 accounts start without the flag.
 
 Revision ID: 0020
-Revises: 0014
+Revises: 0016
 Create Date: 2026-12-04 21:55:00.000000
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0020"
-down_revision: str | Sequence[str] | None = "0014"
+down_revision: str | Sequence[str] | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -181,3 +182,108 @@ def test_clock_files_are_checked(tmp_path: Path) -> None:
     path.write_text("just text")
     with pytest.raises(ClockConfigError, match="clocks"):
         load_clocks(path)
+
+
+INTEL = WORKFLOWS["intel.request"]
+
+
+@pytest.mark.parametrize(
+    ("facts", "source", "limit"),
+    [
+        # Directive (EU) 2023/977 art. 5(1)(a), (b), (c)
+        ({"urgent": True, "information_access": "direct"}, "eu-2023-977-urgent-direct", 8),
+        ({"urgent": True, "information_access": "indirect"}, "eu-2023-977-urgent-indirect", 72),
+        ({"urgent": False, "information_access": "direct"}, "eu-2023-977", 168),
+        ({"urgent": False, "information_access": None}, "eu-2023-977", 168),
+    ],
+)
+def test_the_2023_977_clock_follows_urgency_and_access(
+    facts: dict[str, object], source: str, limit: int
+) -> None:
+    events = [Applied("submit", MON)]
+    [found] = deadlines(
+        workflow=INTEL,
+        events=events,
+        clocks=EIO,
+        legal_basis="eu-2023-977",
+        requested=None,
+        now=MON,
+        facts=facts,
+    )
+    assert (found.source, found.due_at) == (source, MON + dt.timedelta(hours=limit))
+    assert found.side == "requested"
+    stopped = deadlines(
+        workflow=INTEL,
+        events=[*events, Applied("respond", MON + dt.timedelta(hours=1))],
+        clocks=EIO,
+        legal_basis=None,
+        requested=None,
+        now=MON + DAY * 30,
+        facts=facts,
+    )
+    assert [d.status for d in stopped] == ["met"]
+
+
+def test_an_urgent_request_that_says_nothing_of_access_runs_no_clock() -> None:
+    # The request model refuses it; the clocks alone would not guess an art. 5(1) limit.
+    found = deadlines(
+        workflow=INTEL,
+        events=[Applied("submit", MON)],
+        clocks=EIO,
+        legal_basis=None,
+        requested=None,
+        now=MON,
+        facts={"urgent": True, "information_access": None},
+    )
+    assert found == []
+
+
+def test_a_deadlines_notices_name_its_side_and_citation() -> None:
+    [d] = deadlines(
+        workflow=INTEL,
+        events=[Applied("submit", MON)],
+        clocks=EIO,
+        legal_basis=None,
+        requested=None,
+        now=MON,
+        facts={"urgent": True, "information_access": "direct"},
+    )
+    actions = due_actions(
+        workflow=INTEL,
+        events=[Applied("submit", MON)],
+        state="SUBMITTED",
+        records=frozenset(),
+        review_date=None,
+        urgent=True,
+        initiated_by="written",
+        shared_at=MON,
+        open_deadlines=[d],
+        retention=DAY * 365,
+        urgent_every=DAY,
+    )
+    assert [(a.kind, a.at) for a in actions] == [
+        ("reminder", MON + dt.timedelta(hours=6)),
+        ("escalation", MON + dt.timedelta(hours=8)),
+    ]
+    assert actions[0].detail["side"] == "requested"
+    assert actions[0].detail["citation"] == "Directive (EU) 2023/977 art. 5(1)(a)"
+
+
+def test_a_clocks_when_and_side_are_checked() -> None:
+    first: dict[str, Any] = {"name": "a", "starts_on": ["submit"], "stops_on": [], "hours": 1}
+    base: dict[str, Any] = {"title": "x", "workflows": ["intel.request"], "milestones": [first]}
+    [clock] = parse_clocks({"x": {**base, "when": {"urgent": True}}})
+    assert clock.applies("intel.request", None, {"urgent": True})
+    assert not clock.applies("intel.request", None, {"urgent": False})
+    assert not clock.applies("intel.request", None, None)
+    with pytest.raises(ClockConfigError, match="unknown case fact 'colour'"):
+        parse_clocks({"x": {**base, "when": {"colour": "red"}}})
+    with pytest.raises(ClockConfigError, match=r"when\.urgent"):
+        parse_clocks({"x": {**base, "when": {"urgent": "yes"}}})
+    with pytest.raises(ClockConfigError, match="when must be a mapping"):
+        parse_clocks({"x": {**base, "when": ["urgent"]}})
+    milestone = {**first, "side": "requesting"}
+    [clock] = parse_clocks({"x": {**base, "milestones": [milestone]}})
+    assert clock.milestones[0].side == "requesting"
+    with pytest.raises(ClockConfigError, match="side must be requesting or requested"):
+        parse_clocks({"x": {**base, "milestones": [{**milestone, "side": "both"}]}})

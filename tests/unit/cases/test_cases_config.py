@@ -31,7 +31,13 @@ def test_settings_configure_clocks_retention_and_evidence(tmp_path: Path) -> Non
     assert config.urgent_escalation == dt.timedelta(hours=8)
     assert config.evidence_dir == tmp_path / "evidence"
     default = CaseConfig.from_settings(Settings(data_dir=tmp_path))
-    assert [c.id for c in default.clocks] == ["eu-eio", "egmont"]
+    assert [c.id for c in default.clocks] == [
+        "eu-eio",
+        "egmont",
+        "eu-2023-977-urgent-direct",
+        "eu-2023-977-urgent-indirect",
+        "eu-2023-977",
+    ]
     clocks.write_text("clocks: {broken: {title: x}}\n")
     with pytest.raises(ConfigurationError, match="PALERMO_CASE_CLOCKS_FILE"):
         CaseConfig.from_settings(Settings(data_dir=tmp_path, case_clocks_file=clocks))

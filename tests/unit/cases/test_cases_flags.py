@@ -35,9 +35,11 @@ FLAGS = [
             ("fiu.disclosure", "submit"),
             ("extradition.request", "submit"),
             ("jit.team", "open_team"),
+            ("intel.request", "submit"),
         },
         "UNTOC art. 18(15): the request goes to vetting and is transmitted; FATF R.40 INR; "
-        "UNTOC art. 16(1): the extradition request; art. 19: the team's agreement",
+        "UNTOC art. 16(1): the extradition request; art. 19: the team's agreement; "
+        "Directive (EU) 2023/977 art. 4",
     ),
     (
         "request_as_stored",
@@ -52,12 +54,13 @@ FLAGS = [
             ("fiu.disclosure", "submit"),
             ("extradition.request", "submit"),
             ("jit.team", "open_team"),
+            ("intel.request", "submit"),
         },
         "UNTOC art. 18(15): the drafter amends the request until it is submitted",
     ),
     (
         "widens_terms",
-        {("fiu.request", "respond"), ("fiu.disclosure", "submit")},
+        {("fiu.request", "respond"), ("fiu.disclosure", "submit"), ("intel.request", "respond")},
         "Egmont Principles; FATF R.40 INR: the provider names recipients and purposes",
     ),
     (
@@ -76,6 +79,7 @@ FLAGS = [
             ("mla.request", "progress_query"),
             ("fiu.request", "progress_query"),
             ("extradition.request", "progress_query"),
+            ("intel.request", "progress_query"),
         },
         "UNTOC art. 18(24): information on the status and progress of the request",
     ),
@@ -87,6 +91,7 @@ FLAGS = [
             ("fiu.disclosure", "expire_retention"),
             ("extradition.request", "expire_retention"),
             ("jit.team", "expire_retention"),
+            ("intel.request", "expire_retention"),
         },
         "LED art. 5; P17: time limits for erasure",
     ),
@@ -151,6 +156,7 @@ def test_private_states_are_drafting_and_vetting() -> None:
         "mla.request": {"DRAFT", "CA_VETTING"},
         "fiu.request": {"DRAFT"},
         "fiu.disclosure": {"DRAFT"},
+        "intel.request": {"DRAFT"},
         "consent": set(),
         "feedback": set(),
         # UNTOC art. 16, art. 19: the draft request or agreement, until sent
@@ -351,6 +357,8 @@ def test_fold_effects_are_on_their_rows() -> None:
         ("mla.request", "record_assurance"): fold.assured,
         # Egmont Principles: interim, partial, full or negative
         ("fiu.request", "respond"): fold.response_given,
+        # Directive (EU) 2023/977 art. 5(1): a response, then further ones after an interim one
+        ("intel.request", "respond"): fold.response_given,
         # UNTOC art. 18(19); Egmont Principles
         ("consent", "grant_consent"): fold.consent_conditions_set,
         # UNTOC art. 16(14); P22: surrender to a flagged State needs the assurance
