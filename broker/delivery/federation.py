@@ -18,6 +18,11 @@ the same envelope again returns the first answer), with ``peer:<node key id>`` a
 submitting account, so the audit leaf says which node forwarded it. The clock window is the
 federation window (``PALERMO_FEDERATION_MAX_AGE_SECONDS``): the origin node checked freshness
 at acceptance, and a retried delivery may arrive hours later.
+
+A batch (``accept_forwarded_batch``, ``POST /v1/federation/batch``) is many such envelopes in
+one signed request: each is accepted or refused on its own, exactly as it would be alone, in
+its own savepoint, so a refused envelope stores nothing and does not undo the others; the
+caller commits them all at once.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from broker.core.context import CallContext, Caller, NodeContext
 from broker.core.db import Database, utcnow
 from broker.core.errors import (
     BadSignature,
+    MalformedJSON,
     PalermoError,
     SchemaViolation,
     SenderMismatch,
@@ -141,6 +147,93 @@ async def accept_forwarded(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """One envelope's answer within a batch: what the single endpoint would have answered,
+    its HTTP status and either the accepted message or the problem document."""
+
+    status: int
+    accepted: dict[str, Any] | None = None
+    problem: dict[str, Any] | None = None
+
+    def to_dict(self, index: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": index, "status": self.status}
+        if self.accepted is not None:
+            out["accepted"] = self.accepted
+        if self.problem is not None:
+            out["problem"] = self.problem
+        return out
+
+
+def parse_batch(body: bytes, *, max_envelopes: int) -> list[bytes]:
+    """The envelopes of a batch body ``{"envelopes": [<envelope>, ...]}``, each as JSON bytes
+    for ``accept_forwarded``. Raises MalformedJSON, SchemaViolation (not that shape, empty, or
+    more than ``max_envelopes``)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedJSON(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict) or set(data) != {"envelopes"}:
+        raise SchemaViolation(
+            'a federation batch is an object with one member, "envelopes"', field="$"
+        )
+    envelopes = data["envelopes"]
+    if not isinstance(envelopes, list) or not envelopes:
+        raise SchemaViolation(
+            "envelopes is a non-empty array of forwarded envelopes", field="envelopes"
+        )
+    if len(envelopes) > max_envelopes:
+        raise SchemaViolation(
+            f"a federation batch holds at most {max_envelopes} envelopes, not {len(envelopes)}",
+            field="envelopes",
+            limit=max_envelopes,
+        )
+    return [orjson.dumps(e) for e in envelopes]
+
+
+async def accept_forwarded_batch(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    bodies: list[bytes],
+    peers: dict[str, PeerNode],
+    max_age_seconds: int,
+    request_key_id: str,
+) -> list[BatchResult]:
+    """``accept_forwarded`` for each envelope of a batch whose request ``request_key_id``
+    signed, in order, each in its own savepoint: an envelope refused (a problem, or a policy
+    denial, whose audit leaf is kept as the single endpoint keeps it) leaves the others
+    as they are; a replayed one gets its first answer. Flushes; the caller commits. Database
+    errors propagate (the whole batch is then not stored, and the sender retries it)."""
+    results: list[BatchResult] = []
+    for index, body in enumerate(bodies):
+        savepoint = await session.begin_nested()
+        try:
+            outcome = await accept_forwarded(
+                session,
+                node=node,
+                body=body,
+                peers=peers,
+                max_age_seconds=max_age_seconds,
+                request_key_id=request_key_id,
+            )
+        except PalermoError as exc:
+            await savepoint.rollback()
+            results.append(BatchResult(exc.status, problem=exc.problem(f"envelopes[{index}]")))
+            continue
+        await savepoint.commit()
+        if isinstance(outcome, Refused):
+            denied = outcome.error()
+            results.append(
+                BatchResult(denied.status, problem=denied.problem(f"envelopes[{index}]"))
+            )
+        else:
+            results.append(
+                BatchResult(200 if outcome.duplicate else 202, accepted=outcome.to_dict())
+            )
+    return results
+
+
 @dataclass
 class ImportReport:
     accepted: list[str] = field(default_factory=list)
@@ -183,9 +276,12 @@ async def import_drop(
 
 
 __all__ = [
+    "BatchResult",
     "ImportReport",
     "PeerNode",
     "accept_forwarded",
+    "accept_forwarded_batch",
     "import_drop",
+    "parse_batch",
     "peer_nodes",
 ]
