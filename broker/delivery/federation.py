@@ -20,9 +20,9 @@ federation window (``PALERMO_FEDERATION_MAX_AGE_SECONDS``): the origin node chec
 at acceptance, and a retried delivery may arrive hours later.
 
 A batch (``accept_forwarded_batch``, ``POST /v1/federation/batch``) is many such envelopes in
-one signed request: each is accepted or refused on its own, exactly as it would be alone, in
-its own savepoint, so a refused envelope stores nothing and does not undo the others; the
-caller commits them all at once.
+one signed request: each is accepted or refused on its own, exactly as it would be alone (in
+its own savepoint when any of them is refused), so a refused envelope stores nothing and
+does not undo the others; the caller commits them all at once.
 """
 
 from __future__ import annotations
@@ -84,6 +84,21 @@ async def peer_nodes(session: AsyncSession) -> dict[str, PeerNode]:
     return nodes
 
 
+def _behind_a_node(p: Participant) -> bool:
+    return p.adapter in FORWARDING_ADAPTERS and bool((p.adapter_config or {}).get("node_key"))
+
+
+async def hosted_elsewhere(session: AsyncSession) -> frozenset[str]:
+    """The participants registered here as hosted by another node (a forwarding adapter with
+    a node key): a node does not relay messages for them."""
+    rows = await session.execute(
+        select(Participant.id, Participant.adapter_config).where(
+            Participant.adapter.in_(FORWARDING_ADAPTERS)
+        )
+    )
+    return frozenset(pid for pid, config in rows.all() if (config or {}).get("node_key"))
+
+
 async def accept_forwarded(
     session: AsyncSession,
     *,
@@ -92,9 +107,12 @@ async def accept_forwarded(
     peers: dict[str, PeerNode],
     max_age_seconds: int,
     request_key_id: str | None = None,
+    elsewhere: frozenset[str] | None = None,
 ) -> Accepted | Refused:
     """Accept an envelope forwarded by a peer node. ``request_key_id`` is the key that signed
-    the HTTP request, when it came over HTTP: it must be the countersigning node's. Flushes.
+    the HTTP request, when it came over HTTP: it must be the countersigning node's.
+    ``elsewhere`` (``hosted_elsewhere``, read once for a batch) spares the read of the
+    recipient's registration. Flushes.
 
     Raises SchemaViolation, BadSignature, SenderMismatch, UnknownRecipient, the ingress errors
     of ``submit``."""
@@ -123,12 +141,15 @@ async def accept_forwarded(
             f"{unsafe.sender} is not registered behind the forwarding node {forwarder}",
             field="payload.sender",
         )
-    recipient = await session.get(Participant, unsafe.recipient)
-    if recipient is None:
-        raise UnknownRecipient(
-            f"no participant {unsafe.recipient} is registered", field="payload.recipient"
-        )
-    if recipient.adapter in FORWARDING_ADAPTERS and recipient.adapter_config.get("node_key"):
+    if elsewhere is None:
+        recipient = await session.get(Participant, unsafe.recipient)
+        if recipient is None:
+            raise UnknownRecipient(
+                f"no participant {unsafe.recipient} is registered", field="payload.recipient"
+            )
+        elsewhere = frozenset({unsafe.recipient} if _behind_a_node(recipient) else ())
+    # An unregistered recipient is refused by ``submit`` (UnknownRecipient, the same problem).
+    if unsafe.recipient in elsewhere:
         raise UnknownRecipient(
             f"{unsafe.recipient} is not hosted by this node: nodes do not relay for each other",
             field="payload.recipient",
@@ -201,37 +222,68 @@ async def accept_forwarded_batch(
     request_key_id: str,
 ) -> list[BatchResult]:
     """``accept_forwarded`` for each envelope of a batch whose request ``request_key_id``
-    signed, in order, each in its own savepoint: an envelope refused (a problem, or a policy
-    denial, whose audit leaf is kept as the single endpoint keeps it) leaves the others
-    as they are; a replayed one gets its first answer. Flushes; the caller commits. Database
-    errors propagate (the whole batch is then not stored, and the sender retries it)."""
-    results: list[BatchResult] = []
+    signed, in order: an envelope refused (a problem, or a policy denial, whose audit leaf is
+    kept as the single endpoint keeps it) leaves the others as they are; a replayed one gets
+    its first answer. Flushes; the caller commits. Database errors propagate (the whole batch
+    is then not stored, and the sender retries it).
+
+    The common batch, every envelope accepted, runs in one savepoint; if an envelope raises,
+    that savepoint is rolled back and the batch runs again with a savepoint per envelope, so
+    a refused envelope never leaves anything of itself behind, whatever it wrote first."""
+    elsewhere = await hosted_elsewhere(session)
+    whole = await session.begin_nested()
+    try:
+        results = [
+            await _one(
+                session, node, body, index, peers, max_age_seconds, request_key_id, elsewhere
+            )
+            for index, body in enumerate(bodies)
+        ]
+    except PalermoError:
+        await whole.rollback()
+    else:
+        await whole.commit()
+        return results
+    results = []
     for index, body in enumerate(bodies):
         savepoint = await session.begin_nested()
         try:
-            outcome = await accept_forwarded(
-                session,
-                node=node,
-                body=body,
-                peers=peers,
-                max_age_seconds=max_age_seconds,
-                request_key_id=request_key_id,
+            result = await _one(
+                session, node, body, index, peers, max_age_seconds, request_key_id, elsewhere
             )
         except PalermoError as exc:
             await savepoint.rollback()
             results.append(BatchResult(exc.status, problem=exc.problem(f"envelopes[{index}]")))
             continue
         await savepoint.commit()
-        if isinstance(outcome, Refused):
-            denied = outcome.error()
-            results.append(
-                BatchResult(denied.status, problem=denied.problem(f"envelopes[{index}]"))
-            )
-        else:
-            results.append(
-                BatchResult(200 if outcome.duplicate else 202, accepted=outcome.to_dict())
-            )
+        results.append(result)
     return results
+
+
+async def _one(
+    session: AsyncSession,
+    node: NodeContext,
+    body: bytes,
+    index: int,
+    peers: dict[str, PeerNode],
+    max_age_seconds: int,
+    request_key_id: str,
+    elsewhere: frozenset[str],
+) -> BatchResult:
+    """One envelope's result; raises what ``accept_forwarded`` raises."""
+    outcome = await accept_forwarded(
+        session,
+        node=node,
+        body=body,
+        peers=peers,
+        max_age_seconds=max_age_seconds,
+        request_key_id=request_key_id,
+        elsewhere=elsewhere,
+    )
+    if isinstance(outcome, Refused):
+        denied = outcome.error()
+        return BatchResult(denied.status, problem=denied.problem(f"envelopes[{index}]"))
+    return BatchResult(200 if outcome.duplicate else 202, accepted=outcome.to_dict())
 
 
 @dataclass
@@ -281,6 +333,7 @@ __all__ = [
     "PeerNode",
     "accept_forwarded",
     "accept_forwarded_batch",
+    "hosted_elsewhere",
     "import_drop",
     "parse_batch",
     "peer_nodes",

@@ -26,7 +26,7 @@ from broker.app import create_app
 from broker.core.crypto import Signer
 from broker.envelopes import dsse
 from tests.conftest import Api, count_rows
-from tests.integration.messaging_helpers import envelope
+from tests.integration.messaging_helpers import envelope, relay
 from tests.integration.test_delivery_helpers import deliver_once
 
 BATCH = "/v1/federation/batch"
@@ -187,10 +187,36 @@ def test_envelopes_countersigned_by_another_node_than_the_signer_are_refused(
         dsse.parse_envelope(envelope(api.world.keys["nl.fiu"], recipient="it.central-authority")),
         other_node,
     ).to_dict()
-    r = _signed_post(api.client, BATCH, _batch([theirs, _forwarded(api, peer_key)]), peer_key)
+    # Nor does a node relay: nl.fiu is hosted by the other node, not here.
+    relayed = _forwarded(api, peer_key, recipient="nl.fiu")
+    unknown = _forwarded(api, peer_key, recipient="xx.nobody")
+    r = _signed_post(
+        api.client,
+        BATCH,
+        _batch([theirs, _forwarded(api, peer_key), relayed, unknown]),
+        peer_key,
+    )
     assert r.status_code == 200, r.text
-    assert [x["status"] for x in r.json()["results"]] == [400, 202]
+    results = r.json()["results"]
+    assert [x["status"] for x in results] == [400, 202, 422, 422]
+    assert "not hosted by this node" in results[2]["problem"]["detail"]
+    assert results[3]["problem"]["type"] == "urn:palermo:problem:unknown-recipient"
     assert count_rows(sync_engine, "messages") == 1
+
+
+def test_a_batch_of_good_envelopes_is_stored_whole(
+    api: Api, peer_key: Signer, sync_engine: Engine
+) -> None:
+    r = _signed_post(
+        api.client, BATCH, _batch([_forwarded(api, peer_key) for _ in range(4)]), peer_key
+    )
+    assert r.status_code == 200, r.text
+    ids = [x["accepted"]["id"] for x in r.json()["results"]]
+    assert [x["status"] for x in r.json()["results"]] == [202] * 4
+    assert count_rows(sync_engine, "messages") == 4
+    assert relay(api.settings) == 4
+    inbox = api.get("/v1/inbox", as_="it.officer").json()["items"]
+    assert sorted(i["message"]["id"] for i in inbox) == sorted(ids)
 
 
 def test_a_batch_over_the_limits_is_refused_with_a_problem(
