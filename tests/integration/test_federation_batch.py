@@ -9,6 +9,7 @@ import base64
 import datetime as dt
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -281,6 +282,8 @@ class PeerNodeStub:
     key: Signer = field(default_factory=lambda: Signer(secrets.token_bytes(32)))
     answers: list[int | str] = field(default_factory=list)  # per envelope: "accept" or a status
     batch_status: int = 200  # a status for the batch request itself
+    slow_first: float = 0.0  # seconds the first batch request waits before its answer
+    stored: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> first answer
     port: int = 0
     requests: list[tuple[str, int]] = field(default_factory=list)  # (path, envelopes)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -324,10 +327,17 @@ class PeerNodeStub:
         for index, raw in enumerate(envelopes):
             answer = self.answers[index] if index < len(self.answers) else "accept"
             if answer == "accept":
-                results.append({"index": index, "status": 202, "accepted": self.accept(raw)})
+                accepted = self.accept(raw)
+                with self.lock:  # the replay rule: the first answer again
+                    seen = accepted["id"] in self.stored
+                    accepted = self.stored.setdefault(accepted["id"], accepted)
+                status = 200 if seen else 202
+                results.append({"index": index, "status": status, "accepted": accepted})
             else:
                 problem = {"type": "urn:palermo:problem:policy-denied", "status": answer}
                 results.append({"index": index, "status": answer, "problem": problem})
+        if self.slow_first and len(self.requests) == 1:
+            time.sleep(self.slow_first)  # stored, but the answer comes too late
         return 200, orjson.dumps({"results": results})
 
 
@@ -448,3 +458,43 @@ def test_a_batch_refused_as_a_whole_is_retried_for_each_envelope(
         assert stub.requests == [(BATCH, 3)]
     assert count_rows(sync_engine, "outbox", "attempts = 1 AND dead_lettered_at IS NULL") == 3
     assert count_rows(sync_engine, "delivery_attempts") == 3
+
+
+def test_a_batch_sent_again_after_a_lost_answer_stores_nothing_twice(
+    api: Api, peer_key: Signer, sync_engine: Engine
+) -> None:
+    """What a sender's retry of a batch that timed out finds: the envelopes stored the first
+    time are answered with their first answer, the new ones are accepted."""
+    stored = [_forwarded(api, peer_key) for _ in range(3)]
+    first = _signed_post(api.client, BATCH, _batch(stored), peer_key)
+    assert first.status_code == 200, first.text
+    fresh = _forwarded(api, peer_key)
+    again = _signed_post(api.client, BATCH, _batch([*stored, fresh]), peer_key)
+    assert again.status_code == 200, again.text
+    results = again.json()["results"]
+    assert [x["status"] for x in results] == [200, 200, 200, 202]
+    assert [x["accepted"] for x in results[:3]] == [x["accepted"] for x in first.json()["results"]]
+    assert count_rows(sync_engine, "messages") == 4
+    assert count_rows(sync_engine, "audit_events", "kind = 'message:accepted'") == 4
+
+
+def test_a_batch_that_times_out_is_sent_again_and_delivered_once(
+    api: Api, sync_engine: Engine
+) -> None:
+    settings = api.settings.model_copy(update={"delivery_timeout_seconds": 0.5})
+    with peer_server(PeerNodeStub(_node_keys(api), slow_first=1.5)) as stub:
+        _register_peer(api, "nl.fiu", stub.url, stub.key)
+        ids = _send_to(api, "nl.fiu", 3)
+        report = deliver_once(settings)
+        assert (report.delivered, report.retry) == (0, 3)
+        with sync_engine.begin() as conn:
+            conn.execute(text("UPDATE outbox SET next_attempt_at = NULL"))
+        time.sleep(1.5)  # the stub's late answer is gone
+        report = deliver_once(settings)
+        assert report.delivered == 3
+        assert stub.requests == [(BATCH, 3), (BATCH, 3)]
+        assert sorted(stub.stored) == sorted(ids)  # stored once each on the peer's side
+    for message_id in ids:
+        assert [o for _, o in _attempts(api, message_id)] == ["failed", "delivered"]
+    assert count_rows(sync_engine, "outbox") == 0
+    assert count_rows(sync_engine, "audit_events", "kind = 'message:delivered'") == 3
