@@ -50,7 +50,7 @@ from broker.core.errors import (
     UnknownRecipient,
 )
 from broker.envelopes import dsse
-from broker.messages import Accepted, Refused, parse_payload, submit
+from broker.messages import Accepted, FactsMemo, Refused, parse_payload, submit
 from broker.participants.models import Participant
 
 FORWARDING_ADAPTERS = ("peer", "filedrop")
@@ -108,11 +108,13 @@ async def accept_forwarded(
     max_age_seconds: int,
     request_key_id: str | None = None,
     elsewhere: frozenset[str] | None = None,
+    facts_memo: FactsMemo | None = None,
 ) -> Accepted | Refused:
     """Accept an envelope forwarded by a peer node. ``request_key_id`` is the key that signed
     the HTTP request, when it came over HTTP: it must be the countersigning node's.
     ``elsewhere`` (``hosted_elsewhere``, read once for a batch) spares the read of the
-    recipient's registration. Flushes.
+    recipient's registration, and ``facts_memo`` the read of keys and parties already read for
+    an earlier envelope of the same batch (``submit``). Flushes.
 
     Raises SchemaViolation, BadSignature, SenderMismatch, UnknownRecipient, the ingress errors
     of ``submit``."""
@@ -164,7 +166,10 @@ async def accept_forwarded(
     single["signatures"] = single["signatures"][:1]
     node = dataclasses.replace(node, clock_skew_seconds=max_age_seconds)
     return await submit(
-        session, ctx=CallContext(node, caller, None, None, utcnow()), body=orjson.dumps(single)
+        session,
+        ctx=CallContext(node, caller, None, None, utcnow()),
+        body=orjson.dumps(single),
+        facts_memo=facts_memo,
     )
 
 
@@ -212,6 +217,14 @@ def parse_batch(body: bytes, *, max_envelopes: int) -> list[bytes]:
     return [orjson.dumps(e) for e in envelopes]
 
 
+@dataclass(frozen=True, slots=True)
+class _BatchReads:
+    """What a batch reads once for all its envelopes, within its one transaction."""
+
+    elsewhere: frozenset[str]
+    facts: FactsMemo
+
+
 async def accept_forwarded_batch(
     session: AsyncSession,
     *,
@@ -230,13 +243,11 @@ async def accept_forwarded_batch(
     The common batch, every envelope accepted, runs in one savepoint; if an envelope raises,
     that savepoint is rolled back and the batch runs again with a savepoint per envelope, so
     a refused envelope never leaves anything of itself behind, whatever it wrote first."""
-    elsewhere = await hosted_elsewhere(session)
+    context = _BatchReads(await hosted_elsewhere(session), {})
     whole = await session.begin_nested()
     try:
         results = [
-            await _one(
-                session, node, body, index, peers, max_age_seconds, request_key_id, elsewhere
-            )
+            await _one(session, node, body, index, peers, max_age_seconds, request_key_id, context)
             for index, body in enumerate(bodies)
         ]
     except PalermoError:
@@ -245,11 +256,12 @@ async def accept_forwarded_batch(
         await whole.commit()
         return results
     results = []
+    context.facts.clear()  # read again: what the rolled back savepoint read may be gone
     for index, body in enumerate(bodies):
         savepoint = await session.begin_nested()
         try:
             result = await _one(
-                session, node, body, index, peers, max_age_seconds, request_key_id, elsewhere
+                session, node, body, index, peers, max_age_seconds, request_key_id, context
             )
         except PalermoError as exc:
             await savepoint.rollback()
@@ -268,7 +280,7 @@ async def _one(
     peers: dict[str, PeerNode],
     max_age_seconds: int,
     request_key_id: str,
-    elsewhere: frozenset[str],
+    context: _BatchReads,
 ) -> BatchResult:
     """One envelope's result; raises what ``accept_forwarded`` raises."""
     outcome = await accept_forwarded(
@@ -278,7 +290,8 @@ async def _one(
         peers=peers,
         max_age_seconds=max_age_seconds,
         request_key_id=request_key_id,
-        elsewhere=elsewhere,
+        elsewhere=context.elsewhere,
+        facts_memo=context.facts,
     )
     if isinstance(outcome, Refused):
         denied = outcome.error()

@@ -12,6 +12,7 @@ from broker.messages.export import SealedItem, export_sealed
 from broker.messages.ingress import (
     Accepted,
     AcceptRequest,
+    FactsMemo,
     Refused,
     accept,
     load_body,
@@ -52,6 +53,7 @@ __all__ = [
     "STATUSES",
     "AcceptRequest",
     "Accepted",
+    "FactsMemo",
     "MessageFilter",
     "Refused",
     "ReviewTerms",
