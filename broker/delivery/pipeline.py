@@ -3,8 +3,9 @@
 Three short transactions, none held across a network call: read the batch; complete the
 inbox (pull) rows under the inbox lock; call the push adapters concurrently, then record what
 they answered. Rows whose adapters can batch (``BatchAdapter``: ``peer``) and share a
-receiver go in one call per ``batch_max_items`` rows (federation: one signed request for many
-envelopes), each row still recorded with its own result. A crash between them leaves the
+receiver go in calls of at most ``batch_max_items`` rows, spread over up to ``concurrency``
+calls of at least ``SPREAD_MIN`` (federation: one signed request for many envelopes), each
+row still recorded with its own result. A crash between them leaves the
 rows in the outbox: a redelivered task or the relay's next claim finds them, and rows already
 recorded are gone, so nothing is delivered into the inbox or audited twice. Push receivers
 deduplicate by message id.
@@ -47,6 +48,8 @@ from broker.messages import countersigned_envelope
 from broker.messages.models import Message
 
 log = get_logger(__name__)
+# The fewest rows a batched call is split down to when there is concurrency to spare.
+SPREAD_MIN = 25
 
 
 @dataclass
@@ -223,8 +226,13 @@ async def _push_all(
             singles.append((p, adapter, refused))
     calls: list[Awaitable[list[PushOutcome]]] = []
     for adapter, rows in groups.values():
-        # What is due now goes now, in calls of at most the adapter's batch size.
-        size = max(1, adapter.batch_max_items)
+        # What is due now goes now, in calls of at most the adapter's batch size, spread over
+        # up to ``concurrency`` calls of at least SPREAD_MIN rows, so that the receiver works
+        # on them side by side rather than one long batch after another.
+        calls_wanted = max(
+            -(-len(rows) // adapter.batch_max_items), min(concurrency, -(-len(rows) // SPREAD_MIN))
+        )
+        size = max(1, -(-len(rows) // calls_wanted))
         calls += [many(adapter, rows[i : i + size]) for i in range(0, len(rows), size)]
     done = await asyncio.gather(*calls, *(_listed(one(*entry)) for entry in singles))
     by_row = {o.pending.outbox_id: o for outcomes in done for o in outcomes}

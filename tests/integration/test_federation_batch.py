@@ -25,6 +25,7 @@ from sqlalchemy import Engine, text
 from adapters import httpsig
 from broker.app import create_app
 from broker.core.crypto import Signer
+from broker.delivery.pipeline import SPREAD_MIN
 from broker.envelopes import dsse
 from tests.conftest import Api, count_rows
 from tests.integration.messaging_helpers import envelope, relay
@@ -498,3 +499,18 @@ def test_a_batch_that_times_out_is_sent_again_and_delivered_once(
         assert [o for _, o in _attempts(api, message_id)] == ["failed", "delivered"]
     assert count_rows(sync_engine, "outbox") == 0
     assert count_rows(sync_engine, "audit_events", "kind = 'message:delivered'") == 3
+
+
+def test_the_worker_spreads_a_large_group_over_concurrent_batches(
+    api: Api, sync_engine: Engine
+) -> None:
+    """60 due rows, four calls to spare: three requests of 20 side by side, not one of 60
+    (a batch is split no smaller than SPREAD_MIN rows)."""
+    assert SPREAD_MIN == 25
+    with peer_server(PeerNodeStub(_node_keys(api))) as stub:
+        _register_peer(api, "nl.fiu", stub.url, stub.key)
+        _send_to(api, "nl.fiu", 60)
+        report = deliver_once(api.settings)  # concurrency 4
+        assert report.delivered == 60
+        assert sorted(stub.requests) == [(BATCH, 20)] * 3
+    assert count_rows(sync_engine, "outbox") == 0
