@@ -5,10 +5,10 @@ inbox (pull) rows under the inbox lock; call the push adapters concurrently, the
 they answered. Rows whose adapters can batch (``BatchAdapter``: ``peer``) and share a
 receiver go in calls of at most ``batch_max_items`` rows, spread over up to ``concurrency``
 calls of at least ``SPREAD_MIN`` (federation: one signed request for many envelopes), each
-row still recorded with its own result. A crash between them leaves the
-rows in the outbox: a redelivered task or the relay's next claim finds them, and rows already
-recorded are gone, so nothing is delivered into the inbox or audited twice. Push receivers
-deduplicate by message id.
+row still recorded with its own result. A crash between them leaves the rows in the outbox:
+a redelivered task or the relay's next claim finds them, and rows already recorded are gone,
+so nothing is delivered into the inbox or audited twice. Push receivers deduplicate by
+message id.
 """
 
 from __future__ import annotations
