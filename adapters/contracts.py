@@ -13,15 +13,18 @@ and the crypto core, never the database. What it guarantees:
 - an adapter's configuration is checked by its spec's ``check`` (and ``probe``) before the
   node starts and when an operator sets it, and raises ``AdapterConfigError`` naming the
   field;
-- receivers deduplicate by the envelope's message id, so delivering twice stores once.
+- receivers deduplicate by the envelope's message id, so delivering twice stores once;
+- an adapter that can carry many messages in one call (``BatchAdapter``: ``peer``) answers
+  ``deliver_many`` with one ``DeliveryResult`` per message, in order, as ``deliver`` would
+  have answered for each; the node groups due messages by ``batch_key`` (the same receiver).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from broker.core.crypto import Signer
 from broker.core.errors import SchemaViolation
@@ -56,6 +59,9 @@ class NodeIdentity:
     signer: Signer
     timeout_seconds: float = 10.0
     rules: DestinationRules = DestinationRules()
+    # The most messages, and bytes, one batched request carries (PALERMO_FEDERATION_BATCH_*).
+    batch_max_items: int = 100
+    batch_max_bytes: int = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +117,19 @@ class Adapter(Protocol):
     async def deliver(self, item: Outgoing) -> DeliveryResult: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class BatchAdapter(Adapter, Protocol):
+    """An adapter that delivers many messages to one receiver in one call. Messages whose
+    adapters share a ``batch_key`` go to the same receiver and may be grouped, up to
+    ``batch_max_items`` per call; ``deliver_many`` never raises for a failed delivery and
+    returns one result per item, in order."""
+
+    batch_key: str
+    batch_max_items: int
+
+    async def deliver_many(self, items: Sequence[Outgoing]) -> list[DeliveryResult]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,13 +15,24 @@ message id, so a retry after a lost answer stores nothing twice.
 
 Outcomes: 200/202 with a valid countersignature delivers; 408, 425, 429, 5xx, timeouts and
 connection errors are retried; other 4xx (policy refusal, unknown participant) dead-letter.
+
+Batches (``deliver_many``): the node hands the adapter every due message for the same peer
+node at once; the adapter POSTs them in requests of at most ``batch_max_items`` envelopes and
+``batch_max_bytes`` to ``<url>/v1/federation/batch``, one RFC 9421 signature per request, and
+reads one result per envelope, each judged as the single answer would be (the same outcomes,
+the countersignature checked per envelope). A request that fails as a whole (timeout, 5xx)
+is retried whole: the peer answers the envelopes it already stored with their first answer.
+A peer that does not know the batch endpoint (404, 405) or takes smaller batches (413, or
+422 for the batch itself) gets the same envelopes one request each; a single message goes to
+the single endpoint.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -43,6 +54,10 @@ from broker.core.errors import PalermoError
 from broker.envelopes import dsse
 
 FEDERATION_PATH = "/v1/federation/envelopes"
+FEDERATION_BATCH_PATH = "/v1/federation/batch"
+# Answers to a batch request that mean "send them one by one": no batch endpoint there (an
+# older node), or a batch over that node's limits.
+SEND_SINGLY = frozenset({404, 405, 413, 422})
 
 
 def decode_node_key(value: Any, *, field: str = "adapter_config.node_key") -> bytes:
@@ -75,9 +90,13 @@ class PeerAdapter:
 
     def __init__(self, config: dict[str, Any], node: NodeIdentity) -> None:
         self.url = config["url"] + FEDERATION_PATH
+        self.batch_url = config["url"] + FEDERATION_BATCH_PATH
         self.node_key = decode_node_key(config["node_key"])
         self.node_key_id = crypto.key_id(self.node_key)
         self.node = node
+        # Participants behind the same peer node share it: one batch for all of them.
+        self.batch_key = f"peer {config['url']} {self.node_key_id}"
+        self.batch_max_items = node.batch_max_items
         self._client: httpx.AsyncClient | None = None
 
     @property
@@ -87,35 +106,95 @@ class PeerAdapter:
         return self._client
 
     async def deliver(self, item: Outgoing) -> DeliveryResult:
-        body = item.envelope.to_json()
+        response = await self._post(self.url, item.envelope.to_json())
+        if isinstance(response, DeliveryResult):
+            return response
+        status = response.status_code
+        if status in (200, 202):
+            try:
+                answer = orjson.loads(response.content)
+            except orjson.JSONDecodeError:
+                return DeliveryResult.retry("the peer node's answer is not an accepted envelope")
+            return self._accepted(item, answer, status)
+        return _refused(status, _problem_type(response.content))
+
+    async def deliver_many(self, items: Sequence[Outgoing]) -> list[DeliveryResult]:
+        """One result per item, in order: batches of at most ``batch_max_items`` envelopes
+        and ``batch_max_bytes``, sent concurrently."""
+        batches: list[list[tuple[Outgoing, bytes]]] = [[]]
+        size = 0
+        for item in items:
+            body = item.envelope.to_json()
+            current = batches[-1]
+            if current and (
+                len(current) >= self.batch_max_items
+                or size + len(body) + 64 > self.node.batch_max_bytes
+            ):
+                batches.append(current := [])
+                size = 0
+            current.append((item, body))
+            size += len(body) + 1
+        answers = await asyncio.gather(*(self._deliver_batch(b) for b in batches if b))
+        return [result for answer in answers for result in answer]
+
+    async def _deliver_batch(self, batch: list[tuple[Outgoing, bytes]]) -> list[DeliveryResult]:
+        if len(batch) == 1:
+            return [await self.deliver(batch[0][0])]
+        body = b'{"envelopes":[' + b",".join(b for _, b in batch) + b"]}"
+        response = await self._post(self.batch_url, body)
+        if isinstance(response, DeliveryResult):
+            return [response] * len(batch)
+        status = response.status_code
+        if status in SEND_SINGLY:
+            return list(await asyncio.gather(*(self.deliver(item) for item, _ in batch)))
+        if status != 200:
+            return [_refused(status, _problem_type(response.content))] * len(batch)
+        try:
+            results = orjson.loads(response.content)["results"]
+            if not isinstance(results, list) or len(results) != len(batch):
+                raise TypeError("not one result per envelope")
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return [DeliveryResult.retry("the peer node's answer is not a batch result")] * len(
+                batch
+            )
+        return [
+            self._batch_result(item, index, result, len(batch))
+            for index, ((item, _), result) in enumerate(zip(batch, results, strict=True))
+        ]
+
+    def _batch_result(self, item: Outgoing, index: int, result: Any, size: int) -> DeliveryResult:
+        """One envelope's result in a batch answer, judged as the single answer would be."""
+        if not isinstance(result, dict) or result.get("index") != index:
+            return DeliveryResult.retry("the peer node's batch result is out of order")
+        status = result.get("status")
+        if not isinstance(status, int):
+            return DeliveryResult.retry("the peer node's batch result has no status")
+        if status in (200, 202):
+            return self._accepted(item, result.get("accepted"), status, batch=size)
+        problem = result.get("problem")
+        why = str(problem.get("type", "no problem type")) if isinstance(problem, dict) else ""
+        return _refused(status, why or "no problem document", batch=size)
+
+    async def _post(self, url: str, body: bytes) -> httpx.Response | DeliveryResult:
+        """The signed request's answer, or the retry its failure calls for."""
         headers = {"Content-Type": "application/json", "X-Palermo-Node": self.node.node_id}
         headers.update(
             httpsig.sign(
-                method="POST", url=self.url, headers=headers, body=body, signer=self.node.signer
+                method="POST", url=url, headers=headers, body=body, signer=self.node.signer
             )
         )
         try:
-            response = await self.client.post(self.url, content=body, headers=headers)
+            return await self.client.post(url, content=body, headers=headers)
         except httpx.TimeoutException:
             return DeliveryResult.retry("the peer node did not answer in time")
         except httpx.HTTPError as exc:
             return DeliveryResult.retry(f"the peer node is unreachable ({type(exc).__name__})")
-        status = response.status_code
-        if status in (200, 202):
-            return self._accepted(item, response.content, status)
-        if status in RETRYABLE_4XX or status >= 500:
-            return DeliveryResult.retry(f"HTTP {status} from the peer node", status=status)
-        return DeliveryResult.reject(
-            f"HTTP {status}: the peer node refused it ({_problem_type(response.content)})",
-            status=status,
-        )
 
-    def _accepted(self, item: Outgoing, content: bytes, status: int) -> DeliveryResult:
+    def _accepted(self, item: Outgoing, answer: Any, status: int, **detail: Any) -> DeliveryResult:
         """Delivered only if the answer carries the peer's countersignature of our payload."""
         try:
-            answer = orjson.loads(content)
             theirs = dsse.parse_envelope(answer["envelope"])
-        except (orjson.JSONDecodeError, KeyError, TypeError, PalermoError):
+        except (KeyError, TypeError, PalermoError):
             return DeliveryResult.retry("the peer node's answer is not an accepted envelope")
         if theirs.digest != item.envelope.digest:
             return DeliveryResult.retry("the peer node answered for another envelope")
@@ -129,6 +208,7 @@ class PeerAdapter:
                     status=status,
                     remote_status=str(answer.get("status", "")),
                     remote_node_key=self.node_key_id,
+                    **detail,
                 )
         return DeliveryResult.retry("the peer node's countersignature is missing or invalid")
 
@@ -136,6 +216,15 @@ class PeerAdapter:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+def _refused(status: int, problem_type: str, **detail: Any) -> DeliveryResult:
+    """The outcome of a refusal by the peer: retried if it may pass later, else final."""
+    if status in RETRYABLE_4XX or status >= 500:
+        return DeliveryResult.retry(f"HTTP {status} from the peer node", status=status, **detail)
+    return DeliveryResult.reject(
+        f"HTTP {status}: the peer node refused it ({problem_type})", status=status, **detail
+    )
 
 
 def _problem_type(content: bytes) -> str:

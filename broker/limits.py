@@ -4,12 +4,13 @@ A pure ASGI middleware, so that it runs before routing, before FastAPI reads a b
 any dependency opens a database session:
 
 - **Credentials first.** A ``POST``/``PUT``/``PATCH``/``DELETE`` to ``/v1`` (but the token
-  endpoint and the federation endpoint, which a peer node's signature authenticates) must carry
+  endpoint and the federation endpoints, which a peer node's signature authenticates) must carry
   a valid bearer token, checked without the database, or it is refused with 401 before one
   byte of its body is read.
 - **Size while streaming.** A declared ``Content-Length`` over the route's limit is refused at
   once; a body without one (chunked) is counted as it arrives and cut with 413 at the limit.
-  Evidence uploads have ``evidence_max_bytes``; everything else
+  Evidence uploads have ``evidence_max_bytes``, federation batches
+  ``Settings.resolved_federation_batch_max_bytes``; everything else
   ``Settings.resolved_request_max_bytes``.
 - **Time.** A body that sends nothing for ``body_idle_timeout_seconds``, or (evidence aside)
   is not whole within ``body_timeout_seconds``, is cut with 408: a slow client cannot hold a
@@ -38,7 +39,8 @@ from broker.web import error_page, is_page
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # /v1 paths that take a body without a bearer token.
-PUBLIC_API_PATHS = frozenset({"/v1/auth/token", "/v1/federation/envelopes"})
+PUBLIC_API_PATHS = frozenset({"/v1/auth/token", "/v1/federation/envelopes", "/v1/federation/batch"})
+FEDERATION_BATCH = "/v1/federation/batch"
 EVIDENCE_UPLOAD = re.compile(r"^(/v1)?/cases/[^/]+/evidence$")
 
 
@@ -106,11 +108,12 @@ class RequestLimits:
         method: str = scope["method"]
         headers = dict(scope["headers"])
         evidence = method == "POST" and EVIDENCE_UPLOAD.match(scope["path"]) is not None
-        limit = (
-            self.settings.evidence_max_bytes
-            if evidence
-            else self.settings.resolved_request_max_bytes
-        )
+        if evidence:
+            limit = self.settings.evidence_max_bytes
+        elif method == "POST" and scope["path"] == FEDERATION_BATCH:
+            limit = self.settings.resolved_federation_batch_max_bytes
+        else:
+            limit = self.settings.resolved_request_max_bytes
         refusal = self._before_body(scope, headers, limit)
         if refusal is not None:
             await self._refuse(scope, send, *refusal)

@@ -5,7 +5,8 @@
   answers as a problem, not as FastAPI's ``HTTPValidationError``).
 - The routes that read their body themselves (to check a signature over its exact bytes)
   declare it: ``POST /v1/messages`` and ``/forward`` (a DSSE envelope or a draft),
-  ``/receipt`` (a receipt envelope, or empty), ``/v1/federation/envelopes`` (an envelope).
+  ``/receipt`` (a receipt envelope, or empty), ``/v1/federation/envelopes`` (an envelope),
+  ``/v1/federation/batch`` (envelopes, up to the node's batch size).
   So a reader, and a fuzzer, knows what they take.
 """
 
@@ -56,6 +57,22 @@ DRAFT_SCHEMA: dict[str, Any] = {
     "required": ["draft"],
     "properties": {"draft": {"type": "object"}},
 }
+FEDERATION_BATCH_SCHEMA: dict[str, Any] = {
+    "title": "FederationBatch",
+    "description": "Forwarded envelopes (the sender's signature, then the forwarding node's), "
+    "at most PALERMO_FEDERATION_BATCH_MAX_ENVELOPES (default 100) and "
+    "PALERMO_FEDERATION_BATCH_MAX_BYTES in all.",
+    "type": "object",
+    "required": ["envelopes"],
+    "additionalProperties": False,
+    "properties": {
+        "envelopes": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"$ref": "#/components/schemas/Envelope"},
+        }
+    },
+}
 _ENVELOPE = {"$ref": "#/components/schemas/Envelope"}
 _DRAFT = {"$ref": "#/components/schemas/DraftSubmission"}
 REQUEST_BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -66,6 +83,10 @@ REQUEST_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("post", "/v1/messages/{message_id}/receipt"): {"required": False, "schema": _ENVELOPE},
     ("post", "/v1/federation/envelopes"): {"required": True, "schema": _ENVELOPE},
+    ("post", "/v1/federation/batch"): {
+        "required": True,
+        "schema": {"$ref": "#/components/schemas/FederationBatch"},
+    },
 }
 
 
@@ -75,6 +96,7 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
     schemas["Problem"] = PROBLEM_SCHEMA
     schemas["Envelope"] = ENVELOPE_SCHEMA
     schemas["DraftSubmission"] = DRAFT_SCHEMA
+    schemas["FederationBatch"] = FEDERATION_BATCH_SCHEMA
     problem = {
         "description": "the request was refused: RFC 9457 problem details",
         "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},

@@ -180,6 +180,12 @@ class Settings(PasswordHashSettings):
     # true (a gateway on the same machine or the same private network).
     webhook_allow_private: bool = False
     federation_max_age_seconds: int = Field(default=7 * 86_400, ge=60)
+    # Batched federation (POST /v1/federation/batch, docs/api.md): the most envelopes one
+    # signed request may carry, and its body limit (at least the single request's, so any
+    # envelope the single endpoint takes fits a batch of one). The sending node groups its
+    # due envelopes for one peer node within the same two bounds.
+    federation_batch_max_envelopes: int = Field(default=100, ge=1, le=1000)
+    federation_batch_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     filedrop_import_dir: Path | None = None
     filedrop_import_interval_seconds: float = Field(default=30.0, gt=0)
     # Connections each API process keeps open, and how many more it may open under a burst.
@@ -300,6 +306,11 @@ class Settings(PasswordHashSettings):
         if self.request_max_bytes is not None:
             return self.request_max_bytes
         return self.max_payload_bytes * 4 // 3 + 65_536
+
+    @property
+    def resolved_federation_batch_max_bytes(self) -> int:
+        """The body limit of a federation batch: never below the single request's."""
+        return max(self.federation_batch_max_bytes, self.resolved_request_max_bytes)
 
     @model_validator(mode="after")
     def _trusted_proxies_parse(self) -> Self:

@@ -22,6 +22,11 @@ the same envelope again returns the first answer), with ``peer:<node key id>`` a
 submitting account, so the audit leaf says which node forwarded it. The clock window is the
 federation window (``PALERMO_FEDERATION_MAX_AGE_SECONDS``): the origin node checked freshness
 at acceptance, and a retried delivery may arrive hours later.
+
+A batch (``accept_forwarded_batch``, ``POST /v1/federation/batch``) is many such envelopes in
+one signed request: each is accepted or refused on its own, exactly as it would be alone (in
+its own savepoint when any of them is refused), so a refused envelope stores nothing and
+does not undo the others; the caller commits them all at once.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from broker.core.errors import (
     BadSignature,
     CaseEventOutsideCase,
     Forbidden,
+    MalformedJSON,
     PalermoError,
     SchemaViolation,
     SenderMismatch,
@@ -52,7 +58,7 @@ from broker.core.errors import (
 )
 from broker.envelopes import dsse
 from broker.envelopes.schemas import MessagePayload
-from broker.messages import CASE_ONLY_TYPES, Accepted, Refused, parse_payload, submit
+from broker.messages import CASE_ONLY_TYPES, Accepted, FactsMemo, Refused, parse_payload, submit
 from broker.participants.models import Participant
 
 FORWARDING_ADAPTERS = ("peer", "filedrop")
@@ -86,6 +92,21 @@ async def peer_nodes(session: AsyncSession) -> dict[str, PeerNode]:
     return nodes
 
 
+def _behind_a_node(p: Participant) -> bool:
+    return p.adapter in FORWARDING_ADAPTERS and bool((p.adapter_config or {}).get("node_key"))
+
+
+async def hosted_elsewhere(session: AsyncSession) -> frozenset[str]:
+    """The participants registered here as hosted by another node (a forwarding adapter with
+    a node key): a node does not relay messages for them."""
+    rows = await session.execute(
+        select(Participant.id, Participant.adapter_config).where(
+            Participant.adapter.in_(FORWARDING_ADAPTERS)
+        )
+    )
+    return frozenset(pid for pid, config in rows.all() if (config or {}).get("node_key"))
+
+
 async def accept_forwarded(
     session: AsyncSession,
     *,
@@ -94,9 +115,14 @@ async def accept_forwarded(
     peers: dict[str, PeerNode],
     max_age_seconds: int,
     request_key_id: str | None = None,
+    elsewhere: frozenset[str] | None = None,
+    facts_memo: FactsMemo | None = None,
 ) -> Accepted | Refused:
     """Accept an envelope forwarded by a peer node. ``request_key_id`` is the key that signed
-    the HTTP request, when it came over HTTP: it must be the countersigning node's. Flushes.
+    the HTTP request, when it came over HTTP: it must be the countersigning node's.
+    ``elsewhere`` (``hosted_elsewhere``, read once for a batch) spares the read of the
+    recipient's registration, and ``facts_memo`` the read of keys and parties already read for
+    an earlier envelope of the same batch (``submit``). Flushes.
 
     Raises SchemaViolation, BadSignature, SenderMismatch, UnknownRecipient, the ingress errors
     of ``submit``."""
@@ -125,12 +151,15 @@ async def accept_forwarded(
             f"{unsafe.sender} is not registered behind the forwarding node {forwarder}",
             field="payload.sender",
         )
-    recipient = await session.get(Participant, unsafe.recipient)
-    if recipient is None:
-        raise UnknownRecipient(
-            f"no participant {unsafe.recipient} is registered", field="payload.recipient"
-        )
-    if recipient.adapter in FORWARDING_ADAPTERS and recipient.adapter_config.get("node_key"):
+    if elsewhere is None:
+        recipient = await session.get(Participant, unsafe.recipient)
+        if recipient is None:
+            raise UnknownRecipient(
+                f"no participant {unsafe.recipient} is registered", field="payload.recipient"
+            )
+        elsewhere = frozenset({unsafe.recipient} if _behind_a_node(recipient) else ())
+    # An unregistered recipient is refused by ``submit`` (UnknownRecipient, the same problem).
+    if unsafe.recipient in elsewhere:
         raise UnknownRecipient(
             f"{unsafe.recipient} is not hosted by this node: nodes do not relay for each other",
             field="payload.recipient",
@@ -150,6 +179,7 @@ async def accept_forwarded(
         ctx=CallContext(node, caller, None, None, utcnow()),
         body=orjson.dumps(single),
         from_peer=True,
+        facts_memo=facts_memo,
     )
 
 
@@ -174,6 +204,132 @@ async def _check_case_parties(session: AsyncSession, unsafe: MessagePayload) -> 
             f"{unsafe.recipient} an event of it",
             field="payload.case_id",
         )
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """One envelope's answer within a batch: what the single endpoint would have answered,
+    its HTTP status and either the accepted message or the problem document."""
+
+    status: int
+    accepted: dict[str, Any] | None = None
+    problem: dict[str, Any] | None = None
+
+    def to_dict(self, index: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": index, "status": self.status}
+        if self.accepted is not None:
+            out["accepted"] = self.accepted
+        if self.problem is not None:
+            out["problem"] = self.problem
+        return out
+
+
+def parse_batch(body: bytes, *, max_envelopes: int) -> list[bytes]:
+    """The envelopes of a batch body ``{"envelopes": [<envelope>, ...]}``, each as JSON bytes
+    for ``accept_forwarded``. Raises MalformedJSON, SchemaViolation (not that shape, empty, or
+    more than ``max_envelopes``)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedJSON(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict) or set(data) != {"envelopes"}:
+        raise SchemaViolation(
+            'a federation batch is an object with one member, "envelopes"', field="$"
+        )
+    envelopes = data["envelopes"]
+    if not isinstance(envelopes, list) or not envelopes:
+        raise SchemaViolation(
+            "envelopes is a non-empty array of forwarded envelopes", field="envelopes"
+        )
+    if len(envelopes) > max_envelopes:
+        raise SchemaViolation(
+            f"a federation batch holds at most {max_envelopes} envelopes, not {len(envelopes)}",
+            field="envelopes",
+            limit=max_envelopes,
+        )
+    return [orjson.dumps(e) for e in envelopes]
+
+
+@dataclass(frozen=True, slots=True)
+class _BatchReads:
+    """What a batch reads once for all its envelopes, within its one transaction."""
+
+    elsewhere: frozenset[str]
+    facts: FactsMemo
+
+
+async def accept_forwarded_batch(
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    bodies: list[bytes],
+    peers: dict[str, PeerNode],
+    max_age_seconds: int,
+    request_key_id: str,
+) -> list[BatchResult]:
+    """``accept_forwarded`` for each envelope of a batch whose request ``request_key_id``
+    signed, in order: an envelope refused (a problem, or a policy denial, whose audit leaf is
+    kept as the single endpoint keeps it) leaves the others as they are; a replayed one gets
+    its first answer. Flushes; the caller commits. Database errors propagate (the whole batch
+    is then not stored, and the sender retries it).
+
+    The common batch, every envelope accepted, runs in one savepoint; if an envelope raises,
+    that savepoint is rolled back and the batch runs again with a savepoint per envelope, so
+    a refused envelope never leaves anything of itself behind, whatever it wrote first."""
+    context = _BatchReads(await hosted_elsewhere(session), {})
+    whole = await session.begin_nested()
+    try:
+        results = [
+            await _one(session, node, body, index, peers, max_age_seconds, request_key_id, context)
+            for index, body in enumerate(bodies)
+        ]
+    except PalermoError:
+        await whole.rollback()
+    else:
+        await whole.commit()
+        return results
+    results = []
+    context.facts.clear()  # read again: what the rolled back savepoint read may be gone
+    for index, body in enumerate(bodies):
+        savepoint = await session.begin_nested()
+        try:
+            result = await _one(
+                session, node, body, index, peers, max_age_seconds, request_key_id, context
+            )
+        except PalermoError as exc:
+            await savepoint.rollback()
+            results.append(BatchResult(exc.status, problem=exc.problem(f"envelopes[{index}]")))
+            continue
+        await savepoint.commit()
+        results.append(result)
+    return results
+
+
+async def _one(
+    session: AsyncSession,
+    node: NodeContext,
+    body: bytes,
+    index: int,
+    peers: dict[str, PeerNode],
+    max_age_seconds: int,
+    request_key_id: str,
+    context: _BatchReads,
+) -> BatchResult:
+    """One envelope's result; raises what ``accept_forwarded`` raises."""
+    outcome = await accept_forwarded(
+        session,
+        node=node,
+        body=body,
+        peers=peers,
+        max_age_seconds=max_age_seconds,
+        request_key_id=request_key_id,
+        elsewhere=context.elsewhere,
+        facts_memo=context.facts,
+    )
+    if isinstance(outcome, Refused):
+        denied = outcome.error()
+        return BatchResult(denied.status, problem=denied.problem(f"envelopes[{index}]"))
+    return BatchResult(200 if outcome.duplicate else 202, accepted=outcome.to_dict())
 
 
 @dataclass
@@ -218,9 +374,13 @@ async def import_drop(
 
 
 __all__ = [
+    "BatchResult",
     "ImportReport",
     "PeerNode",
     "accept_forwarded",
+    "accept_forwarded_batch",
+    "hosted_elsewhere",
     "import_drop",
+    "parse_batch",
     "peer_nodes",
 ]

@@ -2,15 +2,19 @@
 
 Three short transactions, none held across a network call: read the batch; complete the
 inbox (pull) rows under the inbox lock; call the push adapters concurrently, then record what
-they answered. A crash between them leaves the rows in the outbox: a redelivered task or the
-relay's next claim finds them, and rows already recorded are gone, so nothing is delivered
-into the inbox or audited twice. Push receivers deduplicate by message id.
+they answered. Rows whose adapters can batch (``BatchAdapter``: ``peer``) and share a
+receiver go in calls of at most ``batch_max_items`` rows, spread over up to ``concurrency``
+calls of at least ``SPREAD_MIN`` (federation: one signed request for many envelopes), each
+row still recorded with its own result. A crash between them leaves the rows in the outbox:
+a redelivered task or the relay's next claim finds them, and rows already recorded are gone,
+so nothing is delivered into the inbox or audited twice. Push receivers deduplicate by
+message id.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -21,6 +25,7 @@ import adapters
 from adapters.contracts import (
     Adapter,
     AdapterConfigError,
+    BatchAdapter,
     DeliveryResult,
     NodeIdentity,
     Outgoing,
@@ -43,6 +48,8 @@ from broker.messages import countersigned_envelope
 from broker.messages.models import Message
 
 log = get_logger(__name__)
+# The fewest rows a batched call is split down to when there is concurrency to spare.
+SPREAD_MIN = 25
 
 
 @dataclass
@@ -162,6 +169,17 @@ async def _push_all(
 ) -> list[PushOutcome]:
     gate = asyncio.Semaphore(concurrency)
 
+    def outgoing(p: Pending) -> Outgoing:
+        message = messages[p.message_id]
+        return Outgoing(
+            message_id=p.message_id,
+            message_type=message.type,
+            sender=message.sender_id,
+            recipient=p.recipient_id,
+            attempt=p.attempt,
+            envelope=countersigned_envelope(node, message),
+        )
+
     async def one(p: Pending, adapter: Adapter | None, refused: str | None) -> PushOutcome:
         started = utcnow()
         if adapter is None:
@@ -169,16 +187,7 @@ async def _push_all(
         async with gate:
             started = utcnow()
             try:
-                message = messages[p.message_id]
-                item = Outgoing(
-                    message_id=p.message_id,
-                    message_type=message.type,
-                    sender=message.sender_id,
-                    recipient=p.recipient_id,
-                    attempt=p.attempt,
-                    envelope=countersigned_envelope(node, message),
-                )
-                result = await asyncio.wait_for(adapter.deliver(item), adapter_timeout)
+                result = await asyncio.wait_for(adapter.deliver(outgoing(p)), adapter_timeout)
             except TimeoutError:
                 result = DeliveryResult.retry(f"no answer within {adapter_timeout:g} s")
             except Exception as exc:  # an adapter bug must not lose the batch: retry it
@@ -186,7 +195,52 @@ async def _push_all(
                 result = DeliveryResult.retry(f"adapter error: {type(exc).__name__}")
         return PushOutcome(p, result, started, utcnow())
 
-    return list(await asyncio.gather(*(one(*entry) for entry in push)))
+    async def many(adapter: BatchAdapter, group: list[Pending]) -> list[PushOutcome]:
+        """One call for a group bound to the same receiver; each row gets its own result."""
+        async with gate:
+            started = utcnow()
+            try:
+                results = await asyncio.wait_for(
+                    adapter.deliver_many([outgoing(p) for p in group]), adapter_timeout
+                )
+                if len(results) != len(group):
+                    raise RuntimeError(f"{len(results)} results for {len(group)} messages")
+            except TimeoutError:
+                results = [DeliveryResult.retry(f"no answer within {adapter_timeout:g} s")] * len(
+                    group
+                )
+            except Exception as exc:  # an adapter bug must not lose the batch: retry it
+                log.exception("adapter raised", adapter=group[0].adapter, messages=len(group))
+                results = [DeliveryResult.retry(f"adapter error: {type(exc).__name__}")] * len(
+                    group
+                )
+            finished = utcnow()
+        return [PushOutcome(p, r, started, finished) for p, r in zip(group, results, strict=True)]
+
+    singles: list[_Push] = []
+    groups: dict[str, tuple[BatchAdapter, list[Pending]]] = {}
+    for p, adapter, refused in push:
+        if isinstance(adapter, BatchAdapter):
+            groups.setdefault(adapter.batch_key, (adapter, []))[1].append(p)
+        else:
+            singles.append((p, adapter, refused))
+    calls: list[Awaitable[list[PushOutcome]]] = []
+    for adapter, rows in groups.values():
+        # What is due now goes now, in calls of at most the adapter's batch size, spread over
+        # up to ``concurrency`` calls of at least SPREAD_MIN rows, so that the receiver works
+        # on them side by side rather than one long batch after another.
+        calls_wanted = max(
+            -(-len(rows) // adapter.batch_max_items), min(concurrency, -(-len(rows) // SPREAD_MIN))
+        )
+        size = max(1, -(-len(rows) // calls_wanted))
+        calls += [many(adapter, rows[i : i + size]) for i in range(0, len(rows), size)]
+    done = await asyncio.gather(*calls, *(_listed(one(*entry)) for entry in singles))
+    by_row = {o.pending.outbox_id: o for outcomes in done for o in outcomes}
+    return [by_row[p.outbox_id] for p, _, _ in push]
+
+
+async def _listed(outcome: Awaitable[PushOutcome]) -> list[PushOutcome]:
+    return [await outcome]
 
 
 async def _check_receipts(

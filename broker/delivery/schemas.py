@@ -45,3 +45,21 @@ class FederationAccepted(BaseModel):
     id: str
     status: str
     envelope: dict[str, Any] = Field(description="the envelope with this node's countersignature")
+
+
+class FederationBatchResult(BaseModel):
+    index: int = Field(description="the envelope's position in the request")
+    status: int = Field(
+        description="what POST /v1/federation/envelopes would have answered for it: 202 "
+        "accepted, 200 seen before (its first answer), 4xx refused"
+    )
+    accepted: FederationAccepted | None = Field(
+        default=None, description="when 200 or 202: the message with this node's countersignature"
+    )
+    problem: dict[str, Any] | None = Field(
+        default=None, description="when refused: the RFC 9457 problem the single endpoint gives"
+    )
+
+
+class FederationBatchRead(BaseModel):
+    results: list[FederationBatchResult] = Field(description="one per envelope, in order")

@@ -48,6 +48,8 @@ def node_identity(node: NodeContext, s: Settings) -> NodeIdentity:
         signer=node.signer,
         timeout_seconds=s.delivery_timeout_seconds,
         rules=rules_from(s),
+        batch_max_items=s.federation_batch_max_envelopes,
+        batch_max_bytes=s.resolved_federation_batch_max_bytes,
     )
 
 

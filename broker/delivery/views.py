@@ -17,6 +17,7 @@ from broker.delivery.schemas import (
     DeadLetterList,
     DeadLetterRead,
     FederationAccepted,
+    FederationBatchRead,
     RequeueRead,
 )
 from broker.http import Admin, NodeDep, SessionDep, SettingsDep
@@ -107,24 +108,14 @@ async def receive_forwarded(
     node signed (RFC 9421, Ed25519, covering @method, @target-uri, content-type and
     content-digest). Access tokens are not accepted here."""
     body = await request.body()
-    headers = list(request.headers.items())
-    if "signature" not in request.headers and "authorization" in request.headers:
-        raise Forbidden("this endpoint takes requests signed by a peer node, not access tokens")
-    peers = await federation.peer_nodes(session)
-    verified = httpsig.verify(
-        method=request.method,
-        url=settings.public_url.rstrip("/") + request.url.path,
-        headers=headers,
-        body=body,
-        key_for=lambda kid: peers[kid].public_key if kid in peers else None,
-    )
+    peers, key_id = await _signed_by_peer(request, session, settings, body)
     outcome = await federation.accept_forwarded(
         session,
         node=node,
         body=body,
         peers=peers,
         max_age_seconds=settings.federation_max_age_seconds,
-        request_key_id=verified.keyid,
+        request_key_id=key_id,
     )
     await session.commit()
     if isinstance(outcome, Refused):
@@ -139,3 +130,60 @@ async def receive_forwarded(
         status_code=200 if outcome.duplicate else 202,
         media_type="application/json",
     )
+
+
+@router.post(
+    "/federation/batch",
+    response_model=FederationBatchRead,
+    responses={
+        401: {"description": "the request is not signed by a configured peer node key"},
+        403: {"description": "an access token instead of a peer node's signature"},
+        413: {"description": "the body is over PALERMO_FEDERATION_BATCH_MAX_BYTES"},
+        422: {"description": "not a batch, empty, or over PALERMO_FEDERATION_BATCH_MAX_ENVELOPES"},
+    },
+)
+async def receive_forwarded_batch(
+    request: Request, session: SessionDep, node: NodeDep, settings: SettingsDep
+) -> Response:
+    """For peer nodes: many forwarded envelopes in one request that node signed (RFC 9421, as
+    for ``/federation/envelopes``), ``{"envelopes": [...]}``. Each envelope is accepted or
+    refused on its own, exactly as the single endpoint would (a replayed one gets its first
+    answer); the answer lists one result per envelope, in order. A request whose signature
+    fails is refused whole, and nothing of it is stored."""
+    body = await request.body()
+    peers, key_id = await _signed_by_peer(request, session, settings, body)
+    bodies = federation.parse_batch(body, max_envelopes=settings.federation_batch_max_envelopes)
+    results = await federation.accept_forwarded_batch(
+        session,
+        node=node,
+        bodies=bodies,
+        peers=peers,
+        max_age_seconds=settings.federation_max_age_seconds,
+        request_key_id=key_id,
+    )
+    await session.commit()
+    return Response(
+        orjson.dumps(
+            {"results": [r.to_dict(i) for i, r in enumerate(results)]},
+            option=orjson.OPT_UTC_Z,
+        ),
+        media_type="application/json",
+    )
+
+
+async def _signed_by_peer(
+    request: Request, session: SessionDep, settings: SettingsDep, body: bytes
+) -> tuple[dict[str, federation.PeerNode], str]:
+    """The peer nodes and the key id that signed this request (RFC 9421). Raises Forbidden
+    (an access token instead), SignatureError (unsigned, unknown key, bad signature)."""
+    if "signature" not in request.headers and "authorization" in request.headers:
+        raise Forbidden("this endpoint takes requests signed by a peer node, not access tokens")
+    peers = await federation.peer_nodes(session)
+    verified = httpsig.verify(
+        method=request.method,
+        url=settings.public_url.rstrip("/") + request.url.path,
+        headers=list(request.headers.items()),
+        body=body,
+        key_for=lambda kid: peers[kid].public_key if kid in peers else None,
+    )
+    return peers, verified.keyid

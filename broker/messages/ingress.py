@@ -42,7 +42,7 @@ from broker.core.errors import (
 )
 from broker.core.jsonlimits import JsonShapeError, check_json
 from broker.envelopes import dsse
-from broker.messages.keys import as_utc, ingress_facts, party_facts
+from broker.messages.keys import SigningKey, as_utc, ingress_facts, party_facts
 from broker.messages.models import (
     Message,
     MessageStatus,
@@ -279,8 +279,20 @@ def load_body(node: NodeContext, body: bytes) -> Any:
         raise SchemaViolation(str(exc), field="$") from exc
 
 
+# What ``ingress_facts`` read for (key id, sender, recipient), kept by a caller that submits
+# many envelopes in one transaction (a federation batch), where they cannot change.
+FactsMemo = dict[
+    tuple[str, str | None, str | None], tuple[SigningKey | None, dict[str, PartyFacts]]
+]
+
+
 async def submit(
-    session: AsyncSession, *, ctx: AnyContext, body: bytes, from_peer: bool = False
+    session: AsyncSession,
+    *,
+    ctx: AnyContext,
+    body: bytes,
+    from_peer: bool = False,
+    facts_memo: FactsMemo | None = None,
 ) -> Accepted | Refused:
     """Accept a self-signed envelope, or a draft (``{"draft": {...}}``) that the node signs with
     the caller's participant's custodial key, deciding it against ``ctx.policy`` (the shipped
@@ -294,7 +306,9 @@ async def submit(
     BadSignature,
     UnknownKey, RevokedKey, ExpiredKey, KeyNotSenders, SenderMismatch, UnknownRecipient,
     ClockWindow, ReplayConflict. A policy denial is returned as ``Refused`` (its audit leaf is
-    flushed) so the caller can commit the leaf before answering 403.
+    flushed) so the caller can commit the leaf before answering 403. ``facts_memo``, given by
+    a caller submitting many envelopes in one transaction, spares the read of the key and the
+    parties for each envelope after the first of the same key, sender and recipient.
     """
     node, caller, now = ctx.node, ctx.caller, ctx.now
     data = load_body(node, body)
@@ -305,9 +319,15 @@ async def submit(
         # The hot path: the signing key and both parties in one read.
         unsafe = checked_envelope(node, data)
         decoded, hint = peek(unsafe.payload)
-        key, parties = await ingress_facts(
-            session, kid=unsafe.signatures[0].keyid, sender=caller.participant_id, recipient=hint
-        )
+        facts_key = (unsafe.signatures[0].keyid, caller.participant_id, hint)
+        known = facts_memo.get(facts_key) if facts_memo is not None else None
+        if known is None:
+            known = await ingress_facts(
+                session, kid=facts_key[0], sender=facts_key[1], recipient=facts_key[2]
+            )
+            if facts_memo is not None:
+                facts_memo[facts_key] = known
+        key, parties = known[0], dict(known[1])
         # A payload that validates names a participant id as recipient, so it is the hint.
         signed = verified_payload(unsafe, key, now=now, decoded=decoded)
     forwarded_from = signed.payload.forwarded_from

@@ -65,6 +65,7 @@ MATRIX = [
     ("GET", "/v1/participants/de.bka/adapter", ADMIN),
     ("PUT", "/v1/participants/de.bka/adapter", ADMIN),
     ("POST", "/v1/federation/envelopes", set()),
+    ("POST", "/v1/federation/batch", set()),
     ("GET", "/v1/workflows", EVERYONE),
     ("GET", "/v1/workflows/mla.request", EVERYONE),
     ("POST", "/v1/cases", HANDLERS),

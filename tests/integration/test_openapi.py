@@ -50,6 +50,7 @@ def test_self_read_bodies_are_described(api: Api) -> None:
         "/v1/messages/{message_id}/forward": (either, True),
         "/v1/messages/{message_id}/receipt": (envelope, False),
         "/v1/federation/envelopes": (envelope, True),
+        "/v1/federation/batch": ({"$ref": "#/components/schemas/FederationBatch"}, True),
     }
     for path, (schema, required) in expected.items():
         body = paths[path]["post"]["requestBody"]
