@@ -242,6 +242,9 @@ async def fire(
     to_state = t.target_from(p.state)
     accept_request = messages.AcceptRequest(
         known=known_fields(case=case, projection=p, event=t.event, body=body, request=request),
+        # The workflow's own guards decide who fires the event (the four-eyes guard carries
+        # out P1's require_approval on transmit); an event is not held in the message queue.
+        approved_by_workflow=True,
         audit_kind=AuditKind(t.audit_kind),
         audit_fields={
             "workflow": wf.name,
