@@ -228,7 +228,7 @@ class Settings(PasswordHashSettings):
     retention_max_extension_days: int = Field(default=1826, ge=1, le=36_500)
     # A ``follow_up`` obligation (P5 late notice, UNTOC art. 18(19); P20, art. 16(10)) opens a
     # tracked item due PALERMO_FOLLOW_UP_DAYS after it opens; the clocks remind when it falls
-    # due (docs/workflows.md, "Obligations carried out").
+    # due (docs/api.md, "Approvals and follow-ups").
     follow_up_days: int = Field(default=7, ge=1, le=365)
 
     # Web app (docs/web.md): a signed-in session ends after web_session_idle_seconds without
