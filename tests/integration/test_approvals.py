@@ -232,3 +232,22 @@ def test_a_forward_on_a_derogation_is_held(api: Api) -> None:
     assert ok.status_code == 200, ok.text
     relay(api.settings)
     assert r.json()["id"] in inbox_ids(api, "us.officer")
+
+
+def test_the_recipient_sees_no_audit_entry_until_the_approval(api: Api) -> None:
+    """Held, the message is the sender's alone in the log too; once released, its delivery
+    is both parties' as any message's is."""
+    from tests.integration.audit_helpers import sequence
+    from tests.integration.test_audit_log import _kinds
+
+    mid = held(api)["id"]
+    sequence(api.settings)
+    assert ("message:held", mid) in _kinds(api, "it.officer")
+    assert [k for k, m in _kinds(api, "us.officer") if m == mid] == []
+    r = api.post(f"/v1/approvals/{mid}/approve", as_="it.supervisor")
+    assert r.status_code == 200, r.text
+    relay(api.settings)
+    sequence(api.settings)
+    assert [k for k, m in _kinds(api, "us.officer") if m == mid] == ["message:delivered"]
+    mine = [k for k, m in _kinds(api, "it.officer") if m == mid]
+    assert mine == ["message:held", "message:approved", "message:delivered"]
