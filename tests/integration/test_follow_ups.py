@@ -142,3 +142,93 @@ def test_bad_ids_and_filters_are_clear_4xx(api: Api) -> None:
     r = api.get("/v1/follow-ups", as_=DRAFTER, params={"status": "late"})
     assert r.status_code == 422, r.text
     assert r.headers["content-type"] == "application/problem+json"
+
+
+FOLLOW_PACK = """\
+pack: national
+title: A national rule with obligations (example)
+description: Vessel movements sent to a central authority are followed up and kept two years.
+rules:
+  - id: NAT.vessels-follow
+    title: A vessel movement sent to a central authority is confirmed by telephone.
+    citation: Example Act art. 2
+    effect: permit
+    when:
+      all:
+        - {attr: data_categories, op: contains, value: vessel_movement}
+        - {attr: recipient.kind, op: eq, value: central_authority}
+    obligations:
+      - {kind: follow_up, value: confirm the sighting by telephone}
+      - {kind: handling_text, value: not for publication}
+      - {kind: retention, value: P2Y}
+  - id: NAT.no-statistics
+    title: Statistics do not go to a central authority.
+    citation: Example Act art. 3
+    effect: deny
+    when:
+      all:
+        - {attr: data_categories, op: contains, value: statistics}
+        - {attr: recipient.kind, op: eq, value: central_authority}
+test_defaults:
+  sender: {id: de.bka, kind: police}
+  recipient: {id: it.central-authority, kind: central_authority}
+  message_type: intel.message
+  legal_basis: UNTOC art. 27
+  purpose: investigation
+  handling_code: H0
+  evaluation: B2
+  statement_kind: fact
+tests:
+  - name: NAT a vessel movement is followed up
+    exercises: NAT
+    context: {data_categories: [vessel_movement]}
+    expect:
+      effect: permit
+      reasons: [baseline.permit, NAT.vessels-follow]
+      obligations:
+        - {kind: follow_up, value: confirm the sighting by telephone}
+        - {kind: handling_text, value: not for publication}
+        - {kind: retention, value: P2Y}
+  - name: NAT statistics are refused
+    exercises: NAT
+    context: {data_categories: [statistics]}
+    expect: {effect: deny, reasons: [NAT.no-statistics]}
+"""
+
+
+def test_a_deployment_follow_up_outside_a_case_is_reminded_by_its_own_leaf(
+    api: Api, sync_engine: Engine, tmp_path: Any
+) -> None:
+    """Any pack's ``follow_up`` is carried out, also on a plain message: the item has no
+    case, so its reminder is a ``follow_up:due`` leaf. The same decision's ``handling_text``
+    is shown in the metadata and its ``retention`` sets the erasure deadline (P17)."""
+    from broker.client import sign
+    from tests.integration.messaging_helpers import payload, relay
+    from tests.integration.test_policy import node
+
+    packs = tmp_path / "packs"
+    packs.mkdir()
+    (packs / "national.yaml").write_text(FOLLOW_PACK)
+    key = api.world.keys["de.bka"]
+    with node(api, policy_paths=str(packs)) as national:
+        r = national.post("/v1/messages", as_="de.system", json=sign(key, payload(key)))
+        assert r.status_code == 202, r.text
+        mid = r.json()["id"]
+        relay(api.settings)
+        (item,) = open_items(national, "de.system")
+        assert item["rule"] == "NAT.vessels-follow"
+        assert item["what"] == "confirm the sighting by telephone"
+        assert item["case_id"] is None
+        assert item["message_id"] == mid
+        view = national.get(f"/v1/messages/{mid}", as_="it.officer").json()
+        assert view["handling_texts"] == ["not for publication"]
+        accepted = dt.datetime.fromisoformat(view["accepted_at"])
+        until = dt.datetime.fromisoformat(view["retention_until"])
+        assert until.year == accepted.year + 2
+        assert (until.month, until.day) == (accepted.month, accepted.day)
+    assert open_items(api, "it.officer") == []  # the recipient is not responsible
+    tick(api, now() + dt.timedelta(days=8))
+    tick(api, now() + dt.timedelta(days=9))
+    assert kinds(sync_engine, item["id"]) == ["follow_up:opened", "follow_up:due"]
+    (reminded,) = open_items(api, "de.system")
+    assert reminded["reminded_at"] is not None
