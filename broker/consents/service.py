@@ -39,13 +39,17 @@ CONSENT_TYPE = "fiu.consent"
 async def granted_consents(
     session: AsyncSession, *, root_message_id: str
 ) -> tuple[policy_model.Consent, ...]:
-    """The consents granted for the material of ``root_message_id``, as the engine reads them."""
+    """The consents granted for the material of ``root_message_id``, as the engine reads them.
+    A grant whose answer is held for a supervisor's approval, or was rejected, has not been
+    given (``broker.messages.approvals``: it has not left the provider)."""
     rows = (
         await session.execute(
             select(Consent.provider_id, Consent.recipient_id, Consent.purpose)
+            .join(Message, Message.id == Consent.answer_message_id)
             .where(
                 Consent.root_message_id == root_message_id,
                 Consent.status == ConsentStatus.GRANTED.value,
+                Message.status.not_in(sorted(messages.HELD)),
             )
             .order_by(Consent.id)
         )

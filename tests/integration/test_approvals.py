@@ -251,3 +251,38 @@ def test_the_recipient_sees_no_audit_entry_until_the_approval(api: Api) -> None:
     assert [k for k, m in _kinds(api, "us.officer") if m == mid] == ["message:delivered"]
     mine = [k for k, m in _kinds(api, "it.officer") if m == mid]
     assert mine == ["message:held", "message:approved", "message:delivered"]
+
+
+def test_a_held_consent_answer_does_not_count_until_approved(api: Api) -> None:
+    """A consent given in an answer that is held for approval (it leaves the LED area on a
+    derogation) has not been given yet: the material stays locked (P18) until a supervisor
+    of the provider releases the answer."""
+    from tests.integration.test_forward import FIU_DISCLOSURE, delivered, forward
+
+    to_us = {
+        **FIU_DISCLOSURE,
+        "recipient": "us.central-authority",
+        "transfer_basis": "appropriate_safeguards",
+    }
+    original = delivered(api, "nl.officer", to_us)
+    asked = api.post(
+        f"/v1/messages/{original}/consent-requests",
+        as_="us.officer",
+        json={"recipient": "de.bka", "purpose": FIU_DISCLOSURE["purpose"]},
+    )
+    assert asked.status_code == 201, asked.text
+    relay(api.settings)
+    grant = f"/v1/consents/{asked.json()['id']}/grant"
+    granted = api.post(grant, as_="nl.officer", json={"transfer_basis": "derogation"})
+    assert granted.status_code == 200, granted.text
+    answer_id = granted.json()["answer_message_id"]
+    assert api.get(f"/v1/messages/{answer_id}", as_="nl.officer").json()["status"] == (
+        "pending_approval"
+    )
+    early = forward(api, original, as_="us.officer", recipient="de.bka")
+    assert early.status_code == 403, early.text
+    assert "P18.named-recipients" in {r["rule"] for r in early.json()["reasons"]}
+    ok = api.post(f"/v1/approvals/{answer_id}/approve", as_="nl.supervisor")
+    assert ok.status_code == 200, ok.text
+    later = forward(api, original, as_="us.officer", recipient="de.bka")
+    assert later.status_code == 202, later.text
