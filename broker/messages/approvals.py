@@ -165,8 +165,10 @@ async def approve(
     written and its follow-ups opened. Flushes.
 
     Raises Forbidden (not a supervisor; the drafter), NotFound (no such held message of the
-    caller's participant), InvalidState (already decided)."""
+    caller's participant), InvalidState (already decided; its content erased)."""
     approval, message = await _pending(session, caller=caller, message_id=message_id)
+    if message.erased_at is not None:
+        raise InvalidState(f"the content of message {message_id} was erased: nothing to send")
     approval.status = ApprovalStatus.APPROVED.value
     approval.decided_by = caller.account_id
     approval.decided_at = now

@@ -134,7 +134,10 @@ class AcceptRequest:
       obligation itself (a case event, under the four-eyes guard of P1), so the message is
       not held for a supervisor;
     - ``follow_up_case_id``: the case a ``follow_up`` obligation belongs to when the message
-      names none (a forward of material received in a case: P5.late).
+      names none (a forward of material received in a case: P5.late);
+    - ``carried_out_elsewhere``: the sender's own node carried out the approval and the
+      follow-ups (an envelope a peer node forwards): neither is repeated here, where no
+      supervisor or handler of the sender could act on them.
     """
 
     held: Terms | None = None
@@ -144,6 +147,7 @@ class AcceptRequest:
     parties: Mapping[str, PartyFacts] | None = None
     approved_by_workflow: bool = False
     follow_up_case_id: str | None = None
+    carried_out_elsewhere: bool = False
 
 
 async def _existing_answer(
@@ -267,7 +271,9 @@ def load_body(node: NodeContext, body: bytes) -> Any:
         raise SchemaViolation(str(exc), field="$") from exc
 
 
-async def submit(session: AsyncSession, *, ctx: AnyContext, body: bytes) -> Accepted | Refused:
+async def submit(
+    session: AsyncSession, *, ctx: AnyContext, body: bytes, from_peer: bool = False
+) -> Accepted | Refused:
     """Accept a self-signed envelope, or a draft (``{"draft": {...}}``) that the node signs with
     the caller's participant's custodial key, deciding it against ``ctx.policy`` (the shipped
     packs when None) at ``ctx.now``. Flushes; the caller commits.
@@ -275,7 +281,8 @@ async def submit(session: AsyncSession, *, ctx: AnyContext, body: bytes) -> Acce
     Raises PayloadTooLarge, MalformedJSON, SchemaViolation, BadBase64, BadSignature,
     UnknownKey, RevokedKey, ExpiredKey, KeyNotSenders, SenderMismatch, UnknownRecipient,
     ClockWindow, ReplayConflict. A policy denial is returned as ``Refused`` (its audit leaf is
-    flushed) so the caller can commit the leaf before answering 403.
+    flushed) so the caller can commit the leaf before answering 403. ``from_peer``: a peer
+    node forwards the envelope, and carried out its obligations (``AcceptRequest``).
     """
     node, caller, now = ctx.node, ctx.caller, ctx.now
     data = load_body(node, body)
@@ -305,7 +312,10 @@ async def submit(session: AsyncSession, *, ctx: AnyContext, body: bytes) -> Acce
             "which checks that the sender is a party of that case and the event is allowed",
             field="payload.case_id" if signed.payload.case_id is not None else "payload.type",
         )
-    return await accept(session, ctx=ctx, signed=signed, request=AcceptRequest(parties=parties))
+    request = AcceptRequest(
+        parties=parties, approved_by_workflow=from_peer, carried_out_elsewhere=from_peer
+    )
+    return await accept(session, ctx=ctx, signed=signed, request=request)
 
 
 async def accept(
@@ -467,7 +477,7 @@ async def accept(
         ctx=ctx,
         message_id=message_id,
         sender=payload.sender,
-        obligations=decision.obligations,
+        obligations=() if request.carried_out_elsewhere else decision.obligations,
         required=required,
         case_id=request.follow_up_case_id or (str(payload.case_id) if payload.case_id else None),
     )
@@ -496,7 +506,8 @@ async def _carry_out(
     case_id: str | None,
 ) -> None:
     """Hold a message just stored for its ``required`` approval (its follow-ups open when a
-    supervisor approves it), or open its follow-ups now."""
+    supervisor approves it), or open its follow-ups now. A message whose sender's node
+    carried them out comes with no ``obligations`` and no ``required`` approval."""
     follow_ups = approvals.follow_up_obligations(obligations)
     if required:
         await approvals.hold(

@@ -22,7 +22,11 @@ class EnvelopeRead(BaseModel):
 
 class SubmitAccepted(BaseModel):
     id: str
-    status: str
+    status: str = Field(
+        description="accepted; or pending_approval: held until a supervisor of your "
+        "participant approves it (a require_approval obligation, e.g. P16.derogation), "
+        "see GET /v1/messages/{id}"
+    )
     accepted_at: dt.datetime
     envelope: EnvelopeSeal = Field(
         description="the envelope as accepted, without its payload: its type, payload digest "
