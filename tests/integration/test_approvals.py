@@ -286,3 +286,25 @@ def test_a_held_consent_answer_does_not_count_until_approved(api: Api) -> None:
     assert ok.status_code == 200, ok.text
     later = forward(api, original, as_="us.officer", recipient="de.bka")
     assert later.status_code == 202, later.text
+
+
+def test_the_reasons_of_a_rejection_go_with_the_content(api: Api, sync_engine: Engine) -> None:
+    """At the end of its retention (P17) a rejected message is erased like any other, and
+    the supervisor's reasons (free text) with it; its status and decision remain."""
+    import datetime as dt
+
+    from tests.integration.test_retention import erase_at
+
+    mid = held(api)["id"]
+    reason = "no derogation of LED art. 38(1) fits"
+    r = api.post(f"/v1/approvals/{mid}/reject", as_="it.supervisor", json={"reason": reason})
+    assert r.status_code == 200, r.text
+    until = dt.datetime.fromisoformat(r.json()["retention_until"])
+    assert mid not in erase_at(api, until - dt.timedelta(days=1)).messages
+    assert mid in erase_at(api, until + dt.timedelta(seconds=1)).messages
+    shown = api.get(f"/v1/messages/{mid}", as_="it.officer").json()
+    assert shown["erased_at"]
+    assert shown["status"] == "rejected"
+    assert shown["approval"]["status"] == "rejected"
+    assert shown["approval"]["reason"] is None
+    assert count_rows(sync_engine, "message_approvals", "reason IS NOT NULL") == 0
