@@ -220,7 +220,7 @@ async def run_clocks(
     return total + await remind_follow_ups(db, node, config, now, limit=limit)
 
 
-FOLLOW_UP_NOTICE = "follow_up_due"
+FOLLOW_UP_NOTICE = "follow_up_due"  # one of broker.cases.clocks.NOTICE_KINDS
 
 
 async def remind_follow_ups(

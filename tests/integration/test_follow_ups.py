@@ -92,6 +92,17 @@ def test_the_clocks_remind_once_when_it_falls_due_in_the_case(
     (reminded,) = open_items(api, DRAFTER)
     assert reminded["reminded_at"] is not None
     assert reminded["status"] == "open"  # a reminder does not do the work
+    # Among the clocks' reminders on the home page, and named on the case page.
+    from tests.integration.web_helpers import Browser
+
+    api.client.cookies.clear()
+    browser = Browser(api.client)
+    assert browser.sign_in(DRAFTER).status_code == 303
+    notices = browser.get("/").text.split('id="notices-title"')[1].split("</section>")[0]
+    assert "Follow-up due" in notices
+    assert "inform the requested State" in notices
+    assert "P5.late" in notices
+    assert "Follow-up due" in browser.get(f"/cases/{case_id}").text
 
 
 def test_marking_it_done_is_audited_and_final(api: Api, sync_engine: Engine) -> None:
