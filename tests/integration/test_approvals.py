@@ -308,3 +308,28 @@ def test_the_reasons_of_a_rejection_go_with_the_content(api: Api, sync_engine: E
     assert shown["approval"]["status"] == "rejected"
     assert shown["approval"]["reason"] is None
     assert count_rows(sync_engine, "message_approvals", "reason IS NOT NULL") == 0
+
+
+def test_the_recipient_cannot_export_a_held_message(api: Api) -> None:
+    """The content key of a held message is sealed to its recipient at acceptance; the
+    recipient's own export leaves it out until the approval releases it."""
+    why = {"justification": "exporting our records for the archive"}
+    mid = held(api)["id"]
+    rejected = held(api)["id"]
+    r = api.post(f"/v1/approvals/{rejected}/reject", as_="it.supervisor", json={"reason": "no"})
+    assert r.status_code == 200, r.text
+
+    def exported() -> list[str]:
+        page = api.get("/v1/messages/export", as_="us.officer", params=why)
+        assert page.status_code == 200, page.text
+        return [i["id"] for i in page.json()["items"]]
+
+    assert mid not in exported()
+    assert rejected not in exported()
+    assert api.post(f"/v1/approvals/{mid}/approve", as_="it.supervisor").status_code == 200
+    assert mid not in exported()  # not yet delivered either
+    relay(api.settings)
+    assert mid in exported()
+    assert rejected not in exported()
+    mine = api.get("/v1/messages/export", as_="it.officer", params=why).json()["items"]
+    assert {mid, rejected} <= {i["id"] for i in mine}  # the sender's own copies
