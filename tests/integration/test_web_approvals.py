@@ -70,3 +70,18 @@ def test_the_sender_sees_the_status_named_on_the_sent_list(api: Api) -> None:
     held(api)
     officer = _browser(api, "it.officer")
     assert "Waiting for a supervisor's approval" in officer.get("/sent").text
+
+
+def test_a_held_message_is_no_retention_review_of_the_recipient(
+    api: Api, sync_engine: Engine
+) -> None:
+    """Near its deadline a held message is the sender's supervisors' review only: the
+    recipient's home page does not list what never reached it."""
+    from tests.integration.test_retention_review import _due_in
+
+    mid = held(api)["id"]
+    _due_in(sync_engine, mid, 20)
+    sender_home = _browser(api, "it.supervisor").get("/").text
+    assert f'href="/messages/{mid}"' in sender_home.split('id="reviews-title"')[1]
+    recipient_home = _browser(api, "us.supervisor").get("/").text
+    assert f'href="/messages/{mid}"' not in recipient_home
