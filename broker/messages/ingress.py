@@ -64,7 +64,7 @@ from broker.messages.signing import (
 from broker.oversight.models import AuditEvent
 from broker.oversight.service import AuditKind, audit_row, record_event
 from broker.policy.service import NodePolicy
-from policies.model import Obligation
+from policies.model import Decision, Obligation
 
 _M = Message.__table__.c
 _MESSAGES: Table = Message.__table__  # type: ignore[assignment]
@@ -137,7 +137,10 @@ class AcceptRequest:
       names none (a forward of material received in a case: P5.late);
     - ``carried_out_elsewhere``: the sender's own node carried out the approval and the
       follow-ups (an envelope a peer node forwards): neither is repeated here, where no
-      supervisor or handler of the sender could act on them.
+      supervisor or handler of the sender could act on them;
+    - ``holdable``: False for a message whose caller records state its recipient acts on at
+      once (a consent request, an FIU match query or answer): one that requires approval is
+      then refused rather than held, since its record would show what has not left.
     """
 
     held: Terms | None = None
@@ -148,6 +151,7 @@ class AcceptRequest:
     approved_by_workflow: bool = False
     follow_up_case_id: str | None = None
     carried_out_elsewhere: bool = False
+    holdable: bool = True
 
 
 async def _existing_answer(
@@ -380,10 +384,14 @@ async def accept(
         "policy_pack": decision.pack_hash,
         "policy_rules": [r.rule_id for r in decision.reasons],
     }
-    if not decision.permitted:
+    required = (
+        [] if request.approved_by_workflow else approvals.approval_obligations(decision.obligations)
+    )
+    refusal = _refusal(decision, required, holdable=request.holdable)
+    if refusal is not None:
         if existing := await _existing_answer(session, node, message_id, envelope.digest):
             return existing
-        metrics.count_policy_denials(r.rule_id for r in decision.reasons)
+        metrics.count_policy_denials(r["rule"] for r in refusal)
         await record_event(
             session,
             kind=AuditKind.MESSAGE_REFUSED,
@@ -396,13 +404,10 @@ async def accept(
         )
         return Refused(
             message_id,
-            [{"rule": r.rule_id, "text": r.text, "citation": r.citation} for r in decision.reasons],
+            refusal,
             decision.pack_hash,
             [{"kind": o.kind, "value": o.value, "rule": o.rule_id} for o in decision.obligations],
         )
-    required = (
-        [] if request.approved_by_workflow else approvals.approval_obligations(decision.obligations)
-    )
     status = MessageStatus.PENDING_APPROVAL if required else MessageStatus.ACCEPTED
     countersigned = dsse.add_signature(envelope, node.signer)
     envelope_dict = countersigned.to_dict()
@@ -482,6 +487,31 @@ async def accept(
         case_id=request.follow_up_case_id or (str(payload.case_id) if payload.case_id else None),
     )
     return Accepted(message_id, status.value, now, envelope_dict)
+
+
+def _refusal(
+    decision: Decision, required: Sequence[Obligation], *, holdable: bool
+) -> list[dict[str, str]] | None:
+    """The reasons to refuse a message, or None to accept it: a denial's, or, for a message
+    whose caller cannot have it wait (``AcceptRequest.holdable``), the rules that require a
+    supervisor's approval (fail closed: it is not sent unapproved)."""
+    if not decision.permitted:
+        return [
+            {"rule": r.rule_id, "text": r.text, "citation": r.citation} for r in decision.reasons
+        ]
+    if not required or holdable:
+        return None
+    cited = {r.rule_id: r.citation for r in decision.reasons}
+    return [
+        {
+            "rule": o.rule_id,
+            "text": f"{o.value}: this kind of message is not held for a supervisor's approval, "
+            "so it is not sent; send the material as a message or a forward, which waits "
+            "for the approval",
+            "citation": cited.get(o.rule_id, ""),
+        }
+        for o in required
+    ]
 
 
 def _acceptance_leaf(

@@ -333,3 +333,38 @@ def test_the_recipient_cannot_export_a_held_message(api: Api) -> None:
     assert rejected not in exported()
     mine = api.get("/v1/messages/export", as_="it.officer", params=why).json()["items"]
     assert {mid, rejected} <= {i["id"] for i in mine}  # the sender's own copies
+
+
+def test_a_consent_request_that_needs_approval_is_refused_not_held(
+    api: Api, sync_engine: Engine
+) -> None:
+    """A consent request is the provider's to answer as soon as it is recorded, so it cannot
+    wait for a supervisor: one on a derogation is refused (fail closed), nothing stored."""
+    from tests.integration.test_forward import delivered
+
+    original = delivered(
+        api,
+        "us.officer",
+        {
+            "type": "intel.message",
+            "recipient": "it.central-authority",
+            "body": {"summary": "courier seen at JFK"},
+            **LEGAL,
+            **INTEL,
+        },
+    )
+    before = count_rows(sync_engine, "messages")
+    r = api.post(
+        f"/v1/messages/{original}/consent-requests",
+        as_="it.officer",
+        json={
+            "recipient": "de.bka",
+            "purpose": LEGAL["purpose"],
+            "transfer_basis": "derogation",
+        },
+    )
+    assert_problem(r, 403, "policy-denied")
+    assert [x["rule"] for x in r.json()["reasons"]] == ["P16.derogation"]
+    assert count_rows(sync_engine, "consents") == 0
+    assert count_rows(sync_engine, "messages") == before
+    assert count_rows(sync_engine, "message_approvals") == 0
