@@ -196,13 +196,15 @@ REQUESTED_DEADLINE_STOPS: Mapping[str, frozenset[str]] = {
 }
 REQUESTED_DEADLINE_REMIND_HOURS = 72.0
 
-# The notices ``due_actions`` raises, each a system event in the case's history.
+# The notices ``due_actions`` raises, each a system event in the case's history, and the
+# reminder of a follow-up that falls due (``broker.cases.scheduler.remind_follow_ups``).
 NOTICE_KINDS = (
     "reminder",
     "escalation",
     "postponement_review",
     "confirmation_escalation",
     "retention_review",
+    "follow_up_due",
 )
 REQUESTED_DEADLINE_TITLE = "deadline set by the requesting side"
 

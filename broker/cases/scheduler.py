@@ -12,6 +12,10 @@ files deleted, and every message of the case shredded (``broker.messages.erasure
 
 A joint investigation team whose agreement's expiry has passed is moved to ``EXPIRED`` by the
 event its table fires at that date (``expire_team``, UNTOC art. 19; P21).
+``remind_follow_ups`` (run by the same pass) reminds once about each tracked item a
+``follow_up`` obligation opened (``broker.messages.followups``) when it falls due: a
+``follow_up_due`` notice in the history of the case the item belongs to, like the clocks'
+own notices, or a ``follow_up:due`` leaf for an item outside a case.
 
 Invariants: an action happens once (its key is in the history); a notice never changes a
 case's state; only ``expire_retention``, the acknowledgement on receipt and an event fired at a
@@ -226,7 +230,57 @@ async def run_clocks(
                 await tick_case(session, node=node, config=config, case_id=case_id, now=now)
             )
             await session.commit()
-    return total
+    return total + await remind_follow_ups(db, node, config, now, limit=limit)
+
+
+FOLLOW_UP_NOTICE = "follow_up_due"  # one of broker.cases.clocks.NOTICE_KINDS
+
+
+async def remind_follow_ups(
+    db: Database, node: NodeContext, config: CaseConfig, now: dt.datetime, *, limit: int = 500
+) -> int:
+    """Remind once about each open follow-up due by ``now``, a transaction each; returns how
+    many reminders were raised."""
+    async with db.session() as session:
+        ids = await messages.due_follow_ups(session, now=now, limit=limit)
+        await session.commit()
+    raised = 0
+    for follow_up_id in ids:
+        async with db.session() as session:
+            item = await messages.claim_reminder(session, follow_up_id=follow_up_id, now=now)
+            if item is None:
+                await session.commit()
+                continue
+            case = None
+            if item.case_id is not None:
+                case = (
+                    await session.scalars(
+                        select(Case).where(Case.id == item.case_id).with_for_update()
+                    )
+                ).first()
+            if case is None:
+                await messages.record_reminder_leaf(session, node=node, item=item, now=now)
+            else:
+                loaded = await service.load(session, case)
+                await service.record_notice(
+                    session,
+                    node=node,
+                    loaded=loaded,
+                    notice=FOLLOW_UP_NOTICE,
+                    key=f"follow_up:{item.id}",
+                    detail={
+                        "follow_up": item.id,
+                        "rule": item.rule_id,
+                        "what": item.what,
+                        "participant": item.participant_id,
+                        "due_at": item.due_at.isoformat(),
+                    },
+                    now=now,
+                )
+                service.reschedule(loaded, config, now)
+            await session.commit()
+            raised += 1
+    return raised
 
 
 @dataclass(frozen=True, slots=True)

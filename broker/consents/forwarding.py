@@ -147,19 +147,22 @@ def check_forward(
         )
 
 
-async def _received_in(session: AsyncSession, message_id: str) -> tuple[str | None, frozenset[str]]:
-    """The type of the case a message carried an event of, if any, and the records now on
-    file in it (``Projection.records``: an ``exculpatory_notice``, a ``written_confirmation``)."""
+async def _received_in(
+    session: AsyncSession, message_id: str
+) -> tuple[str | None, str | None, frozenset[str]]:
+    """The case a message carried an event of, if any: its id, its type, and the records now
+    on file in it (``Projection.records``: an ``exculpatory_notice``, a
+    ``written_confirmation``)."""
     row = (
         await session.execute(
-            select(Case.case_type, Case.projection)
+            select(Case.id, Case.case_type, Case.projection)
             .join(CaseEvent, CaseEvent.case_id == Case.id)
             .where(CaseEvent.message_id == message_id)
         )
     ).first()
     if row is None:
-        return None, frozenset()
-    return row.case_type, frozenset(row.projection.get("records", ()))
+        return None, None, frozenset()
+    return row.id, row.case_type, frozenset(row.projection.get("records", ()))
 
 
 def _payload_of(node: NodeContext, message: Message) -> dict[str, Any]:
@@ -205,7 +208,9 @@ async def forward(
         await session.execute(select(Participant.kind).where(Participant.id == held.provider_id))
     ).scalar_one()
     consents = tuple(c.for_engine() for c in on_record)
-    case_type, case_records = await _received_in(session, original.id)
+    # P5 (UNTOC art. 18(19)): the material is the root message's, whichever forward of it is
+    # forwarded now, so the case it came in through decides every later hop too.
+    case_id, case_type, case_records = await _received_in(session, held.root_message_id)
     forwarding = held.forwarding(provider_kind, case_type=case_type, case_records=case_records)
     return await messages.accept(
         session,
@@ -214,6 +219,8 @@ async def forward(
         request=messages.AcceptRequest(
             held=held,
             known={"forwarding": forwarding, "consents": consents},
+            # P5.late: informing the requested State is followed up in the case it came in.
+            follow_up_case_id=case_id,
         ),
     )
 

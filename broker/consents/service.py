@@ -91,9 +91,11 @@ async def consents_on_record(
     rows = (
         await session.scalars(
             select(Consent)
+            .join(Message, Message.id == Consent.answer_message_id)
             .where(
                 Consent.root_message_id == root_message_id,
                 Consent.status == ConsentStatus.GRANTED.value,
+                Message.status.not_in(sorted(messages.HELD)),
             )
             .order_by(Consent.id)
         )
@@ -208,11 +210,14 @@ async def request_consent(
         ctx=ctx,
         draft={k: v for k, v in draft.items() if v is not None},
         request=messages.AcceptRequest(
+            # The consent record is the provider's to answer at once: a request that needs
+            # a supervisor's approval is refused, not held (broker.messages.approvals).
+            holdable=False,
             known={
                 "case_type": "fiu",
                 "case_event": "request_consent",
                 "case_fields": _reasons_given(create.reasons),
-            }
+            },
         ),
     )
     if isinstance(outcome, messages.Refused):

@@ -25,6 +25,8 @@ class NodeContext:
     max_payload_bytes: int
     # The retention of a message outside a case without a P17 obligation (days).
     retention_message_days: int = 1826
+    # The days a ``follow_up`` obligation gives its tracked item before the clocks remind.
+    follow_up_days: int = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,4 +114,5 @@ def node_context(s: Settings) -> NodeContext:
         clock_skew_seconds=s.clock_skew_seconds,
         max_payload_bytes=s.max_payload_bytes,
         retention_message_days=s.retention_message_days,
+        follow_up_days=s.follow_up_days,
     )

@@ -232,6 +232,10 @@ class Settings(PasswordHashSettings):
     # the deadline once per review, by at most PALERMO_RETENTION_MAX_EXTENSION_DAYS.
     retention_review_days: int = Field(default=90, ge=1, le=3650)
     retention_max_extension_days: int = Field(default=1826, ge=1, le=36_500)
+    # A ``follow_up`` obligation (P5 late notice, UNTOC art. 18(19); P20, art. 16(10)) opens a
+    # tracked item due PALERMO_FOLLOW_UP_DAYS after it opens; the clocks remind when it falls
+    # due (docs/api.md, "Approvals and follow-ups").
+    follow_up_days: int = Field(default=7, ge=1, le=365)
 
     # Web app (docs/web.md): a signed-in session ends after web_session_idle_seconds without
     # a request, and web_session_lifetime_seconds after sign-in whatever happens.

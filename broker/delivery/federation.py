@@ -174,6 +174,8 @@ async def accept_forwarded(
     single: dict[str, Any] = envelope.to_dict()
     single["signatures"] = single["signatures"][:1]
     node = dataclasses.replace(node, clock_skew_seconds=max_age_seconds)
+    # The sender's node held the envelope for its supervisor's approval and opened its
+    # follow-ups (broker.messages.approvals): they are not repeated here.
     return await submit(
         session,
         ctx=CallContext(node, caller, None, None, utcnow()),

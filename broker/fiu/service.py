@@ -106,6 +106,8 @@ async def query(
         },
         request=messages.AcceptRequest(
             known={"case_type": "fiu"},
+            # The match record is the other FIU's at once: not held for approval.
+            holdable=False,
             audit_kind=AuditKind.MATCH_QUERIED,
             audit_fields={
                 "match_id": match_id,
@@ -195,6 +197,8 @@ async def answer(
         },
         request=messages.AcceptRequest(
             known={"case_type": "fiu"},
+            # The match record is the other FIU's at once: not held for approval.
+            holdable=False,
             audit_kind=AuditKind.MATCH_ANSWERED,
             audit_fields={"match_id": row.id, "exchange_id": row.exchange_id, "result": result},
         ),

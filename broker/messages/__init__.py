@@ -6,9 +6,18 @@ the one way a domain sends a message of its own, and ``held_message`` the one an
 delivered message the caller holds".
 """
 
+from broker.messages.approvals import HELD, approve, pending_approvals, reject
 from broker.messages.checking import check_draft
 from broker.messages.erasure import backfill_deadlines, erase_due_messages, erase_messages
 from broker.messages.export import SealedItem, export_sealed
+from broker.messages.followups import (
+    claim_reminder,
+    complete_follow_up,
+    due_follow_ups,
+    list_follow_ups,
+    open_follow_ups,
+    record_reminder_leaf,
+)
 from broker.messages.ingress import (
     CASE_ONLY_TYPES,
     Accepted,
@@ -40,6 +49,7 @@ from broker.messages.reading import (
     list_sent,
     open_envelope,
     read_content,
+    shown_for,
     terms_of,
 )
 from broker.messages.receipts import RECEIPT_TYPE, receipt_payload, record_receipt, verify_receipt
@@ -53,6 +63,7 @@ from broker.messages.signing import Signed, parse_payload, verified_submission
 
 __all__ = [
     "CASE_ONLY_TYPES",
+    "HELD",
     "NOTICE_TYPE",
     "RECEIPT_TYPE",
     "STATUSES",
@@ -65,11 +76,15 @@ __all__ = [
     "SealedItem",
     "Signed",
     "accept",
+    "approve",
     "attempts_of",
     "backfill_deadlines",
     "check_draft",
     "checked_extension",
+    "claim_reminder",
+    "complete_follow_up",
     "countersigned_envelope",
+    "due_follow_ups",
     "encryption_keys",
     "erase_due_messages",
     "erase_messages",
@@ -81,16 +96,22 @@ __all__ = [
     "get_message_for",
     "held_message",
     "issue_notice",
+    "list_follow_ups",
     "list_inbox",
     "list_sent",
     "load_body",
     "message_types",
     "open_envelope",
+    "open_follow_ups",
     "parse_payload",
+    "pending_approvals",
     "read_content",
     "receipt_payload",
     "record_receipt",
+    "record_reminder_leaf",
+    "reject",
     "review_opens",
+    "shown_for",
     "sign_and_accept",
     "submit",
     "terms_of",

@@ -17,12 +17,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.core.context import NO_ACTOR, NodeContext
 from broker.messages.keys import as_utc
-from broker.messages.models import Message, OutboxEntry
+from broker.messages.models import Message, MessageApproval, OutboxEntry
 from broker.oversight.service import AuditKind, erase_texts, record_event
 
 
@@ -61,8 +61,15 @@ async def erase_messages(
         )
     if erased:
         await session.execute(delete(OutboxEntry).where(OutboxEntry.message_id.in_(erased)))
-        # The justifications of their readings, and any review's reasons, go with them.
+        # The justifications of their readings, and any review's reasons, go with them; so
+        # do the reasons of a supervisor who rejected one held for approval.
         await erase_texts(session, message_ids=erased)
+        await session.execute(
+            update(MessageApproval)
+            .where(MessageApproval.message_id.in_(erased), MessageApproval.reason.is_not(None))
+            .values(reason=None)
+            .execution_options(synchronize_session=False)
+        )
     await session.flush()
     return erased
 

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.core.context import Caller, NodeContext
 from broker.core.text import justification as justified
+from broker.messages.approvals import HELD
 from broker.messages.models import Message, MessageStatus
 from broker.oversight.service import record_consultation
 
@@ -33,6 +34,9 @@ class SealedItem:
     role: str
     enc_kid: str | None
     sealed_key: bytes | None
+
+
+_UNDELIVERED = sorted({MessageStatus.ACCEPTED.value, *HELD})
 
 
 async def export_sealed(
@@ -60,7 +64,9 @@ async def export_sealed(
         .where(
             or_(
                 Message.sender_id == me,
-                and_(Message.recipient_id == me, Message.status != MessageStatus.ACCEPTED),
+                # Delivered to me: not waiting for delivery, and not held for the sender's
+                # supervisor or rejected by one (it never reached me).
+                and_(Message.recipient_id == me, Message.status.not_in(_UNDELIVERED)),
             ),
             Message.erased_at.is_(None),
             Message.ciphertext.is_not(None),

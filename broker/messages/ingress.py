@@ -10,18 +10,25 @@ message of its own. Invariants:
 - the same envelope submitted again returns the first answer and stores nothing new; the
   same id with other content is a conflict;
 - the body is stored only encrypted, under a per-message key wrapped for the node (master
-  key) and sealed to the sender's and recipient's X25519 keys.
+  key) and sealed to the sender's and recipient's X25519 keys;
+- a permitted message whose decision carries a ``require_approval`` obligation is held
+  (status ``pending_approval``, a ``message:held`` leaf, no outbox row) until a supervisor
+  approves it (``broker.messages.approvals``), unless the caller's workflow carries the
+  approval out itself (``AcceptRequest.approved_by_workflow``: a case event);
+- the decision's ``follow_up`` obligations open tracked items (``broker.messages.followups``)
+  when the message is released: at acceptance, or at the approval of a held one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from sqlalchemy import Table, insert, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,6 +49,8 @@ from broker.core.errors import (
 )
 from broker.core.jsonlimits import JsonShapeError, check_json
 from broker.envelopes import dsse
+from broker.messages import approvals
+from broker.messages.followups import open_follow_ups
 from broker.messages.keys import SigningKey, as_utc, ingress_facts, party_facts
 from broker.messages.models import (
     Message,
@@ -69,6 +78,7 @@ from broker.messages.signing import (
 from broker.oversight.models import AuditEvent
 from broker.oversight.service import AuditKind, audit_row, record_event
 from broker.policy.service import NodePolicy
+from policies.model import Decision, Obligation
 
 _M = Message.__table__.c
 _MESSAGES: Table = Message.__table__  # type: ignore[assignment]
@@ -161,7 +171,18 @@ class AcceptRequest:
       (a case transition, a match query) makes the one leaf of the acceptance that event's
       leaf; ``audit_fields`` are added to the refusal leaf too;
     - ``parties``: both parties' facts, when the caller read them already (``submit`` reads
-      them with the signing key, in one statement).
+      them with the signing key, in one statement);
+    - ``approved_by_workflow``: the caller's workflow carries out a ``require_approval``
+      obligation itself (a case event, under the four-eyes guard of P1), so the message is
+      not held for a supervisor;
+    - ``follow_up_case_id``: the case a ``follow_up`` obligation belongs to when the message
+      names none (a forward of material received in a case: P5.late);
+    - ``carried_out_elsewhere``: the sender's own node carried out the approval and the
+      follow-ups (an envelope a peer node forwards): neither is repeated here, where no
+      supervisor or handler of the sender could act on them;
+    - ``holdable``: False for a message whose caller records state its recipient acts on at
+      once (a consent request, an FIU match query or answer): one that requires approval is
+      then refused rather than held, since its record would show what has not left.
     """
 
     held: Terms | None = None
@@ -169,6 +190,10 @@ class AcceptRequest:
     audit_kind: AuditKind | None = None
     audit_fields: Mapping[str, Any] = field(default_factory=dict)
     parties: Mapping[str, PartyFacts] | None = None
+    approved_by_workflow: bool = False
+    follow_up_case_id: str | None = None
+    carried_out_elsewhere: bool = False
+    holdable: bool = True
 
 
 async def _existing_answer(
@@ -239,11 +264,25 @@ _SQLITE_CHANGES = text("SELECT changes()")
 
 
 async def store_accepted(
-    session: AsyncSession, row: dict[str, Any], outbox: dict[str, Any], audit: dict[str, Any]
+    session: AsyncSession,
+    row: dict[str, Any],
+    outbox: dict[str, Any] | None,
+    audit: dict[str, Any],
 ) -> bool:
-    """Insert the message, and its outbox row and audit leaf, unless its id is taken.
-    True when this call stored them."""
+    """Insert the message, and its outbox row (none for a message held for approval) and
+    audit leaf, unless its id is taken. True when this call stored them."""
     connection = await session.connection()
+    if outbox is None:
+        if connection.dialect.name == "postgresql":
+            statement = pg_insert(_MESSAGES).on_conflict_do_nothing(index_elements=["id"])
+            if not (await connection.execute(statement.returning(_M.id), row)).first():
+                return False
+        else:
+            await connection.execute(_SQLITE_INSERT_MESSAGE, row)
+            if not (await connection.execute(_SQLITE_CHANGES)).scalar_one():
+                return False
+        await connection.execute(insert(AuditEvent), [audit])
+        return True
     if connection.dialect.name == "postgresql":
         values = {
             **row,
@@ -309,6 +348,8 @@ async def submit(
     flushed) so the caller can commit the leaf before answering 403. ``facts_memo``, given by
     a caller submitting many envelopes in one transaction, spares the read of the key and the
     parties for each envelope after the first of the same key, sender and recipient.
+    flushed) so the caller can commit the leaf before answering 403. ``from_peer``: a peer
+    node forwards the envelope, and carried out its obligations (``AcceptRequest``).
     """
     node, caller, now = ctx.node, ctx.caller, ctx.now
     data = load_body(node, body)
@@ -346,7 +387,10 @@ async def submit(
             "which checks that the sender is a party of that case and the event is allowed",
             field="payload.case_id" if signed.payload.case_id is not None else "payload.type",
         )
-    return await accept(session, ctx=ctx, signed=signed, request=AcceptRequest(parties=parties))
+    request = AcceptRequest(
+        parties=parties, approved_by_workflow=from_peer, carried_out_elsewhere=from_peer
+    )
+    return await accept(session, ctx=ctx, signed=signed, request=request)
 
 
 async def accept(
@@ -411,10 +455,14 @@ async def accept(
         "policy_pack": decision.pack_hash,
         "policy_rules": [r.rule_id for r in decision.reasons],
     }
-    if not decision.permitted:
+    required = (
+        [] if request.approved_by_workflow else approvals.approval_obligations(decision.obligations)
+    )
+    refusal = _refusal(decision, required, holdable=request.holdable)
+    if refusal is not None:
         if existing := await _existing_answer(session, node, message_id, envelope.digest):
             return existing
-        metrics.count_policy_denials(r.rule_id for r in decision.reasons)
+        metrics.count_policy_denials(r["rule"] for r in refusal)
         await record_event(
             session,
             kind=AuditKind.MESSAGE_REFUSED,
@@ -434,10 +482,13 @@ async def accept(
                 parties[payload.recipient],
                 policy=policy,
                 **known,
-            ),
+            )
+            if not decision.permitted
+            else refusal,
             decision.pack_hash,
             [{"kind": o.kind, "value": o.value, "rule": o.rule_id} for o in decision.obligations],
         )
+    status = MessageStatus.PENDING_APPROVAL if required else MessageStatus.ACCEPTED
     countersigned = dsse.add_signature(envelope, node.signer)
     envelope_dict = countersigned.to_dict()
     message_key = crypto.random_key()
@@ -451,7 +502,7 @@ async def accept(
         "in_reply_to": str(payload.in_reply_to) if payload.in_reply_to else None,
         "created_at": payload.created_utc(),
         "accepted_at": now,
-        "status": MessageStatus.ACCEPTED.value,
+        "status": status.value,
         "submitted_by": caller.account_id,
         "legal_basis": payload.legal_basis,
         "purpose": payload.purpose,
@@ -483,8 +534,9 @@ async def accept(
         "created_at": now,
         "priority": OutboxPriority.of(payload.urgent).value,
     }
+    kind, audit_fields = _acceptance_leaf(request, required)
     audit = audit_row(
-        kind=request.audit_kind or AuditKind.MESSAGE_ACCEPTED,
+        kind=kind,
         node=node.node_id,
         actor=caller.actor(),
         participant_id=payload.sender,
@@ -495,7 +547,7 @@ async def accept(
         **base_fields,
         **audit_fields,
     )
-    if not await store_accepted(session, row, outbox, audit):
+    if not await store_accepted(session, row, None if required else outbox, audit):
         # This id is taken: the same envelope again (answer as the first time), a concurrent
         # submission of it that committed first, or other content (a replay conflict).
         existing = await _existing_answer(session, node, message_id, envelope.digest)
@@ -511,7 +563,90 @@ async def accept(
         handling_code=payload.handling.code if payload.handling else None,
     ):
         await session.execute(insert(MessageTerms), [terms_row(message_id, terms)])
-    return Accepted(message_id, MessageStatus.ACCEPTED.value, now, envelope_dict)
+    await _carry_out(
+        session,
+        ctx=ctx,
+        message_id=message_id,
+        sender=payload.sender,
+        obligations=() if request.carried_out_elsewhere else decision.obligations,
+        required=required,
+        case_id=request.follow_up_case_id or (str(payload.case_id) if payload.case_id else None),
+    )
+    return Accepted(message_id, status.value, now, envelope_dict)
+
+
+def _refusal(
+    decision: Decision, required: Sequence[Obligation], *, holdable: bool
+) -> list[dict[str, str]] | None:
+    """The reasons to refuse a message, or None to accept it: a denial's, or, for a message
+    whose caller cannot have it wait (``AcceptRequest.holdable``), the rules that require a
+    supervisor's approval (fail closed: it is not sent unapproved)."""
+    if not decision.permitted:
+        return [
+            {"rule": r.rule_id, "text": r.text, "citation": r.citation} for r in decision.reasons
+        ]
+    if not required or holdable:
+        return None
+    cited = {r.rule_id: r.citation for r in decision.reasons}
+    return [
+        {
+            "rule": o.rule_id,
+            "text": f"{o.value}: this kind of message is not held for a supervisor's approval, "
+            "so it is not sent; send the material as a message or a forward, which waits "
+            "for the approval",
+            "citation": cited.get(o.rule_id, ""),
+        }
+        for o in required
+    ]
+
+
+def _acceptance_leaf(
+    request: AcceptRequest, required: Sequence[Obligation]
+) -> tuple[AuditKind, Mapping[str, Any]]:
+    """The kind and the caller's fields of an acceptance's leaf: ``message:held``, naming the
+    rules that require approval, for a message held for it."""
+    if not required:
+        return request.audit_kind or AuditKind.MESSAGE_ACCEPTED, request.audit_fields
+    held = {**request.audit_fields, "held_for_approval": [o.rule_id for o in required]}
+    return request.audit_kind or AuditKind.MESSAGE_HELD, held
+
+
+async def _carry_out(
+    session: AsyncSession,
+    *,
+    ctx: AnyContext,
+    message_id: str,
+    sender: str,
+    obligations: Sequence[Obligation],
+    required: Sequence[Obligation],
+    case_id: str | None,
+) -> None:
+    """Hold a message just stored for its ``required`` approval (its follow-ups open when a
+    supervisor approves it), or open its follow-ups now. A message whose sender's node
+    carried them out comes with no ``obligations`` and no ``required`` approval."""
+    follow_ups = approvals.follow_up_obligations(obligations)
+    if required:
+        await approvals.hold(
+            session,
+            message_id=message_id,
+            participant_id=sender,
+            drafter=ctx.caller.account_id,
+            required=required,
+            follow_ups=follow_ups,
+            follow_up_case_id=case_id,
+            now=ctx.now,
+        )
+    elif follow_ups:
+        await open_follow_ups(
+            session,
+            node=ctx.node,
+            actor=ctx.caller.actor(),
+            participant_id=sender,
+            obligations=follow_ups,
+            message_id=message_id,
+            case_id=case_id,
+            now=ctx.now,
+        )
 
 
 async def sign_and_accept(
@@ -550,6 +685,7 @@ def terms_row(message_id: str, terms: Terms) -> dict[str, Any]:
         "handling_code": terms.handling_code,
         "handling_restriction": terms.handling_restriction,
         "restrictions": list(terms.restrictions),
+        "handling_texts": list(terms.handling_texts) or None,
     }
 
 

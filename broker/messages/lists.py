@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from broker.core.context import Caller
+from broker.messages.approvals import HELD
 from broker.messages.issuing import NOTICE_TYPE
 from broker.messages.models import InboxEntry, Message, MessageStatus
 
@@ -109,6 +110,10 @@ async def message_types(session: AsyncSession, *, caller: Caller) -> list[str]:
     # A union of the two sides, each read from its (party, type) index alone; an OR of the
     # two would read every row the participant sent or received.
     sent = select(Message.type).where(Message.sender_id == me)
-    received = select(Message.type).where(Message.recipient_id == me)
+    # A message held for approval, or rejected, has not reached its recipient (not even its
+    # type); the few such rows are read past the index.
+    received = select(Message.type).where(
+        Message.recipient_id == me, Message.status.not_in(sorted(HELD))
+    )
     stmt = union(sent, received).order_by("type")
     return list((await session.scalars(stmt)).all())

@@ -36,6 +36,10 @@ from broker.core.db import Base, UTCDateTime
 
 
 class MessageStatus(enum.StrEnum):
+    # Held until a supervisor approves (a ``require_approval`` obligation): no outbox row,
+    # invisible to the recipient; ``rejected`` when a supervisor refused it: it never leaves.
+    PENDING_APPROVAL = "pending_approval"
+    REJECTED = "rejected"
     ACCEPTED = "accepted"
     DELIVERED = "delivered"
     RECEIPTED = "receipted"
@@ -128,6 +132,8 @@ class MessageTerms(Base):
     handling_code: Mapped[str | None] = mapped_column(String(2))
     handling_restriction: Mapped[str | None] = mapped_column(Text)
     restrictions: Mapped[list[str]] = mapped_column(JSON)
+    # What the decision's ``handling_text`` obligations say is shown to every reader (P12).
+    handling_texts: Mapped[list[str] | None] = mapped_column(JSON, default=None)
 
 
 class OutboxPriority(enum.IntEnum):
@@ -195,3 +201,65 @@ class DeliveryAttempt(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(String(500))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ApprovalStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class MessageApproval(Base):
+    """A message held for a supervisor's approval because its decision carried a
+    ``require_approval`` obligation (P16.derogation: LED art. 38(2)). The message has no
+    outbox row until a supervisor of ``participant_id`` other than ``drafter_account``
+    approves; a rejection keeps it from ever leaving. ``follow_ups`` are the decision's
+    ``follow_up`` obligations, opened only when the message is released."""
+
+    __tablename__ = "message_approvals"
+    __table_args__ = (Index("ix_message_approvals_participant_status", "participant_id", "status"),)
+
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), primary_key=True)
+    participant_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
+    drafter_account: Mapped[str] = mapped_column(String(36))
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # The rule ids and texts of the require_approval obligations: what the approver confirms.
+    rules: Mapped[list[str]] = mapped_column(JSON)
+    texts: Mapped[list[str]] = mapped_column(JSON)
+    follow_ups: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    follow_up_case_id: Mapped[str | None] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(16))
+    decided_by: Mapped[str | None] = mapped_column(String(36))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class FollowUpStatus(enum.StrEnum):
+    OPEN = "open"
+    DONE = "done"
+
+
+class FollowUp(Base):
+    """A tracked item a ``follow_up`` obligation opened (P5.late: inform the requested State
+    of a late exculpatory disclosure, UNTOC art. 18(19); P20.national: domestic prosecution,
+    art. 16(10)): who must do what, by when, and whether it is done. The clocks remind once
+    when it falls due (``reminded_at``)."""
+
+    __tablename__ = "follow_ups"
+    __table_args__ = (
+        Index("ix_follow_ups_participant_status", "participant_id", "status"),
+        Index("ix_follow_ups_status_due", "status", "due_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    participant_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
+    what: Mapped[str] = mapped_column(String(500))
+    rule_id: Mapped[str] = mapped_column(String(80))
+    message_id: Mapped[str | None] = mapped_column(ForeignKey("messages.id"))
+    case_id: Mapped[str | None] = mapped_column(String(36))
+    opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(8))
+    reminded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    done_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    done_by: Mapped[str | None] = mapped_column(String(36))

@@ -152,6 +152,9 @@ class Terms:
     handling_restriction: str | None = None
     restrictions: tuple[str, ...] = ()
     forwarded_from: str | None = None
+    # What ``handling_text`` obligations show every reader of the material (P12): those of
+    # the decision that admitted it and of every decision before it on the way here.
+    handling_texts: tuple[str, ...] = ()
 
     @property
     def travelling(self) -> tuple[str, ...]:
@@ -208,6 +211,7 @@ def terms_for(payload: MessagePayload, decision: Decision, held: Terms | None = 
     declared_recipients = frozenset(payload.permitted_recipients)
     declared_purposes = frozenset(payload.permitted_purposes)
     attached = [o.value for o in decision.obligations if o.kind == "restriction"]
+    shown = [o.value for o in decision.obligations if o.kind == "handling_text"]
     handling = payload.handling
     if held is None:
         own = {payload.purpose} if payload.purpose else set()
@@ -220,6 +224,7 @@ def terms_for(payload: MessagePayload, decision: Decision, held: Terms | None = 
             handling_code=handling.code if handling else None,
             handling_restriction=handling.restriction if handling else None,
             restrictions=_unique((*payload.restrictions, *attached)),
+            handling_texts=_unique(shown),
         )
     return Terms(
         root_message_id=held.root_message_id,
@@ -239,4 +244,5 @@ def terms_for(payload: MessagePayload, decision: Decision, held: Terms | None = 
         handling_restriction=handling.restriction if handling else None,
         restrictions=_unique((*held.travelling, *payload.restrictions, *attached)),
         forwarded_from=str(payload.forwarded_from) if payload.forwarded_from else None,
+        handling_texts=_unique((*held.handling_texts, *shown)),
     )

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -31,11 +33,13 @@ from broker.core.errors import (
 from broker.core.jsonlimits import JsonShapeError, check_json
 from broker.core.text import justification as justified
 from broker.envelopes import dsse
+from broker.messages.approvals import HELD, approvals_of
 from broker.messages.issuing import NOTICE_TYPE
 from broker.messages.models import (
     DeliveryAttempt,
     InboxEntry,
     Message,
+    MessageApproval,
     MessageStatus,
     MessageTerms,
 )
@@ -65,7 +69,48 @@ async def terms_of(session: AsyncSession, message: Message) -> Terms:
         handling_restriction=row.handling_restriction,
         restrictions=tuple(row.restrictions),
         forwarded_from=row.forwarded_from,
+        handling_texts=tuple(row.handling_texts or ()),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What a message's metadata shows beside its row: the restrictions and handling texts
+    that bind every reader (P9, P12), and, to its sender, the approval it is held for."""
+
+    handling_restriction: str | None = None
+    handling_texts: tuple[str, ...] = ()
+    restrictions: tuple[str, ...] = ()
+    approval: MessageApproval | None = None
+
+
+async def shown_for(
+    session: AsyncSession, *, caller: Caller, rows: Sequence[Message]
+) -> dict[str, Shown]:
+    """``Shown`` of each message in ``rows``, in two reads."""
+    ids = [m.id for m in rows]
+    if not ids:
+        return {}
+    terms = {
+        t.message_id: t
+        for t in await session.scalars(select(MessageTerms).where(MessageTerms.message_id.in_(ids)))
+    }
+    sent = [m.id for m in rows if m.sender_id == caller.participant_id]
+    held = await approvals_of(session, sent)
+    out: dict[str, Shown] = {}
+    for m in rows:
+        t = terms.get(m.id)
+        restrictions: tuple[str, ...] = ()
+        if t is not None:
+            extra = (t.handling_restriction,) if t.handling_restriction else ()
+            restrictions = tuple(dict.fromkeys((*t.restrictions, *extra)))
+        out[m.id] = Shown(
+            handling_restriction=t.handling_restriction if t else None,
+            handling_texts=tuple(t.handling_texts or ()) if t else (),
+            restrictions=restrictions,
+            approval=held.get(m.id),
+        )
+    return out
 
 
 async def get_message_for(session: AsyncSession, *, caller: Caller, message_id: str) -> Message:
@@ -77,6 +122,9 @@ async def get_message_for(session: AsyncSession, *, caller: Caller, message_id: 
         raise NotFound(f"no message {message_id}") from exc
     message = await session.get(Message, message_id)
     if message is None or caller.participant_id not in (message.sender_id, message.recipient_id):
+        raise NotFound(f"no message {message_id}")
+    if message.status in HELD and caller.participant_id != message.sender_id:
+        # Held for a supervisor's approval, or rejected: it has not left the sender.
         raise NotFound(f"no message {message_id}")
     return message
 
@@ -243,5 +291,6 @@ __all__ = [
     "open_envelope",
     "read_content",
     "servable_payload",
+    "shown_for",
     "terms_of",
 ]

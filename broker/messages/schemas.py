@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from broker.core.text import Text
 from broker.envelopes.seal import EnvelopeSeal
 
 
@@ -21,13 +22,29 @@ class EnvelopeRead(BaseModel):
 
 class SubmitAccepted(BaseModel):
     id: str
-    status: str
+    status: str = Field(
+        description="accepted; or pending_approval: held until a supervisor of your "
+        "participant approves it (a require_approval obligation, e.g. P16.derogation), "
+        "see GET /v1/messages/{id}"
+    )
     accepted_at: dt.datetime
     envelope: EnvelopeSeal = Field(
         description="the envelope as accepted, without its payload: its type, payload digest "
         "and signatures (yours, then the node's countersignature); the payload is read at "
         "GET /v1/messages/{id}/content, a logged consultation"
     )
+
+
+class ApprovalRead(BaseModel):
+    """Where a held message stands (a ``require_approval`` obligation, e.g. P16.derogation,
+    LED art. 38(2)): shown to its sender only."""
+
+    status: str = Field(description="pending, approved or rejected")
+    rules: list[str] = Field(description="the rules whose require_approval obligation held it")
+    texts: list[str] = Field(description="what those obligations ask the supervisor to do")
+    requested_at: dt.datetime
+    decided_at: dt.datetime | None = None
+    reason: str | None = Field(default=None, description="the reasons of a rejection")
 
 
 class MessageRead(BaseModel):
@@ -65,6 +82,25 @@ class MessageRead(BaseModel):
     )
     receipt: EnvelopeRead | None = None
     attempts: list[dict[str, Any]] = Field(default_factory=list)
+    handling_restriction: str | None = Field(
+        default=None,
+        description="the restriction text of an H3 handling code, shown to every reader (P12)",
+    )
+    handling_texts: list[str] = Field(
+        default_factory=list,
+        description="what the policy decisions' handling_text obligations show every reader "
+        "(P12), this message's and those of the material it forwards",
+    )
+    restrictions: list[str] = Field(
+        default_factory=list,
+        description="every restriction that binds the material and travels with each forward "
+        "of it: those the sender declared, the conditions accepted on its case (P9, UNTOC art. "
+        "18(26)) and the H3 text (P12)",
+    )
+    approval: ApprovalRead | None = Field(
+        default=None,
+        description="to its sender: the approval a require_approval obligation holds it for",
+    )
 
 
 class InboxItem(BaseModel):
@@ -121,3 +157,44 @@ class ExportItem(BaseModel):
 class ExportPage(BaseModel):
     items: list[ExportItem]
     next: str | None = Field(description="give as after= for the next page; null at the end")
+
+
+class PendingApproval(BaseModel):
+    message: MessageRead
+    approval: ApprovalRead
+    drafted_by_you: bool = Field(
+        description="you submitted it: another supervisor must decide (four eyes)"
+    )
+
+
+class ApprovalQueue(BaseModel):
+    items: list[PendingApproval]
+
+
+class ApprovalRejection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Text = Field(
+        min_length=1, max_length=2000, description="why the message must not leave"
+    )
+
+
+class FollowUpRead(BaseModel):
+    """A tracked item a ``follow_up`` obligation opened (P5.late, UNTOC art. 18(19);
+    P20.national, art. 16(10))."""
+
+    id: str
+    participant: str = Field(description="the participant responsible")
+    what: str
+    rule: str = Field(description="the rule whose follow_up obligation opened it")
+    message_id: str | None
+    case_id: str | None
+    opened_at: dt.datetime
+    due_at: dt.datetime
+    status: str = Field(description="open or done")
+    reminded_at: dt.datetime | None
+    done_at: dt.datetime | None
+
+
+class FollowUpPage(BaseModel):
+    items: list[FollowUpRead]

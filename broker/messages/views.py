@@ -1,26 +1,34 @@
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker import messages
-from broker.core.context import CallContext
+from broker.core.context import CallContext, Caller
 from broker.core.db import utcnow
 from broker.core.paging import parse_cursor
 from broker.envelopes.seal import seal_of
 from broker.http import Handler, NodeDep, SessionDep, SettingsDep, Supervisor
-from broker.messages.models import Message
+from broker.messages.models import FollowUp, Message, MessageApproval
+from broker.messages.reading import Shown
 from broker.messages.schemas import (
+    ApprovalQueue,
+    ApprovalRead,
+    ApprovalRejection,
     ContentRead,
     EnvelopeRead,
     ExportItem,
     ExportPage,
+    FollowUpPage,
+    FollowUpRead,
     InboxItem,
     InboxPage,
     MessageRead,
+    PendingApproval,
     RetentionExtension,
     SentPage,
     SubmitAccepted,
@@ -30,7 +38,21 @@ from broker.policy.views import PolicyDep
 router = APIRouter(prefix="/v1", tags=["messages"])
 
 
-def message_read(m: Message, attempts: list[dict[str, Any]] | None = None) -> MessageRead:
+def approval_read(a: MessageApproval) -> ApprovalRead:
+    return ApprovalRead(
+        status=a.status,
+        rules=list(a.rules),
+        texts=list(a.texts),
+        requested_at=a.requested_at,
+        decided_at=a.decided_at,
+        reason=a.reason,
+    )
+
+
+def message_read(
+    m: Message, attempts: list[dict[str, Any]] | None = None, shown: Shown | None = None
+) -> MessageRead:
+    shown = shown or Shown()
     return MessageRead(
         id=m.id,
         type=m.type,
@@ -55,7 +77,28 @@ def message_read(m: Message, attempts: list[dict[str, Any]] | None = None) -> Me
         erased_at=m.erased_at,
         receipt=EnvelopeRead.model_validate_json(m.receipt) if m.receipt else None,
         attempts=attempts or [],
+        handling_restriction=shown.handling_restriction,
+        handling_texts=list(shown.handling_texts),
+        restrictions=list(shown.restrictions),
+        approval=approval_read(shown.approval) if shown.approval else None,
     )
+
+
+async def message_reads(
+    session: AsyncSession,
+    caller: Caller,
+    rows: list[Message],
+    attempts: list[dict[str, Any]] | None = None,
+) -> list[MessageRead]:
+    """``message_read`` of each row, with what its metadata shows (``messages.shown_for``)."""
+    shown = await messages.shown_for(session, caller=caller, rows=rows)
+    return [message_read(m, attempts, shown.get(m.id)) for m in rows]
+
+
+async def one_read(session: AsyncSession, caller: Caller, message: Message) -> MessageRead:
+    """The view of one message, with its delivery attempts."""
+    attempts = await messages.attempts_of(session, message.id)
+    return (await message_reads(session, caller, [message], attempts))[0]
 
 
 @router.post(
@@ -102,7 +145,7 @@ async def list_sent(
     rows = await messages.list_sent(
         session, caller=caller, limit=limit or settings.inbox_page_size, before=before
     )
-    return SentPage(items=[message_read(m) for m in rows])
+    return SentPage(items=await message_reads(session, caller, list(rows)))
 
 
 @router.get("/messages/export", response_model=ExportPage)
@@ -157,7 +200,7 @@ def _b64(data: bytes) -> str:
 async def get_message(message_id: str, session: SessionDep, caller: Handler) -> MessageRead:
     """Metadata and status, with every delivery attempt."""
     message = await messages.get_message_for(session, caller=caller, message_id=message_id)
-    return message_read(message, await messages.attempts_of(session, message.id))
+    return await one_read(session, caller, message)
 
 
 @router.get("/messages/{message_id}/content", response_model=ContentRead)
@@ -215,7 +258,7 @@ async def extend_retention(
     )
     await session.commit()
     message = await messages.get_message_for(session, caller=caller, message_id=message_id)
-    return message_read(message, await messages.attempts_of(session, message.id))
+    return await one_read(session, caller, message)
 
 
 @router.post("/messages/{message_id}/receipt", response_model=MessageRead)
@@ -228,7 +271,7 @@ async def receipt(
         session, node=node, caller=caller, message_id=message_id, body=await request.body()
     )
     await session.commit()
-    return message_read(message)
+    return (await message_reads(session, caller, [message]))[0]
 
 
 @router.get("/inbox", response_model=InboxPage)
@@ -259,5 +302,103 @@ async def inbox(
             after=after,
             limit=size,
         )
-    items = [InboxItem(cursor=str(seq), message=message_read(m)) for seq, m in rows]
+    reads = await message_reads(session, caller, [m for _, m in rows])
+    items = [InboxItem(cursor=str(seq), message=r) for (seq, _), r in zip(rows, reads, strict=True)]
     return InboxPage(items=items, next_cursor=items[-1].cursor if items else cursor)
+
+
+# --- messages held for a supervisor's approval (require_approval; LED art. 38(2)) ----------
+
+
+@router.get("/approvals", response_model=ApprovalQueue)
+async def approval_queue(session: SessionDep, caller: Supervisor) -> ApprovalQueue:
+    """Your participant's messages held for a supervisor's approval, oldest first; those you
+    submitted yourself are listed too, and another supervisor decides them (four eyes)."""
+    pending = await messages.pending_approvals(session, caller=caller)
+    reads = await message_reads(session, caller, [m for _, m in pending])
+    return ApprovalQueue(
+        items=[
+            PendingApproval(
+                message=r,
+                approval=approval_read(a),
+                drafted_by_you=a.drafter_account == caller.account_id,
+            )
+            for (a, _), r in zip(pending, reads, strict=True)
+        ]
+    )
+
+
+@router.post("/approvals/{message_id}/approve", response_model=MessageRead)
+async def approve_message(
+    message_id: str, session: SessionDep, node: NodeDep, caller: Supervisor
+) -> MessageRead:
+    """Release a held message of your participant that you did not submit: it is queued for
+    delivery; one ``message:approved`` leaf; its follow-ups open."""
+    message = await messages.approve(
+        session, node=node, caller=caller, message_id=message_id, now=utcnow()
+    )
+    await session.commit()
+    return await one_read(session, caller, message)
+
+
+@router.post("/approvals/{message_id}/reject", response_model=MessageRead)
+async def reject_message(
+    message_id: str,
+    body: ApprovalRejection,
+    session: SessionDep,
+    node: NodeDep,
+    caller: Supervisor,
+) -> MessageRead:
+    """Refuse a held message of your participant that you did not submit, with reasons: it
+    never leaves; one ``message:rejected`` leaf (the reasons as a commitment)."""
+    message = await messages.reject(
+        session, node=node, caller=caller, message_id=message_id, reason=body.reason, now=utcnow()
+    )
+    await session.commit()
+    return await one_read(session, caller, message)
+
+
+# --- follow-ups (follow_up obligations: P5.late, P20.national) -----------------------------
+
+
+def follow_up_read(f: FollowUp) -> FollowUpRead:
+    return FollowUpRead(
+        id=f.id,
+        participant=f.participant_id,
+        what=f.what,
+        rule=f.rule_id,
+        message_id=f.message_id,
+        case_id=f.case_id,
+        opened_at=f.opened_at,
+        due_at=f.due_at,
+        status=f.status,
+        reminded_at=f.reminded_at,
+        done_at=f.done_at,
+    )
+
+
+@router.get("/follow-ups", response_model=FollowUpPage)
+async def follow_ups(
+    session: SessionDep,
+    caller: Handler,
+    state: Annotated[Literal["open", "done", "all"], Query(alias="status")] = "open",
+) -> FollowUpPage:
+    """The tracked items your participant is responsible for, earliest due first
+    (``?status=open``, the default, ``done`` or ``all``)."""
+    rows = await messages.list_follow_ups(
+        session, caller=caller, status=None if state == "all" else state
+    )
+    return FollowUpPage(items=[follow_up_read(f) for f in rows])
+
+
+@router.post("/follow-ups/{follow_up_id}/done", response_model=FollowUpRead)
+async def follow_up_done(
+    follow_up_id: str, session: SessionDep, node: NodeDep, caller: Handler
+) -> FollowUpRead:
+    """Mark an item of your participant done; one ``follow_up:done`` leaf."""
+    item = await messages.complete_follow_up(
+        session, node=node, caller=caller, follow_up_id=follow_up_id, now=utcnow()
+    )
+    read = follow_up_read(item)
+    await session.commit()
+    return read

@@ -62,6 +62,11 @@ MESSAGE_LIFECYCLE = frozenset(
 )
 """Kinds both parties of a message may see, whichever of them the event concerns."""
 
+_NAMING_PARTIES = (AuditKind.MESSAGE_ACCEPTED.value, AuditKind.MESSAGE_APPROVED.value)
+"""The leaves that name a message's sender and recipient: its acceptance, or, for a message
+held for approval (whose acceptance is a ``message:held`` leaf, the sender's only), the
+approval that released it."""
+
 _LOOKUP_CHUNK = 500
 
 
@@ -161,13 +166,14 @@ async def _insert_rows(session: AsyncSession, table: str, rows: list[dict[str, A
 async def _message_parties(
     session: AsyncSession, message_ids: Sequence[str]
 ) -> dict[str, tuple[str, ...]]:
-    """Sender and recipient of each message, from its message:accepted leaf."""
+    """Sender and recipient of each message, from its message:accepted leaf (or the
+    message:approved leaf of one that was held)."""
     found: dict[str, tuple[str, ...]] = {}
     for start in range(0, len(message_ids), _LOOKUP_CHUNK):
         chunk = message_ids[start : start + _LOOKUP_CHUNK]
         rows = await session.execute(
             select(AuditEvent.message_id, AuditEvent.leaf).where(
-                AuditEvent.kind == AuditKind.MESSAGE_ACCEPTED.value,
+                AuditEvent.kind.in_(_NAMING_PARTIES),
                 AuditEvent.message_id.in_(chunk),
             )
         )
@@ -239,7 +245,7 @@ async def sequence_batch(
     accepted_here = {
         row.message_id: _sender_and_recipient(bytes(row.leaf))
         for row in queued
-        if row.kind == AuditKind.MESSAGE_ACCEPTED and row.message_id
+        if row.kind in _NAMING_PARTIES and row.message_id
     }
     lookup = sorted(
         {

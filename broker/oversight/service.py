@@ -83,6 +83,12 @@ class AuditKind(enum.StrEnum):
     RETENTION_EXTENDED = "retention:extended"
     MATCH_QUERIED = "match:queried"
     MATCH_ANSWERED = "match:answered"
+    MESSAGE_HELD = "message:held"
+    MESSAGE_APPROVED = "message:approved"
+    MESSAGE_REJECTED = "message:rejected"
+    FOLLOW_UP_OPENED = "follow_up:opened"
+    FOLLOW_UP_DUE = "follow_up:due"
+    FOLLOW_UP_DONE = "follow_up:done"
 
 
 def canonical_json(value: dict[str, Any]) -> bytes:

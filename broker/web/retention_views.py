@@ -14,7 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker import messages
@@ -140,7 +140,11 @@ async def reviews_due(
     stmt = (
         select(Message)
         .where(
-            or_(Message.sender_id == me, Message.recipient_id == me),
+            or_(
+                Message.sender_id == me,
+                # Held for the sender's supervisor, or rejected: it never reached me.
+                and_(Message.recipient_id == me, Message.status.not_in(sorted(messages.HELD))),
+            ),
             Message.case_id.is_(None),
             Message.erased_at.is_(None),
             Message.retention_until.is_not(None),

@@ -577,6 +577,7 @@ from broker.web import (  # noqa: E402, F401
     admin_account_views,
     admin_delivery_views,
     admin_views,
+    approval_views,
     audit_views,
     case_views,
     consent_views,

@@ -450,3 +450,18 @@ def test_two_nodes_exchange_both_ways(two_nodes: tuple[Node, Node], world: World
             assert count_rows(engine, "messages", "id = :m", m=mid) == 1
         finally:
             engine.dispose()
+
+
+def test_a_forwarded_envelope_on_a_derogation_is_not_held_again(
+    api: Api, peer_key: Signer, sync_engine: Engine
+) -> None:
+    """The sender's node held the envelope for its own supervisor's approval (LED art.
+    38(2)); here, where nobody of the sender could approve it, it is delivered."""
+    body = _forwarded(api, peer_key, recipient="us.central-authority", transfer_basis="derogation")
+    r = _post(api, body, peer_key)
+    assert r.status_code == 202, r.text
+    assert r.json()["status"] == "accepted"
+    assert count_rows(sync_engine, "message_approvals") == 0
+    assert relay(api.settings) == 1
+    [item] = api.get("/v1/inbox", as_="us.officer").json()["items"]
+    assert item["message"]["id"] == r.json()["id"]

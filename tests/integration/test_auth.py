@@ -19,6 +19,7 @@ ADMIN = {"it.admin"}
 PEOPLE = EVERYONE - {"de.system"}
 MID = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a10"
 CID = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a11"
+FID = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9aff"
 CASE = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a12"
 FILE = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a13"
 MATCH = "0190f6f1-58e5-7d6e-8d4b-3a5c8f7e9a14"
@@ -47,6 +48,11 @@ MATRIX = [
     ("POST", f"/v1/messages/{MID}/receipt", HANDLERS),
     ("POST", f"/v1/messages/{MID}/retention", {"it.supervisor"}),
     ("GET", "/v1/inbox", HANDLERS),
+    ("GET", "/v1/approvals", {"it.supervisor"}),
+    ("POST", f"/v1/approvals/{MID}/approve", {"it.supervisor"}),
+    ("POST", f"/v1/approvals/{MID}/reject", {"it.supervisor"}),
+    ("GET", "/v1/follow-ups", HANDLERS),
+    ("POST", f"/v1/follow-ups/{FID}/done", HANDLERS),
     ("GET", "/v1/audit/checkpoint", HANDLERS | {"oversight"}),
     ("GET", "/v1/audit/entries", HANDLERS | {"oversight"}),
     ("GET", "/v1/audit/proofs/inclusion", HANDLERS | {"oversight"}),
@@ -107,6 +113,7 @@ def _template(path: str) -> str:
         "de.bka": "{participant_id}",
         MID: "{message_id}",
         CID: "{consent_id}",
+        FID: "{follow_up_id}",
         "abc": "{kid}",
         "nobody": "{account_id}",
         CASE: "{case_id}",

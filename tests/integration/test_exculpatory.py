@@ -59,3 +59,23 @@ def test_material_outside_a_case_needs_no_notice(api: Api) -> None:
         json={"draft": {"recipient": "nl.fiu", "purpose": "exculpatory_disclosure"}},
     )
     assert r.status_code != 403 or "P5.notice" not in _reasons(r), r.text
+
+
+def test_a_forward_of_a_forward_still_needs_the_notice(api: Api) -> None:
+    """The material keeps the case it came in through every hop: a second forward of MLA
+    evidence as exculpatory is decided with that case's records, not as material from
+    nowhere (UNTOC art. 18(19))."""
+    _, message_id = evidence_received(api)
+    first = api.post(
+        f"/v1/messages/{message_id}/forward",
+        as_=DRAFTER,
+        json={"draft": {"recipient": "de.bka"}},
+    )
+    assert first.status_code == 202, first.text
+    relay(api.settings)
+    again = api.post(
+        f"/v1/messages/{first.json()['id']}/forward",
+        as_="de.system",
+        json={"draft": {"recipient": "nl.fiu", "purpose": "exculpatory_disclosure"}},
+    )
+    assert "P5.notice" in _reasons(again)

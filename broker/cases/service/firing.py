@@ -259,6 +259,9 @@ async def fire(
         known=known_fields(
             case=case, projection=p, event=t.policy_event or t.event, body=body, request=request
         ),
+        # The workflow's own guards decide who fires the event (the four-eyes guard carries
+        # out P1's require_approval on transmit); an event is not held in the message queue.
+        approved_by_workflow=True,
         audit_kind=AuditKind(t.audit_kind),
         audit_fields={
             "workflow": wf.name,
