@@ -36,7 +36,7 @@ from broker.cases import evidence, service
 from broker.cases.config import CaseConfig
 from broker.cases.models import Case, CaseEvent
 from broker.cases.tables import WORKFLOWS
-from broker.cases.workflow import Transition
+from broker.cases.workflow import Side, Transition
 from broker.core.context import NO_ACTOR, NodeContext
 from broker.core.db import Database
 from broker.messages.models import Message
@@ -274,6 +274,12 @@ async def remind_follow_ups(
                         "what": item.what,
                         "participant": item.participant_id,
                         "due_at": item.due_at.isoformat(),
+                        # The reminder goes to the participant responsible, not to both.
+                        "side": (
+                            Side.REQUESTING.value
+                            if item.participant_id == case.requesting_id
+                            else Side.REQUESTED.value
+                        ),
                     },
                     now=now,
                 )

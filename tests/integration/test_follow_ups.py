@@ -89,6 +89,26 @@ def test_the_clocks_remind_once_when_it_falls_due_in_the_case(
     assert notice["details"]["follow_up"] == item["id"]
     assert notice["details"]["rule"] == "P5.late"
     assert notice["details"]["participant"] == "it.central-authority"
+    # Delivered as a node-signed notice message to the participant responsible only.
+    with sync_engine.connect() as conn:
+        recipients = [
+            r
+            for (r,) in conn.execute(
+                text("SELECT recipient_id FROM messages WHERE type = 'notice' AND case_id = :c"),
+                {"c": case_id},
+            )
+        ]
+    assert recipients.count("it.central-authority") >= 1
+    with sync_engine.connect() as conn:
+        follow_up_notices = conn.execute(
+            text(
+                "SELECT m.recipient_id FROM messages m JOIN case_events e"
+                " ON e.case_id = m.case_id WHERE m.type = 'notice' AND e.event = 'follow_up_due'"
+                " AND m.case_id = :c AND m.accepted_at = e.at"
+            ),
+            {"c": case_id},
+        ).all()
+    assert [r for (r,) in follow_up_notices] == ["it.central-authority"]
     (reminded,) = open_items(api, DRAFTER)
     assert reminded["reminded_at"] is not None
     assert reminded["status"] == "open"  # a reminder does not do the work
