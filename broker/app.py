@@ -28,6 +28,7 @@ from broker import apidocs, openapi
 from broker.accounts import service as accounts_service
 from broker.accounts.views import router as accounts_router
 from broker.cases.views import router as cases_router
+from broker.consents import service as consents_service
 from broker.consents.views import router as consents_router
 from broker.core.context import node_context
 from broker.core.crypto import Signer
@@ -176,6 +177,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.node = node_context(settings)
     app.state.callers = accounts_service.caller_for
+    app.state.message_consents = consents_service.message_consents_under
     # The packs are loaded and checked now: a bad pack stops the node before it serves.
     app.state.policy = node_policy(settings)
     # Limits run inside the request context (so a refusal is logged with its request id) and

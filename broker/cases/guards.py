@@ -50,6 +50,9 @@ class Facts:
     parent_workflow: str | None = None
     parent_state: str | None = None
     parent_terms: Mapping[str, Any] = field(default_factory=dict)
+    # The consents granted through the message door for the parent's material (id,
+    # recipient, purpose, valid_until), looked up for a guard that reads them.
+    message_consents: tuple[Mapping[str, Any], ...] = ()
     terms: Mapping[str, Any] = field(default_factory=dict)
     evidence: Mapping[str, EvidenceFacts] = field(default_factory=dict)
 
@@ -221,6 +224,15 @@ def _consent_needed(f: Facts) -> str | None:
                 f"a consent for {recipient} for {purpose} is on record (thread "
                 f"{granted.get('thread')}): there is nothing to ask"
             )
+    for granted in f.message_consents:
+        until = granted.get("valid_until")
+        if (granted.get("recipient"), granted.get("purpose")) == (recipient, purpose) and (
+            until is None or f.now < dt.datetime.fromisoformat(until)
+        ):
+            return (
+                f"a consent for {recipient} for {purpose} is on record (consent "
+                f"{granted.get('consent')}, asked by message): there is nothing to ask"
+            )
     return None
 
 
@@ -230,6 +242,7 @@ CONSENT_NEEDED = Guard(
     citation="Egmont Principles; P18",
     check=_consent_needed,
     status=409,
+    reads_message_consents=True,
 )
 
 

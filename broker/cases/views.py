@@ -72,7 +72,9 @@ def get_clock(request: Request) -> Clock:
 def get_case_config(request: Request, settings: SettingsDep) -> CaseConfig:
     config: CaseConfig | None = getattr(request.app.state, "case_config", None)
     if config is None:
-        config = CaseConfig.from_settings(settings)
+        config = CaseConfig.from_settings(
+            settings, message_consents=getattr(request.app.state, "message_consents", None)
+        )
         request.app.state.case_config = config
     return config
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -78,6 +78,42 @@ class ConsentOnRecord:
 
 def _when(value: object) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+async def message_consents_under(
+    session: AsyncSession, *, case_id: str, now: dt.datetime
+) -> list[dict[str, Any]]:
+    """The consents granted through the message door for the material any event of
+    ``case_id`` carried, valid at ``now`` (a grant held for approval, or rejected, is not
+    given), as ``{"consent", "provider", "recipient", "purpose", "valid_until"}``. The case
+    door's ``consent_needed`` guard reads them (``broker.cases.config.MessageConsents``), so
+    a consent thread is not opened for a use already consented to by message."""
+    carried = select(CaseEvent.message_id).where(
+        CaseEvent.case_id == case_id, CaseEvent.message_id.is_not(None)
+    )
+    rows = (
+        await session.scalars(
+            select(Consent)
+            .join(Message, Message.id == Consent.answer_message_id)
+            .where(
+                Consent.root_message_id.in_(carried),
+                Consent.status == ConsentStatus.GRANTED.value,
+                Message.status.not_in(sorted(messages.HELD)),
+            )
+            .order_by(Consent.id)
+        )
+    ).all()
+    return [
+        {
+            "consent": c.id,
+            "provider": c.provider_id,
+            "recipient": c.recipient_id,
+            "purpose": c.purpose,
+            "valid_until": c.valid_until.isoformat() if c.valid_until else None,
+        }
+        for c in rows
+        if c.valid_until is None or now < c.valid_until
+    ]
 
 
 async def consents_on_record(
@@ -392,5 +428,6 @@ __all__ = [
     "consents_on_record",
     "get_consent",
     "list_consents",
+    "message_consents_under",
     "request_consent",
 ]

@@ -240,6 +240,49 @@ def test_a_consent_on_record_is_not_asked_again_at_the_other_door(
     assert problem(asked, 409, "conflict")["consent_id"] == thread["id"]
 
 
+def test_a_consent_by_message_is_not_asked_again_through_a_case_thread(
+    api: Api, partner: dict[str, str]
+) -> None:
+    # The other way round: the case door's guard reads the same consents on record.
+    message = disclosed(api)
+    asked = call(
+        api,
+        "POST",
+        f"/v1/messages/{message}/consent-requests",
+        ANALYST,
+        json={"recipient": GDF, "purpose": OTHER_PURPOSE, "reasons": "tax fraud suspected"},
+    )
+    assert asked.status_code == 201, asked.text
+    consent_id = asked.json()["id"]
+    parent = case_of_message(api, message)
+    body = {"recipient": GDF, "purpose": OTHER_PURPOSE}
+    # Asked but not yet granted: nothing is on record, and a thread may be opened.
+    pending = call(
+        api,
+        "POST",
+        "/v1/cases",
+        ANALYST,
+        json={"workflow": "consent", "parent_id": parent, "body": body},
+    )
+    assert pending.status_code == 201, pending.text
+    granted = api.post(f"/v1/consents/{consent_id}/grant", as_="nl.officer", json={})
+    assert granted.status_code == 200, granted.text
+    again = call(
+        api,
+        "POST",
+        "/v1/cases",
+        ANALYST,
+        json={"workflow": "consent", "parent_id": parent, "body": body},
+    )
+    assert again.status_code == 409, again.text
+    assert again.json()["guard"] == "consent_needed"
+    assert consent_id in again.json()["detail"]
+    assert "asked by message" in again.json()["detail"]
+    # Another purpose is still asked.
+    other = {"recipient": GDF, "purpose": "tax_investigation"}
+    open_case(api, ANALYST, workflow="consent", parent_id=parent, body=other)
+
+
 # --- conditions and validity ------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ signs (``prepare_event``)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker import messages
-from broker.cases.config import CaseContext
+from broker.cases.config import CaseConfig, CaseContext
 from broker.cases.fold import step
 from broker.cases.guards import EvidenceFacts, Facts
 from broker.cases.models import Case, CaseEvent
@@ -42,6 +43,7 @@ from broker.core.context import Caller
 from broker.core.db import utcnow
 from broker.core.errors import Conflict, Forbidden, InvalidState, SchemaViolation
 from broker.core.ids import uuid7
+from broker.core.settings import ConfigurationError
 from broker.envelopes.schemas import MessagePayload
 from broker.messages.models import Message
 from broker.oversight.service import AuditKind
@@ -189,7 +191,27 @@ async def _plan(
     return _Plan(t, side, body, request_for(node, case, t, body), signed)
 
 
-def _check_guards(loaded: Loaded, plan: _Plan, caller: Caller, now: dt.datetime) -> None:
+async def _message_consents(
+    session: AsyncSession, config: CaseConfig, loaded: Loaded, plan: _Plan, now: dt.datetime
+) -> tuple[Mapping[str, Any], ...]:
+    """The message door's consents for the parent's material, for an event with a guard that
+    reads them (a consent thread asks only for what is not on record through either door).
+    Raises ConfigurationError when the process was made without the lookup: the guard would
+    otherwise pass what it cannot see."""
+    if loaded.parent is None or not any(g.reads_message_consents for g in plan.transition.guards):
+        return ()
+    if config.message_consents is None:
+        raise ConfigurationError("this process cannot look up the consents on record")
+    return tuple(await config.message_consents(session, case_id=loaded.parent.id, now=now))
+
+
+def _check_guards(
+    loaded: Loaded,
+    plan: _Plan,
+    caller: Caller,
+    now: dt.datetime,
+    message_consents: tuple[Mapping[str, Any], ...] = (),
+) -> None:
     """Raises GuardError (or its 403 and 409 kinds) naming the guard and its citation."""
     case, p = loaded.case, loaded.projection
     facts = Facts(
@@ -210,6 +232,7 @@ def _check_guards(loaded: Loaded, plan: _Plan, caller: Caller, now: dt.datetime)
         parent_workflow=loaded.parent.workflow if loaded.parent else None,
         parent_state=loaded.parent.state if loaded.parent else None,
         parent_terms=loaded.parent.terms if loaded.parent else {},
+        message_consents=message_consents,
         terms=case.terms,
         evidence={
             f.id: EvidenceFacts(Side(f.side), f.id in loaded.delivered)
@@ -245,7 +268,9 @@ async def fire(
     )
     if isinstance(planned, Fired):
         return planned
-    _check_guards(loaded, planned, caller, now)
+    _check_guards(
+        loaded, planned, caller, now, await _message_consents(session, config, loaded, planned, now)
+    )
     case, wf, p = loaded.case, loaded.workflow, loaded.projection
     t, side, body, request = planned.transition, planned.side, planned.body, planned.request
     if new_case:
