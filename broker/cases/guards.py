@@ -163,6 +163,7 @@ RESPONSE_OPEN = Guard(
     citation="Egmont Principles for Information Exchange",
     check=_response_open,
     status=409,
+    of_case=True,
 )
 
 
@@ -180,6 +181,7 @@ CONFIRMS_ORAL = Guard(
     citation="UNTOC art. 18(14)",
     check=_written_confirmation,
     status=409,
+    of_case=True,
 )
 
 
@@ -263,6 +265,7 @@ URGENT_ARREST = Guard(
     citation="UNTOC art. 16(9)",
     check=_urgent,
     status=409,
+    of_case=True,
 )
 
 
@@ -280,6 +283,7 @@ ARREST_ASKED = Guard(
     citation="UNTOC art. 16(9)",
     check=_arrest_asked,
     status=409,
+    of_case=True,
 )
 
 
@@ -341,6 +345,7 @@ TEAM_IN_TERM = Guard(
     citation="UNTOC art. 19",
     check=_in_term,
     status=409,
+    of_case=True,
 )
 
 

@@ -88,6 +88,9 @@ class Guard:
     eyes), so the allowed next events leave its event out for them before any body is given.
     ``on_parent``: the guard looks only at the parent case of a thread, so opening a thread
     without naming its event picks the one opening event whose such guards the parent meets.
+    ``of_case``: the guard decides from the case alone, never from the event's body (a full
+    response already given, the provisional arrest already asked), so an event it refuses
+    is not offered among the caller's next events.
     ``reads_message_consents``: the guard also reads the consents granted through the
     message door for the parent's material (``Facts.message_consents``: the one consent
     model, issue 14 item 1), which the service looks up only for such a guard.
@@ -100,6 +103,7 @@ class Guard:
     status: int = 422
     excludes_drafters: bool = False
     on_parent: bool = False
+    of_case: bool = False
     reads_message_consents: bool = False
 
     def failure(self, facts: Any) -> GuardFailure | None:

@@ -267,10 +267,13 @@ def test_a_configured_clock_escalates_until_the_case_is_submitted(api: Api) -> N
     tick(api, clock.advance(days=51))
     tick(api, clock.advance(days=10))
     seen = get_case(api, case_id, HANDLER)
-    assert [e["event"] for e in seen["timeline"] if e["side"] == "system"][-2:] == [
+    system = [e["event"] for e in seen["timeline"] if e["side"] == "system"]
+    assert [e for e in system if e in ("reminder", "escalation")][-2:] == [
         "reminder",
         "escalation",
     ]
+    # P20.national's follow_up obligation is carried out too: a tracked item, reminded.
+    assert "follow_up_due" in system
     assert seen["overdue"] is True
     fire(api, case_id, "submit_for_prosecution", HANDLER, {"authority": "US Attorney, SDNY"})
     assert get_case(api, case_id, HANDLER)["deadlines"][0]["status"] == "missed"

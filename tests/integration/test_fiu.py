@@ -123,8 +123,14 @@ def test_responses_interim_then_full_then_closed(api: Api, partner: dict[str, st
     payload = event_payload(api, first, ANALYST)
     assert payload["type"] == "fiu.response"
     assert payload["permitted_purposes"] == ["money_laundering_analysis"]
+    allowed = get_case(api, case["id"], ANALYST)["allowed_events"]
+    assert "respond" in [e["event"] for e in allowed]  # after an interim one, more may follow
     full = fire(api, case["id"], "respond", ANALYST, {**body, "kind": "full"})
     assert full["case"]["state"] == "RESPONDED"
+    # Answered in full: respond is no longer offered (guard response_open decides from the
+    # case alone), though firing it still answers with the guard.
+    allowed = get_case(api, case["id"], ANALYST)["allowed_events"]
+    assert "respond" not in [e["event"] for e in allowed]
     p = problem(api, case["id"], "respond", ANALYST, {**body, "kind": "partial"}, status=409)
     assert p["guard"] == "response_open"
     assert fire(api, case["id"], "close", "nl.officer")["case"]["state"] == "CLOSED"

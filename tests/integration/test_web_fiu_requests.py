@@ -127,6 +127,8 @@ def test_request_sent_acknowledged_and_answered_in_the_browser(api: Api, browser
     purposes = {"permitted_purposes": "money_laundering_analysis"}
     _fire(browser, case_id, "respond", {"kind": "interim", **purposes})
     _fire(browser, case_id, "respond", {"kind": "full", "summary": "Two accounts", **purposes})
+    # Answered in full: the case page no longer offers a further response.
+    assert f'href="/cases/{case_id}/events/respond"' not in browser.get(f"/cases/{case_id}").text
 
     browser.client.cookies.clear()
     browser.sign_in("nl.officer")

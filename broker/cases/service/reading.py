@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from broker.cases.bodies import NoBody
 from broker.cases.clocks import NOTICE_KINDS
+from broker.cases.guards import Facts
 from broker.cases.models import Case, CaseEvent
 from broker.cases.service.loading import (
     CASE_HANDLING_PEOPLE,
@@ -23,6 +25,7 @@ from broker.cases.service.loading import (
 from broker.cases.tables import WORKFLOWS
 from broker.cases.workflow import Side, Transition, Workflow
 from broker.core.context import Caller
+from broker.core.db import utcnow
 
 
 async def children_of(session: AsyncSession, case: Case, caller: Caller) -> list[Case]:
@@ -82,14 +85,41 @@ async def list_cases(
 
 def allowed_events(loaded: Loaded, caller: Caller) -> list[Transition]:
     """The events the caller may fire now, as far as can be told without a body: the state,
-    the side, the roles, and the four-eyes rule."""
-    return _fireable(
-        loaded.workflow,
-        loaded.projection.state,
-        side_of(loaded.case, caller.participant_id),
-        caller,
-        loaded.drafters,
+    the side, the roles, the four-eyes rule, and the guards that decide from the case alone
+    (``Guard.of_case``: no further response after a full one)."""
+    side = side_of(loaded.case, caller.participant_id)
+    fireable = _fireable(loaded.workflow, loaded.projection.state, side, caller, loaded.drafters)
+    if side is None:
+        return fireable
+    return [t for t in fireable if _case_guards_pass(loaded, t, side, caller)]
+
+
+def _case_guards_pass(loaded: Loaded, t: Transition, side: Side, caller: Caller) -> bool:
+    guards = [g for g in t.guards if g.of_case]
+    if not guards:
+        return True
+    case, p = loaded.case, loaded.projection
+    facts = Facts(
+        workflow=loaded.workflow.name,
+        case_type=case.case_type,
+        state=p.state,
+        event=t.event,
+        side=side,
+        body=NoBody(),
+        account_id=caller.account_id,
+        roles=caller.roles,
+        now=utcnow(),
+        drafters=loaded.drafters,
+        records=p.records,
+        initiated_by=case.initiated_by,
+        urgent=case.urgent,
+        response_kind=p.response_kind,
+        parent_workflow=loaded.parent.workflow if loaded.parent else None,
+        parent_state=loaded.parent.state if loaded.parent else None,
+        parent_terms=loaded.parent.terms if loaded.parent else {},
+        terms=case.terms,
     )
+    return all(g.failure(facts) is None for g in guards)
 
 
 def _fireable(
