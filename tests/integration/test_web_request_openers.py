@@ -208,6 +208,9 @@ def test_a_joint_team_opened_from_the_web_carries_its_agreement(api: Api, browse
     case = get_case(api, case_id, "it.officer")
     assert (case["workflow"], case["counterpart"]) == ("jit.team", "de.bka")
     assert {"agreement_reference", "parties", "expiry"} <= set(case["fields"])
+    draft = browser.get(f"/cases/{case_id}").text
+    assert ">Open the team<" in draft  # the table's events by their names, not their ids
+    assert "End of the team" in draft
     # P21.agreement opens the team only with its reference, members and expiry: the members
     # typed one per line and the end typed as a date and time were read as such.
     opened = fire(api, case_id, "open_team", "it.officer")
