@@ -42,7 +42,10 @@ def _type_into(page: Any, selector: str, *lines: str) -> None:
 def test_a_joint_team_set_up_with_the_keyboard(page: Any, api: Api) -> None:
     register_partner(api, "it.police", "police", {"it.investigator": "officer"})
     register_partner(api, "nl.police", "police", {"nl.spoc": "officer"})
-    end = (dt.datetime.now(dt.UTC) + dt.timedelta(days=60)).replace(hour=18, minute=0)
+    # The team's end: next year, on a day equal to its month and at an afternoon hour, so
+    # that the keys typed read the same whether Chromium shows the field day or month first,
+    # in 24 or 12 hours (18 sets PM).
+    end = dt.datetime(dt.datetime.now(dt.UTC).year + 1, 3, 3, 18, 0)
 
     _sign_in(page, "it.officer")
     page.get_by_role("link", name="Cases", exact=True).focus()
@@ -63,7 +66,7 @@ def test_a_joint_team_set_up_with_the_keyboard(page: Any, api: Api) -> None:
 
     _type_into(page, "#f-agreement-reference", "JIT-IT-DE-US-2026/01")
     _type_into(page, "#f-parties", "it.central-authority", "de.bka", "US central authority")
-    # The date and time field, segment by segment, as the en-GB reader types it.
+    # The date and time field, segment by segment, as a keyboard user types it.
     _type_into(page, "#f-expiry", end.strftime("%d%m%Y"))
     page.keyboard.press("Tab")
     page.keyboard.type(end.strftime("%H%M"))
