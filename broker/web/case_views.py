@@ -41,6 +41,7 @@ from broker.core.ids import uuid7
 from broker.core.text import justification as justified
 from broker.http import NodeDep, SessionDep, SettingsDep
 from broker.oversight.service import record_consultation
+from broker.participants.models import ParticipantKind
 from broker.participants.service import get_participant, list_participants
 from broker.policy.views import PolicyDep
 from broker.web import i18n, threads
@@ -89,27 +90,41 @@ TONES = {
 }
 
 
-# The request workflows a participant may open from the web, by its kind (``None``: any kind
-# but those listed for another workflow), and the kinds it may address them to.
-REQUEST_OPENERS: dict[str, frozenset[str] | None] = {
-    "mla.request": None,
+# The request workflows a participant may open from the web, by its kind, and the kinds it
+# may address them to (MLA.md; POLICY-RULES.md P20, P21):
+# - an MLA request (UNTOC art. 18) from and to any kind but an FIU's and an overseer's (an FIU
+#   asks another FIU, FATF R.40; an oversight authority makes no requests);
+# - an FIU request (FATF R.40, Egmont Principles) from an FIU to an FIU;
+# - an extradition request (UNTOC art. 16) between central authorities: the channel of art.
+#   16(1) and of the packs' transmission rules;
+# - a joint investigation team (UNTOC art. 19) between the law-enforcement and judicial
+#   authorities that may be its members (police, customs, prosecutors, judges and the central
+#   authorities that set teams up);
+# - a police information request (Directive (EU) 2023/977 art. 4) between police
+#   participants: a law enforcement authority asks another State's Single Point of Contact.
+_ALL_KINDS = frozenset(k.value for k in ParticipantKind)
+_NOT_REQUESTING = frozenset({"fiu", "oversight"})
+_INVESTIGATING = frozenset({"central_authority", "police", "customs", "prosecutor", "judicial"})
+REQUEST_OPENERS: dict[str, frozenset[str]] = {
+    "mla.request": _ALL_KINDS - {"fiu"},
     "fiu.request": frozenset({"fiu"}),
+    "extradition.request": frozenset({"central_authority"}),
+    "jit.team": _INVESTIGATING,
+    "intel.request": frozenset({"police"}),
 }
-REQUEST_COUNTERPARTS: dict[str, frozenset[str] | None] = {
-    "mla.request": None,
+REQUEST_COUNTERPARTS: dict[str, frozenset[str]] = {
+    "mla.request": _ALL_KINDS - _NOT_REQUESTING,
     "fiu.request": frozenset({"fiu"}),
+    "extradition.request": frozenset({"central_authority"}),
+    "jit.team": _INVESTIGATING,
+    "intel.request": frozenset({"police"}),
 }
-_CLAIMED = frozenset(k for kinds in REQUEST_OPENERS.values() if kinds for k in kinds)
 
 
 def openable(kind: str) -> list[str]:
-    """The request workflows a participant of ``kind`` opens from the Cases page and home: an
-    FIU its FIU requests, any other participant an MLA request."""
-    return [
-        name
-        for name, kinds in REQUEST_OPENERS.items()
-        if (kind in kinds if kinds is not None else kind not in _CLAIMED)
-    ]
+    """The request workflows a participant of ``kind`` opens from the Cases page and home, in
+    the order they are offered."""
+    return [name for name, kinds in REQUEST_OPENERS.items() if kind in kinds]
 
 
 async def openable_for(session: SessionDep, user: WebUser) -> list[str]:
@@ -260,11 +275,29 @@ async def approvals(
 # --- a new request -----------------------------------------------------------------------------
 
 
-def _request_workflow(workflow: str) -> Any:
+async def _request_workflow(session: SessionDep, user: WebUser, workflow: str) -> Any:
+    """The request workflow ``workflow`` if the person's participant may open it from the web
+    (``REQUEST_OPENERS``); any other answers 404, as a workflow that does not exist."""
     wf = WORKFLOWS.get(workflow)
-    if wf is None or wf.request_model is None or workflow in CHILD_WORKFLOWS:
-        raise NotFound(f"no request workflow {workflow}")
+    if (
+        wf is None
+        or wf.request_model is None
+        or workflow in CHILD_WORKFLOWS
+        or workflow not in await openable_for(session, user)
+    ):
+        raise NotFound(f"no request workflow {workflow} to open")
     return wf
+
+
+async def _counterparts(session: SessionDep, user: WebUser, workflow: str) -> list[Any]:
+    """The participants a request of ``workflow`` may be addressed to: of the kinds it may
+    address (``REQUEST_COUNTERPARTS``), the person's own participant left out."""
+    kinds = REQUEST_COUNTERPARTS[workflow]
+    return [
+        p
+        for p in await list_participants(session)
+        if p.id != user.caller.participant_id and p.kind in kinds
+    ]
 
 
 async def _new_context(
@@ -276,13 +309,8 @@ async def _new_context(
     values: Mapping[str, Any],
     errors: list[FieldError],
 ) -> dict[str, Any]:
-    wf = _request_workflow(workflow)
-    kinds = REQUEST_COUNTERPARTS.get(workflow)
-    participants = [
-        p
-        for p in await list_participants(session)
-        if p.id != user.caller.participant_id and (kinds is None or p.kind in kinds)
-    ]
+    wf = await _request_workflow(session, user, workflow)
+    participants = await _counterparts(session, user, workflow)
     chosen = next((p for p in participants if p.id == counterpart), None)
     languages: list[str] = []
     channels: list[str] = []
@@ -332,13 +360,16 @@ async def new_case(
     check_csrf(request, user, str(form.get("csrf_token") or ""))
     workflow = str(form.get("workflow") or "mla.request")
     counterpart = str(form.get("counterpart") or "")
-    wf = _request_workflow(workflow)
+    wf = await _request_workflow(session, user, workflow)
     assert wf.request_model is not None
     fields = form_fields(wf.request_model)
     values = form_values(fields, form)
     data, errors = parse(fields, values, reader_timezone(request, settings))
     if not counterpart:
         errors.insert(0, FieldError("f-counterpart", "counterpart", "missing", ""))
+    elif counterpart not in {p.id for p in await _counterparts(session, user, workflow)}:
+        # Only a participant of a kind the workflow addresses (the chooser offers no other).
+        errors.insert(0, FieldError("f-counterpart", "counterpart", "not_offered", ""))
     if not errors:
         _, errors = validate(wf.request_model, data, fields)
     if not errors:

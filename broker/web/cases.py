@@ -80,7 +80,9 @@ def _resolve(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> tuple[dict[s
 def _citation_and_note(description: str) -> tuple[str, str]:
     head, _, rest = description.partition(";")
     if _CITATION.match(head.strip()):
-        return "UNTOC art. " + head.strip(), rest.strip()
+        # "16(1): the offence": the citation, then what it is about.
+        cite, _, about = head.strip().partition(": ")
+        return "UNTOC art. " + cite, "; ".join(x for x in (about, rest.strip()) if x)
     if head.strip().startswith(("UNTOC art.", "FATF R.", "Egmont Principles")):
         return head.strip(), rest.strip()
     return "", description
