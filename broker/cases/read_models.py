@@ -133,7 +133,7 @@ async def case_read(
                 citation=t.citation,
                 required=sorted(t.body.model_json_schema().get("required", [])),
             )
-            for t in service.allowed_events(loaded, caller)
+            for t in service.allowed_events(loaded, caller, now)
         ],
         deadlines=[
             DeadlineRead(

@@ -99,13 +99,15 @@ def _envelope_event(payload: MessagePayload) -> tuple[str, Any, int, str]:
     return b["event"], b.get("data", {}), b["seq"], str(b.get("from_state"))
 
 
-def _not_allowed(loaded: Loaded, caller: Caller, event: str) -> InvalidState:
+def _not_allowed(
+    loaded: Loaded, caller: Caller, event: str, now: dt.datetime | None = None
+) -> InvalidState:
     """The answer to an event the table does not allow now: the rule that governs where it
     fires, with its citation, when the law gives one (``Transition.prerequisite``), the
     states it fires from, and the events this caller may fire instead (its side and roles,
     four eyes applied, as ``allowed_events`` tells)."""
     wf, state = loaded.workflow, loaded.projection.state
-    allowed = list(dict.fromkeys(t.event for t in allowed_events(loaded, caller)))
+    allowed = list(dict.fromkeys(t.event for t in allowed_events(loaded, caller, now)))
     may = f"you may fire: {', '.join(allowed)}" if allowed else "you may fire no event now"
     if event not in wf.events:
         return InvalidState(
@@ -178,7 +180,7 @@ async def _plan(
         raise SchemaViolation("name the event to fire", field="event")
     t = wf.transition(p.state, event)
     if t is None:
-        raise _not_allowed(loaded, caller, event)
+        raise _not_allowed(loaded, caller, event, ctx.now)
     side = Side.REQUESTING if new_case else side_of(case, caller.participant_id)
     if side is None or not t.fired_by(side):
         raise Forbidden(

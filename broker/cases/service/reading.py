@@ -83,18 +83,24 @@ async def list_cases(
     return list((await session.scalars(stmt.order_by(Case.id.desc()).limit(limit))).all())
 
 
-def allowed_events(loaded: Loaded, caller: Caller) -> list[Transition]:
+def allowed_events(
+    loaded: Loaded, caller: Caller, now: dt.datetime | None = None
+) -> list[Transition]:
     """The events the caller may fire now, as far as can be told without a body: the state,
     the side, the roles, the four-eyes rule, and the guards that decide from the case alone
-    (``Guard.of_case``: no further response after a full one)."""
+    (``Guard.of_case``: no further response after a full one), judged at ``now`` (the
+    request's clock; the wall clock when not given)."""
     side = side_of(loaded.case, caller.participant_id)
     fireable = _fireable(loaded.workflow, loaded.projection.state, side, caller, loaded.drafters)
     if side is None:
         return fireable
-    return [t for t in fireable if _case_guards_pass(loaded, t, side, caller)]
+    at = now or utcnow()
+    return [t for t in fireable if _case_guards_pass(loaded, t, side, caller, at)]
 
 
-def _case_guards_pass(loaded: Loaded, t: Transition, side: Side, caller: Caller) -> bool:
+def _case_guards_pass(
+    loaded: Loaded, t: Transition, side: Side, caller: Caller, now: dt.datetime
+) -> bool:
     guards = [g for g in t.guards if g.of_case]
     if not guards:
         return True
@@ -108,7 +114,7 @@ def _case_guards_pass(loaded: Loaded, t: Transition, side: Side, caller: Caller)
         body=NoBody(),
         account_id=caller.account_id,
         roles=caller.roles,
-        now=utcnow(),
+        now=now,
         drafters=loaded.drafters,
         records=p.records,
         initiated_by=case.initiated_by,
