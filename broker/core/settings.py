@@ -180,6 +180,12 @@ class Settings(PasswordHashSettings):
     # true (a gateway on the same machine or the same private network).
     webhook_allow_private: bool = False
     federation_max_age_seconds: int = Field(default=7 * 86_400, ge=60)
+    # Peer directories (broker/federation): beat fetches each peer's signed directory every
+    # federation_directory_interval_seconds; one issued longer ago than
+    # federation_directory_max_age_seconds (or ahead of this clock by more than the clock
+    # skew) is refused as stale.
+    federation_directory_interval_seconds: float = Field(default=180.0, gt=0)
+    federation_directory_max_age_seconds: int = Field(default=3600, ge=60)
     filedrop_import_dir: Path | None = None
     filedrop_import_interval_seconds: float = Field(default=30.0, gt=0)
     # Connections each API process keeps open, and how many more it may open under a burst.

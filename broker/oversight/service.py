@@ -83,6 +83,9 @@ class AuditKind(enum.StrEnum):
     RETENTION_EXTENDED = "retention:extended"
     MATCH_QUERIED = "match:queried"
     MATCH_ANSWERED = "match:answered"
+    FEDERATION_PEER_CONFIGURED = "federation:peer-configured"
+    FEDERATION_DIRECTORY_APPLIED = "federation:directory-applied"
+    FEDERATION_DIRECTORY_REFUSED = "federation:directory-refused"
 
 
 def canonical_json(value: dict[str, Any]) -> bytes:
