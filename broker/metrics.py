@@ -56,7 +56,8 @@ class Snapshot:
     cases_overdue: int = 0
     attempts: dict[tuple[str, str], int] = field(default_factory=dict)
     attempts_seen: int = 0  # the highest delivery_attempts.id counted
-    # Per peer node: (directories refused so far, age of the last directory verified).
+    # Per peer node: (directories refused so far, age of the last directory verified, or of
+    # the peer's configuration if none has yet).
     peers: dict[str, tuple[int, float | None]] = field(default_factory=dict)
 
 
@@ -142,7 +143,11 @@ class NodeCollector(Collector):
             seen = max(seen, int(last))
         snap.attempts_seen = seen
         peers = await session.execute(
-            select(FederationPeer.node_id, FederationPeer.failures, FederationPeer.synced_at)
+            select(
+                FederationPeer.node_id,
+                FederationPeer.failures,
+                func.coalesce(FederationPeer.synced_at, FederationPeer.created_at),
+            )
         )
         snap.peers = {str(p): (int(f or 0), _age(now, at)) for p, f, at in peers}
 
@@ -216,7 +221,7 @@ class NodeCollector(Collector):
         )
         age = GaugeMetricFamily(
             "palermo_federation_directory_age_seconds",
-            "Time since a peer's directory last verified here, by peer node",
+            "Time since a peer's directory last verified here (or since the peer was configured)",
             labels=["peer"],
         )
         for peer, (failures, synced) in sorted(snap.peers.items()):
