@@ -79,7 +79,7 @@ DIRECTORY_PATH = "/v1/federation/directory"
 DIRECTORY_COMPONENTS = ("@method", "@target-uri")
 FORMAT_VERSION = 1
 ALGORITHMS = {KeyPurpose.SIGNING.value: "ed25519", KeyPurpose.ENCRYPTION.value: "x25519"}
-NODE_ID_PATTERN = r"^[a-z0-9]+(?:[.-][a-z0-9]+)*$"
+NODE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 REVOKED_ABSENT = "no longer in the peer node's directory"
 
 
@@ -687,7 +687,12 @@ async def receive_directory(
     over out of band). Raises NotFound."""
     try:
         async with db.session() as session:
-            peer = await get_peer(session, node_id)
+            # Locked, so a beat run and an operator's sync cannot both apply over one serial.
+            peer = await session.scalar(
+                select(FederationPeer).where(FederationPeer.node_id == node_id).with_for_update()
+            )
+            if peer is None:
+                raise NotFound(f"no peer node {node_id}")
             directory = verify_directory(body, peer=peer, config=config, now=utcnow())
             if directory is None:
                 peer.synced_at = utcnow()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import os
 import secrets
 import threading
 from collections.abc import Iterator
@@ -498,3 +499,46 @@ def test_peer_configuration_and_sync_are_for_administrators(api: Api, peer: Fake
     r = api.post(SYNC, as_="it.admin", params={"peer": "xx.unknown"})
     assert r.status_code == 404
     assert r.json()["type"] == "urn:palermo:problem:not-found"
+
+
+def test_the_cli_registers_a_peer_and_syncs_its_directory(
+    api: Api,
+    peer: FakePeer,
+    sync_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from broker.cli import main
+
+    for name in list(os.environ):
+        if name.startswith("PALERMO_"):
+            monkeypatch.delenv(name)
+    for name, value in api.world.secrets.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PALERMO_ENV", "test")
+    monkeypatch.setenv("PALERMO_DATABASE_URL", api.settings.database_url)
+    monkeypatch.setenv("PALERMO_DATA_DIR", str(api.settings.data_dir))
+    monkeypatch.setenv("PALERMO_NODE_ID", api.settings.node_id)
+    key = RemoteKey(secrets.token_bytes(32))
+    peer.publish([_participant("de.lka", key)])
+    assert main(["federation", "sync-directory", "--peer", PEER_ID]) == 0
+    out = capsys.readouterr().out
+    assert f"{PEER_ID}: applied" in out, out
+    assert "registered 1" in out, out
+    assert count_rows(sync_engine, "participant_keys", "kid = :k", k=key.kid) == 1
+    other = base64.b64encode(Signer(secrets.token_bytes(32)).public_key).decode()
+    code = main(
+        [
+            "federation",
+            "peer-set",
+            "fr.palermo",
+            "--url",
+            "https://palermo.fr.example",
+            "--node-key",
+            other,
+        ]
+    )
+    assert code == 0
+    assert "peer fr.palermo" in capsys.readouterr().out
+    assert main(["federation", "sync-directory", "--peer", "xx.unknown"]) == 2
+    assert "no peer node xx.unknown" in capsys.readouterr().err
