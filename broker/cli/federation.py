@@ -20,7 +20,13 @@ from broker.federation.models import FederationPeer
 def cmd_peer_set(args: argparse.Namespace) -> int:
     async def go(s: AsyncSession, n: NodeContext) -> FederationPeer:
         return await service.configure_peer(
-            s, node=n, node_id=args.node, url=args.url, node_key=args.node_key, actor=cli_actor()
+            s,
+            node=n,
+            node_id=args.node,
+            url=args.url,
+            node_key=args.node_key,
+            jurisdictions=args.jurisdiction,
+            actor=cli_actor(),
         )
 
     peer = run_in_session(Settings(), go)
@@ -62,6 +68,13 @@ def register(sub: Any) -> None:
     p.add_argument("node", help="the peer's node id (its GET /v1/node node_id)")
     p.add_argument("--url", required=True, help="the peer's public URL")
     p.add_argument("--node-key", required=True, help="its signing_public_key, base64")
+    p.add_argument(
+        "--jurisdiction",
+        action="append",
+        required=True,
+        metavar="CC",
+        help="a jurisdiction the peer hosts participants of (repeatable), e.g. DE",
+    )
     p.set_defaults(handler=cmd_peer_set)
     p = fsub.add_parser("sync-directory", help="fetch, verify and apply peers' directories now")
     p.add_argument("--peer", metavar="NODE", help="only this peer node")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, BigInteger, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broker.core.db import Base, UTCDateTime, utcnow
@@ -18,6 +18,8 @@ class FederationPeer(Base):
     url: Mapped[str] = mapped_column(String(2048))
     node_key: Mapped[bytes] = mapped_column(LargeBinary(32))
     node_key_id: Mapped[str] = mapped_column(String(64), unique=True)
+    # The ISO 3166 alpha-2 codes the peer may register participants of (``de.*`` for DE).
+    jurisdictions: Mapped[list[str]] = mapped_column(JSON, default=list)
     directory_serial: Mapped[int | None] = mapped_column(BigInteger, default=None)
     directory_issued_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
     directory_digest: Mapped[str | None] = mapped_column(String(64), default=None)

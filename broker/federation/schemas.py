@@ -14,12 +14,19 @@ class PeerUpdate(BaseModel):
         max_length=64,
         description="the peer's node signing key, base64 (its GET /v1/node signing_public_key)",
     )
+    jurisdictions: list[str] = Field(
+        min_length=1,
+        max_length=300,
+        examples=[["DE"]],
+        description="ISO 3166 alpha-2 codes: a directory may list participants of these only",
+    )
 
 
 class PeerRead(BaseModel):
     node_id: str
     url: str
     node_key_id: str
+    jurisdictions: list[str]
     directory_serial: int | None
     directory_issued_at: dt.datetime | None
     synced_at: dt.datetime | None

@@ -16,9 +16,9 @@ anything is written (fail closed):
   same digest is the same directory again: nothing to do), so an older directory cannot replay
   over a newer one; it was issued at most ``max_age_seconds`` ago and not in the future
   (beyond the clock skew);
-- every participant it lists is new here or already registered behind THAT peer's node key
-  (never a local participant, never another peer's), and every key id is its key's id and
-  not registered to another participant.
+- every participant it lists is of a jurisdiction configured for that peer, and new here or
+  already registered behind THAT peer's node key (never a local participant, never another
+  peer's), and every key id is its key's id and not registered to another participant.
 Then participants new behind the peer are registered with adapter ``peer`` (the peer's URL and
 node key); kind, name and status follow the directory; new keys are added with their validity;
 a key ended or revoked on the peer is ended or revoked here (validity is only ever shortened,
@@ -102,12 +102,26 @@ def directory_config(settings: Settings) -> DirectoryConfig:
 
 
 async def configure_peer(
-    session: AsyncSession, *, node: NodeContext, node_id: str, url: str, node_key: str, actor: Actor
+    session: AsyncSession,
+    *,
+    node: NodeContext,
+    node_id: str,
+    url: str,
+    node_key: str,
+    jurisdictions: list[str],
+    actor: Actor,
 ) -> FederationPeer:
-    """Register a peer node, or change its URL. Raises SchemaViolation (a malformed node id,
-    URL or key), Conflict (another node key for a known peer, or a key another peer has)."""
+    """Register a peer node, or change its URL or the jurisdictions it may host participants
+    of. Raises SchemaViolation (a malformed node id, URL, key or jurisdiction), Conflict
+    (another node key for a known peer, or a key another peer has)."""
     if not re.fullmatch(NODE_ID_PATTERN, node_id) or len(node_id) > 64:
         raise SchemaViolation(f"node id {node_id!r} is not a node id", field="node_id")
+    codes = sorted({j.upper() for j in jurisdictions})
+    if not codes or not all(re.fullmatch(r"[A-Z]{2}", j) for j in codes):
+        raise SchemaViolation(
+            "jurisdictions: one or more ISO 3166 alpha-2 codes the peer hosts participants of",
+            field="jurisdictions",
+        )
     try:
         config = adapters.check_config("peer", {"url": url, "node_key": node_key})
     except PalermoError as exc:
@@ -130,14 +144,15 @@ async def configure_peer(
             url=config["url"],
             node_key=key,
             node_key_id=kid,
+            jurisdictions=codes,
             failures=0,
             created_at=utcnow(),
         )
         session.add(peer)
-    elif peer.url == config["url"]:
+    elif (peer.url, list(peer.jurisdictions)) == (config["url"], codes):
         return peer
     else:
-        peer.url = config["url"]
+        peer.url, peer.jurisdictions = config["url"], codes
     await session.flush()
     await record_event(
         session,
@@ -146,6 +161,7 @@ async def configure_peer(
         actor=actor,
         peer=node_id,
         node_key_id=kid,
+        jurisdictions=codes,
         url_sha256=hashlib.sha256(peer.url.encode()).hexdigest(),
     )
     return peer
@@ -453,6 +469,14 @@ async def _check_scope(
         p.id: p
         for p in (await session.scalars(select(Participant).where(Participant.id.in_(ids)))).all()
     }
+    allowed = set(peer.jurisdictions or [])
+    for e in directory.participants:
+        if e.id[:2].upper() not in allowed:
+            raise _refuse(
+                "jurisdiction",
+                f"participant {e.id} is not of a jurisdiction {peer.node_id} may host"
+                f" ({', '.join(sorted(allowed))})",
+            )
     for pid, p in existing.items():
         if not _behind(p, peer):
             raise _refuse(

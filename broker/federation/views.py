@@ -40,6 +40,7 @@ def _peer_read(p: FederationPeer) -> PeerRead:
         node_id=p.node_id,
         url=p.url,
         node_key_id=p.node_key_id,
+        jurisdictions=list(p.jurisdictions or []),
         directory_serial=p.directory_serial,
         directory_issued_at=p.directory_issued_at,
         synced_at=p.synced_at,
@@ -104,6 +105,7 @@ async def configure_peer(
         node_id=node_id,
         url=body.url,
         node_key=body.node_key,
+        jurisdictions=body.jurisdictions,
         actor=caller.actor(),
     )
     await session.commit()

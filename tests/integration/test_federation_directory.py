@@ -153,7 +153,11 @@ def peer(api: Api) -> Iterator[FakePeer]:
         "PUT",
         f"/v1/federation/peers/{PEER_ID}",
         as_="it.admin",
-        json={"url": fake.url, "node_key": base64.b64encode(fake.key.public_key).decode()},
+        json={
+            "url": fake.url,
+            "node_key": base64.b64encode(fake.key.public_key).decode(),
+            "jurisdictions": ["DE"],
+        },
     )
     assert r.status_code == 200, r.text
     yield fake
@@ -385,6 +389,7 @@ TAMPERED = [
     "local-participant",
     "other-peers-participant",
     "stale",
+    "other-jurisdiction",
 ]
 
 
@@ -401,7 +406,11 @@ def test_a_directory_that_fails_to_verify_changes_nothing_and_alerts(
             "PUT",
             "/v1/federation/peers/fr.palermo",
             as_="it.admin",
-            json={"url": second.url, "node_key": base64.b64encode(second.key.public_key).decode()},
+            json={
+                "url": second.url,
+                "node_key": base64.b64encode(second.key.public_key).decode(),
+                "jurisdictions": ["FR"],
+            },
         )
         assert r.status_code == 200, r.text
         second.publish(
@@ -410,6 +419,19 @@ def test_a_directory_that_fails_to_verify_changes_nothing_and_alerts(
             key_id=second.key.key_id,
         )
         assert _sync(api, "fr.palermo")["outcome"] == "applied"
+        # The peer may host participants of DE, FR and IT here: what refuses a listed
+        # it.* or fr.* participant below is that it is not behind this peer's node key.
+        widened = api.request(
+            "PUT",
+            f"/v1/federation/peers/{PEER_ID}",
+            as_="it.admin",
+            json={
+                "url": peer.url,
+                "node_key": base64.b64encode(peer.key.public_key).decode(),
+                "jurisdictions": ["DE", "FR", "IT"],
+            },
+        )
+        assert widened.json()["jurisdictions"] == ["DE", "FR", "IT"]
         before = _registry(sync_engine)
         newer = [_participant("de.lka", key, RemoteKey(secrets.token_bytes(32)))]
         stranger = Signer(secrets.token_bytes(32))
@@ -432,6 +454,8 @@ def test_a_directory_that_fails_to_verify_changes_nothing_and_alerts(
             peer.publish(
                 [*newer, _participant("fr.gendarmerie", RemoteKey(secrets.token_bytes(32)))]
             )
+        elif case == "other-jurisdiction":
+            peer.publish([*newer, _participant("us.fbi", RemoteKey(secrets.token_bytes(32)))])
         else:
             peer.publish(newer, issued_at=_z(_now() - dt.timedelta(hours=3)))
         result = _sync(api)
@@ -447,6 +471,7 @@ def test_a_directory_that_fails_to_verify_changes_nothing_and_alerts(
             "local-participant": "not-behind-peer",
             "other-peers-participant": "not-behind-peer",
             "stale": "stale",
+            "other-jurisdiction": "jurisdiction",
         }[case]
         assert leaf["reason"] == reason, leaf
         peers = {
@@ -479,7 +504,11 @@ def test_the_scheduled_task_syncs_every_peer(
 
 
 def test_peer_configuration_and_sync_are_for_administrators(api: Api, peer: FakePeer) -> None:
-    good = {"url": "https://palermo.fr.example", "node_key": base64.b64encode(b"k" * 32).decode()}
+    good = {
+        "url": "https://palermo.fr.example",
+        "node_key": base64.b64encode(b"k" * 32).decode(),
+        "jurisdictions": ["FR"],
+    }
     for who in ("it.officer", "oversight", "de.system"):
         r = api.request("PUT", "/v1/federation/peers/fr.palermo", as_=who, json=good)
         assert r.status_code == 403, (who, r.text)
@@ -487,6 +516,8 @@ def test_peer_configuration_and_sync_are_for_administrators(api: Api, peer: Fake
     assert api.get("/v1/federation/peers", as_="it.officer").status_code == 403
     assert api.post(SYNC).status_code == 401
     for body, status, where in [
+        ({**good, "jurisdictions": []}, 422, "jurisdictions"),
+        ({**good, "jurisdictions": ["FRA"]}, 422, "jurisdictions"),
         ({**good, "node_key": "AAAA"}, 422, "node_key"),
         ({**good, "url": "http://palermo.fr.example"}, 422, "https"),
         ({**good, "node_key": base64.b64encode(peer.key.public_key).decode()}, 409, "already"),
@@ -534,6 +565,8 @@ def test_the_cli_registers_a_peer_and_syncs_its_directory(
             "fr.palermo",
             "--url",
             "https://palermo.fr.example",
+            "--jurisdiction",
+            "FR",
             "--node-key",
             other,
         ]

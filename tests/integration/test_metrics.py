@@ -223,6 +223,7 @@ def test_alert_rules_and_dashboard_name_only_exported_metrics(
         json={
             "url": "https://palermo.de.example",
             "node_key": base64.b64encode(b"k" * 32).decode(),
+            "jurisdictions": ["DE"],
         },
     )
     assert peer.status_code == 200, peer.text

@@ -1,7 +1,7 @@
 """Peer nodes and the directory each publishes (docs/operations.md, "Federation").
 
-``federation_peers`` holds what an operator types once per peer node (its node id, URL and
-node key) and the state of the peer's signed directory here: the serial and issue time of the
+``federation_peers`` holds what an operator types once per peer node (its node id, URL, node
+key and the jurisdictions it may host participants of) and the state of the peer's signed directory here: the serial and issue time of the
 last directory applied, so an older directory cannot replay over a newer one, and the count of
 directories that failed to verify (a metric and an alert). The participants and keys a
 directory brings live in ``participants`` and ``participant_keys`` as before, registered with
@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("url", sa.String(length=2048), nullable=False),
         sa.Column("node_key", sa.LargeBinary(length=32), nullable=False),
         sa.Column("node_key_id", sa.String(length=64), nullable=False),
+        sa.Column("jurisdictions", sa.JSON(), nullable=False),
         sa.Column("directory_serial", sa.BigInteger(), nullable=True),
         sa.Column("directory_issued_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("directory_digest", sa.String(length=64), nullable=True),
