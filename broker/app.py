@@ -43,6 +43,7 @@ from broker.core.logging import bind_contextvars, clear_contextvars, configure_l
 from broker.core.settings import Settings
 from broker.delivery.service import check_adapters
 from broker.delivery.views import router as delivery_router
+from broker.federation.views import router as federation_router
 from broker.fiu.views import router as fiu_router
 from broker.http import checked_json_text
 from broker.limits import WWW_AUTHENTICATE, RequestLimits
@@ -192,6 +193,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(consents_router)
     app.include_router(policy_router)
     app.include_router(delivery_router)
+    app.include_router(federation_router)
     app.include_router(audit_router)
     app.include_router(cases_router)
     app.include_router(fiu_router)

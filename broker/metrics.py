@@ -33,6 +33,7 @@ from broker.core.db import Database, utcnow
 from broker.core.errors import NotFound, Unauthenticated
 from broker.core.logging import get_logger
 from broker.core.settings import Settings
+from broker.federation.models import FederationPeer
 from broker.messages.models import DeliveryAttempt, OutboxEntry
 from broker.oversight.models import AuditCheckpoint, AuditCosignature, AuditUnsequenced
 
@@ -55,6 +56,9 @@ class Snapshot:
     cases_overdue: int = 0
     attempts: dict[tuple[str, str], int] = field(default_factory=dict)
     attempts_seen: int = 0  # the highest delivery_attempts.id counted
+    # Per peer node: (directories refused so far, age of the last directory verified, or of
+    # the peer's configuration if none has yet).
+    peers: dict[str, tuple[int, float | None]] = field(default_factory=dict)
 
 
 class NodeCollector(Collector):
@@ -138,6 +142,14 @@ class NodeCollector(Collector):
             snap.attempts[key] = snap.attempts.get(key, 0) + int(count)
             seen = max(seen, int(last))
         snap.attempts_seen = seen
+        peers = await session.execute(
+            select(
+                FederationPeer.node_id,
+                FederationPeer.failures,
+                func.coalesce(FederationPeer.synced_at, FederationPeer.created_at),
+            )
+        )
+        snap.peers = {str(p): (int(f or 0), _age(now, at)) for p, f, at in peers}
 
     def collect(self) -> Iterator[Metric]:
         snap = self.snapshot
@@ -202,6 +214,22 @@ class NodeCollector(Collector):
         for (adapter, outcome), count in sorted(snap.attempts.items()):
             attempts.add_metric([adapter, outcome], count)
         yield attempts
+        refused = CounterMetricFamily(
+            "palermo_federation_directory_refused",
+            "Peer directories that failed to verify and changed nothing, by peer node",
+            labels=["peer"],
+        )
+        age = GaugeMetricFamily(
+            "palermo_federation_directory_age_seconds",
+            "Time since a peer's directory last verified here (or since the peer was configured)",
+            labels=["peer"],
+        )
+        for peer, (failures, synced) in sorted(snap.peers.items()):
+            refused.add_metric([peer], failures)
+            if synced is not None:
+                age.add_metric([peer], synced)
+        yield refused
+        yield age
 
 
 def _age(now: dt.datetime, then: dt.datetime | None) -> float | None:

@@ -53,13 +53,23 @@ def make_celery(settings: Settings) -> Celery:
                 "schedule": settings.case_tick_seconds,
                 "options": {"expires": max(settings.case_tick_seconds * 2, 5.0)},
             },
+            "federation-directories": {
+                "task": "palermo.federation.sync_directories",
+                "schedule": settings.federation_directory_interval_seconds,
+                "options": {"expires": max(settings.federation_directory_interval_seconds, 5.0)},
+            },
             "retention-erase": {
                 "task": "palermo.retention.erase",
                 "schedule": settings.retention_erase_seconds,
                 "options": {"expires": max(settings.retention_erase_seconds * 2, 5.0)},
             },
         },
-        include=["broker.delivery.tasks", "broker.oversight.tasks", "broker.cases.tasks"],
+        include=[
+            "broker.delivery.tasks",
+            "broker.oversight.tasks",
+            "broker.cases.tasks",
+            "broker.federation.tasks",
+        ],
     )
     if settings.filedrop_import_dir is not None:
         app.conf.beat_schedule["import-filedrop"] = {

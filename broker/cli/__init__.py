@@ -1,7 +1,7 @@
 """The ``palermo`` command: what an operator does without the API, and a small client.
 
 Sub-commands: init, serve, worker, beat, dev, participant, key, user, client, audit, send,
-inbox, read, receipt, policy, witness, retention.
+inbox, read, receipt, policy, witness, retention, federation.
 """
 
 from __future__ import annotations
@@ -10,7 +10,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from broker.cli import admin, client_cmds, delivery, policy, processes, retention, witness
+from broker.cli import (
+    admin,
+    client_cmds,
+    delivery,
+    federation,
+    policy,
+    processes,
+    retention,
+    witness,
+)
 from broker.core.settings import ConfigurationError
 
 
@@ -25,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     client_cmds.register(sub)
     policy.register(sub)
     delivery.register(sub)
+    federation.register(sub)
     witness.register(sub)
     retention.register(sub)
     return parser

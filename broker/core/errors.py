@@ -150,3 +150,14 @@ class ContentErased(PalermoError):
         )
         detail = f"{what} was erased at the end of its retention" + (f" on {when}" if when else "")
         super().__init__(detail, erased_at=when, **extra)
+
+
+class DirectoryRefused(PalermoError):
+    """A peer node's directory failed to verify (signature, node id, serial, freshness, or a
+    change to a participant not behind that peer): nothing of it was applied."""
+
+    status, slug, title = 502, "directory-refused", "The peer node's directory was refused"
+
+
+class PeerUnreachable(PalermoError):
+    status, slug, title = 502, "peer-unreachable", "The peer node did not answer"

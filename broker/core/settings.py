@@ -186,6 +186,12 @@ class Settings(PasswordHashSettings):
     # due envelopes for one peer node within the same two bounds.
     federation_batch_max_envelopes: int = Field(default=100, ge=1, le=1000)
     federation_batch_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # Peer directories (broker/federation): beat fetches each peer's signed directory every
+    # federation_directory_interval_seconds; one issued longer ago than
+    # federation_directory_max_age_seconds (or ahead of this clock by more than the clock
+    # skew) is refused as stale.
+    federation_directory_interval_seconds: float = Field(default=180.0, gt=0)
+    federation_directory_max_age_seconds: int = Field(default=3600, ge=60)
     filedrop_import_dir: Path | None = None
     filedrop_import_interval_seconds: float = Field(default=30.0, gt=0)
     # Connections each API process keeps open, and how many more it may open under a burst.

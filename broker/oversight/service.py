@@ -89,6 +89,9 @@ class AuditKind(enum.StrEnum):
     FOLLOW_UP_OPENED = "follow_up:opened"
     FOLLOW_UP_DUE = "follow_up:due"
     FOLLOW_UP_DONE = "follow_up:done"
+    FEDERATION_PEER_CONFIGURED = "federation:peer-configured"
+    FEDERATION_DIRECTORY_APPLIED = "federation:directory-applied"
+    FEDERATION_DIRECTORY_REFUSED = "federation:directory-refused"
 
 
 def canonical_json(value: dict[str, Any]) -> bytes:

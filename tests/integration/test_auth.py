@@ -72,6 +72,10 @@ MATRIX = [
     ("PUT", "/v1/participants/de.bka/adapter", ADMIN),
     ("POST", "/v1/federation/envelopes", set()),
     ("POST", "/v1/federation/batch", set()),
+    ("GET", "/v1/federation/directory", ADMIN | {"oversight"}),
+    ("GET", "/v1/federation/peers", ADMIN | {"oversight"}),
+    ("PUT", "/v1/federation/peers/de.palermo", ADMIN),
+    ("POST", "/v1/federation/directory/sync", ADMIN),
     ("GET", "/v1/workflows", EVERYONE),
     ("GET", "/v1/workflows/mla.request", EVERYONE),
     ("POST", "/v1/cases", HANDLERS),
@@ -120,6 +124,7 @@ def _template(path: str) -> str:
         FILE: "{file_id}",
         MATCH: "{match_id}",
         "mla.request": "{name}",
+        "de.palermo": "{node_id}",
     }
     out = [names.get(p, p) for p in parts]
     return "/".join(out)

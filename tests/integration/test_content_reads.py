@@ -45,6 +45,8 @@ EXEMPT = {
     ("POST", "/v1/federation/envelopes"): "a peer node's own envelope, countersigned back to it "
     "for the chain of custody",
     ("GET", "/v1/audit/export"): "the audit log's leaves: metadata and digests, never content",
+    ("GET", "/v1/federation/directory"): "the node's signed directory: its participants' "
+    "public keys and validity, no party's content",
     ("GET", "/v1/approvals"): "the held messages' metadata for the supervisor who decides, as "
     "in the sent list; opening one's content is the logged content read",
     ("POST", "/v1/approvals/{message_id}/approve"): "the same message metadata, after the decision",

@@ -7,6 +7,7 @@ alert rules and the dashboard name only metrics the node exports."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import json
 import re
@@ -215,6 +216,17 @@ def test_alert_rules_and_dashboard_name_only_exported_metrics(
     _seed_scenario(metered, sync_engine)
     _sequence_and_cosign(metered, sync_engine)
     metered.client.get("/v1/inbox")  # a request, so the latency histogram has a sample
+    peer = metered.request(  # a peer node, so its directory figures have a sample
+        "PUT",
+        "/v1/federation/peers/de.palermo",
+        as_="it.admin",
+        json={
+            "url": "https://palermo.de.example",
+            "node_key": base64.b64encode(b"k" * 32).decode(),
+            "jurisdictions": ["DE"],
+        },
+    )
+    assert peer.status_code == 200, peer.text
     exported = set(scrape(metered))
     rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yaml").read_text())
     alerts = [rule for group in rules["groups"] for rule in group["rules"]]
