@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from broker import messages
 from broker.cases.config import CaseConfig, CaseContext
 from broker.cases.fold import step
-from broker.cases.guards import EvidenceFacts, Facts
 from broker.cases.models import Case, CaseEvent
 from broker.cases.policy import known_fields
 from broker.cases.service.events import (
@@ -36,7 +35,7 @@ from broker.cases.service.notices import (
     record_notice,
     reschedule,
 )
-from broker.cases.service.reading import allowed_events
+from broker.cases.service.reading import allowed_events, case_facts
 from broker.cases.service.request import validated
 from broker.cases.workflow import Side, Transition
 from broker.core.context import Caller
@@ -215,32 +214,14 @@ def _check_guards(
     message_consents: tuple[Mapping[str, Any], ...] = (),
 ) -> None:
     """Raises GuardError (or its 403 and 409 kinds) naming the guard and its citation."""
-    case, p = loaded.case, loaded.projection
-    facts = Facts(
-        workflow=loaded.workflow.name,
-        case_type=case.case_type,
-        state=p.state,
+    facts = case_facts(
+        loaded,
         event=plan.transition.event,
         side=plan.side,
         body=plan.body,
-        account_id=caller.account_id,
-        roles=caller.roles,
+        caller=caller,
         now=now,
-        drafters=loaded.drafters,
-        records=p.records,
-        initiated_by=case.initiated_by,
-        urgent=case.urgent,
-        response_kind=p.response_kind,
-        parent_workflow=loaded.parent.workflow if loaded.parent else None,
-        parent_state=loaded.parent.state if loaded.parent else None,
-        parent_terms=loaded.parent.terms if loaded.parent else {},
         message_consents=message_consents,
-        terms=case.terms,
-        evidence={
-            f.id: EvidenceFacts(Side(f.side), f.id in loaded.delivered)
-            for f in loaded.evidence
-            if f.erased_at is None
-        },
     )
     for guard in plan.transition.guards:
         failure = guard.failure(facts)

@@ -6,14 +6,17 @@ case's consent threads are read with the others by ``broker.consents.service``."
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.cases.bodies import NoBody
 from broker.cases.clocks import NOTICE_KINDS
-from broker.cases.guards import Facts
+from broker.cases.guards import EvidenceFacts, Facts
 from broker.cases.models import Case, CaseEvent
 from broker.cases.service.loading import (
     CASE_HANDLING_PEOPLE,
@@ -104,14 +107,29 @@ def _case_guards_pass(
     guards = [g for g in t.guards if g.of_case]
     if not guards:
         return True
+    facts = case_facts(loaded, event=t.event, side=side, body=NoBody(), caller=caller, now=now)
+    return all(g.failure(facts) is None for g in guards)
+
+
+def case_facts(
+    loaded: Loaded,
+    *,
+    event: str,
+    side: Side,
+    body: BaseModel,
+    caller: Caller,
+    now: dt.datetime,
+    message_consents: tuple[Mapping[str, Any], ...] = (),
+) -> Facts:
+    """What the guards of ``event`` look at: the case as it stands and the event's body."""
     case, p = loaded.case, loaded.projection
-    facts = Facts(
+    return Facts(
         workflow=loaded.workflow.name,
         case_type=case.case_type,
         state=p.state,
-        event=t.event,
+        event=event,
         side=side,
-        body=NoBody(),
+        body=body,
         account_id=caller.account_id,
         roles=caller.roles,
         now=now,
@@ -123,9 +141,14 @@ def _case_guards_pass(
         parent_workflow=loaded.parent.workflow if loaded.parent else None,
         parent_state=loaded.parent.state if loaded.parent else None,
         parent_terms=loaded.parent.terms if loaded.parent else {},
+        message_consents=message_consents,
         terms=case.terms,
+        evidence={
+            f.id: EvidenceFacts(Side(f.side), f.id in loaded.delivered)
+            for f in loaded.evidence
+            if f.erased_at is None
+        },
     )
-    return all(g.failure(facts) is None for g in guards)
 
 
 def _fireable(
