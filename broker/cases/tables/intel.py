@@ -51,7 +51,9 @@ class IntelRequest(_Body):
         f"{_977} art. 5(1)",
         validate_default=True,
     )
-    deadline: AwareDatetime | None = Field(default=None, description="UNTOC art. 18(24)")
+    deadline: AwareDatetime | None = Field(
+        default=None, description=f"a date sooner than the {_977} art. 5(1) time limit; P10"
+    )
     deadline_reason: b.ShortText | None = None
     subjects: list[b.PersonConcerned] = Field(default_factory=list, max_length=200)
     transfer_basis: Literal["adequacy", "appropriate_safeguards", "derogation"] | None = None
@@ -171,7 +173,7 @@ INTEL_REQUEST = Workflow(
             target=None,
             side=REQ,
             summary="The requesting authority asks for progress; the node answers from the case.",
-            citation="UNTOC art. 18(24); P10",
+            citation="P10: progress answered from the case's state",
             triggers_progress_reply=True,
         ),
     ),
