@@ -32,10 +32,9 @@ from broker.core.settings import Settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# Host names that always mean this machine or a cloud metadata service.
-LOCAL_NAMES = frozenset(
-    {"localhost", "localhost.localdomain", "metadata", "metadata.google.internal"}
-)
+# Host names that always mean a cloud metadata service, or this machine.
+METADATA_NAMES = frozenset({"metadata", "metadata.google.internal"})
+LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain"}) | METADATA_NAMES
 # Addresses Python does not class as private but that are not the public Internet.
 _SHARED = ipaddress.ip_network("100.64.0.0/10")  # RFC 6598, carrier-grade NAT
 
@@ -111,6 +110,46 @@ def check_host(host: str, rules: DestinationRules, *, field: str) -> None:
             f"address {address} is {reason}: refused "
             "(PALERMO_WEBHOOK_ALLOW_PRIVATE=true allows it)",
             field=field,
+        )
+
+
+def peer_disallowed_reason(address: IPAddress, rules: DestinationRules) -> str | None:
+    """Why ``address`` may not be a peer node's, or None if it may. Nodes often federate over
+    one private network, so private ranges are allowed; what is never a peer node is refused:
+    link-local (where cloud metadata answers), unspecified, multicast and reserved addresses,
+    and loopback unless the node's rules are lifted (a test or a single-machine setup)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return peer_disallowed_reason(address.ipv4_mapped, rules)
+    checks = (
+        ("unspecified", address.is_unspecified),
+        ("loopback", address.is_loopback and not rules.allow_private_addresses),
+        ("link-local", address.is_link_local),
+        ("multicast", address.is_multicast),
+        ("reserved", address.is_reserved and not address.is_loopback),
+    )
+    for reason, hit in checks:
+        if hit:
+            return reason
+    return None
+
+
+def check_peer_host(host: str, rules: DestinationRules, *, field: str) -> None:
+    """At configuration time, for a peer node's URL: refuse a metadata service's name, this
+    machine's names (unless the rules are lifted) and a literal address that
+    :func:`peer_disallowed_reason` refuses. Raises AdapterConfigError."""
+    name = host.lower().rstrip(".")
+    if name in METADATA_NAMES:
+        raise AdapterConfigError(f"host {host!r} is a metadata service: refused", field=field)
+    if not rules.allow_private_addresses and (name in LOCAL_NAMES or name.endswith(".localhost")):
+        raise AdapterConfigError(
+            f"host {host!r} is this machine: refused as a peer node "
+            "(PALERMO_WEBHOOK_ALLOW_PRIVATE=true allows it)",
+            field=field,
+        )
+    address = _literal(name)
+    if address is not None and (reason := peer_disallowed_reason(address, rules)) is not None:
+        raise AdapterConfigError(
+            f"address {address} is {reason}: refused as a peer node", field=field
         )
 
 

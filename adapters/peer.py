@@ -34,6 +34,7 @@ import base64
 import binascii
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -47,7 +48,7 @@ from adapters.contracts import (
     NodeIdentity,
     Outgoing,
 )
-from adapters.destinations import STRICT
+from adapters.destinations import STRICT, check_peer_host
 from adapters.webhook import RETRYABLE_4XX, check_url
 from broker.core import crypto
 from broker.core.errors import PalermoError
@@ -80,6 +81,7 @@ def check(config: Mapping[str, Any], rules: DestinationRules = STRICT) -> dict[s
             f"unknown peer setting {sorted(unknown)[0]!r}", field="adapter_config"
         )
     url = check_url(config.get("url")).rstrip("/")
+    check_peer_host(urlsplit(url).hostname or "", rules, field="adapter_config.url")
     key = decode_node_key(config.get("node_key"))
     return {"url": url, "node_key": base64.b64encode(key).decode()}
 

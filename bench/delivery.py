@@ -235,6 +235,8 @@ def make_node(name: str, opts: Options, root: Path) -> Node:
         PALERMO_RELAY_INTERVAL_SECONDS=str(opts.relay_interval),
         PALERMO_DELIVERY_BATCH_SIZE=str(opts.batch),
         PALERMO_CHECKPOINT_INTERVAL_SECONDS="5",
+        # The two nodes are on this machine: a peer on loopback needs the setting.
+        PALERMO_WEBHOOK_ALLOW_PRIVATE="true",
         BENCH_WORKERS=str(opts.workers),
         BENCH_CONCURRENCY=str(opts.concurrency),
         BENCH_API_WORKERS=str(opts.api_workers),
@@ -249,6 +251,7 @@ def make_node(name: str, opts: Options, root: Path) -> Node:
         node_signing_key=secret["node_signing_key"],
         token_secret=secret["token_secret"],
         delivery_batch_size=opts.batch,
+        webhook_allow_private=True,
     )
     migrate.upgrade(settings.resolved_database_url)
     import redis

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from adapters.destinations import rules_from
 from broker.cli.admin import CommandError, cli_actor, run_in_session
 from broker.core.context import NodeContext, node_context
 from broker.core.db import Database
@@ -26,10 +27,12 @@ def cmd_peer_set(args: argparse.Namespace) -> int:
             url=args.url,
             node_key=args.node_key,
             jurisdictions=args.jurisdiction,
+            rules=rules_from(settings),
             actor=cli_actor(),
         )
 
-    peer = run_in_session(Settings(), go)
+    settings = Settings()
+    peer = run_in_session(settings, go)
     print(f"peer {peer.node_id} at {peer.url}, node key {peer.node_key_id}")
     return 0
 

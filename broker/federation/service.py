@@ -45,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import adapters
 from adapters import httpsig
+from adapters.contracts import DestinationRules
 from adapters.peer import decode_node_key
 from broker.core import crypto
 from broker.core.context import NO_ACTOR, Actor, NodeContext
@@ -109,11 +110,13 @@ async def configure_peer(
     url: str,
     node_key: str,
     jurisdictions: list[str],
+    rules: DestinationRules,
     actor: Actor,
 ) -> FederationPeer:
     """Register a peer node, or change its URL or the jurisdictions it may host participants
-    of. Raises SchemaViolation (a malformed node id, URL, key or jurisdiction), Conflict
-    (another node key for a known peer, or a key another peer has)."""
+    of; the URL is checked under the node's destination ``rules``. Raises SchemaViolation (a
+    malformed or refused node id, URL, key or jurisdiction), Conflict (another node key for a
+    known peer, or a key another peer has)."""
     if not re.fullmatch(NODE_ID_PATTERN, node_id) or len(node_id) > 64:
         raise SchemaViolation(f"node id {node_id!r} is not a node id", field="node_id")
     codes = sorted({j.upper() for j in jurisdictions})
@@ -123,7 +126,7 @@ async def configure_peer(
             field="jurisdictions",
         )
     try:
-        config = adapters.check_config("peer", {"url": url, "node_key": node_key})
+        config = adapters.check_config("peer", {"url": url, "node_key": node_key}, rules=rules)
     except PalermoError as exc:
         raise SchemaViolation(exc.detail, field=str(exc.extra.get("field", "config"))) from exc
     key = decode_node_key(config["node_key"])

@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from adapters import httpsig
+from adapters.destinations import rules_from
 from broker.core.context import Caller
 from broker.core.db import Database
 from broker.core.errors import Forbidden
@@ -96,7 +97,12 @@ async def list_peers(session: SessionDep, _caller: AdminOrOversight) -> PeerList
 
 @router.put("/peers/{node_id}", response_model=PeerRead)
 async def configure_peer(
-    node_id: str, body: PeerUpdate, session: SessionDep, node: NodeDep, caller: Admin
+    node_id: str,
+    body: PeerUpdate,
+    session: SessionDep,
+    node: NodeDep,
+    settings: SettingsDep,
+    caller: Admin,
 ) -> PeerRead:
     """Register a peer node (its URL and node key, typed once), or change its URL."""
     peer = await service.configure_peer(
@@ -106,6 +112,7 @@ async def configure_peer(
         url=body.url,
         node_key=body.node_key,
         jurisdictions=body.jurisdictions,
+        rules=rules_from(settings),
         actor=caller.actor(),
     )
     await session.commit()

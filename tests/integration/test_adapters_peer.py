@@ -294,6 +294,8 @@ def _env(s: Settings, broker: str) -> dict[str, str]:
         PALERMO_PUBLIC_URL=s.public_url,
         PALERMO_ENV="test",
         PALERMO_LOG_LEVEL="WARNING",
+        # Both nodes are on this machine: a peer on loopback needs the setting.
+        PALERMO_WEBHOOK_ALLOW_PRIVATE="true",
     )
     return env
 

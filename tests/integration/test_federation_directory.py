@@ -520,6 +520,8 @@ def test_peer_configuration_and_sync_are_for_administrators(api: Api, peer: Fake
         ({**good, "jurisdictions": ["FRA"]}, 422, "jurisdictions"),
         ({**good, "node_key": "AAAA"}, 422, "node_key"),
         ({**good, "url": "http://palermo.fr.example"}, 422, "https"),
+        ({**good, "url": "https://169.254.169.254"}, 422, "link-local"),
+        ({**good, "url": "https://metadata.google.internal"}, 422, "metadata"),
         ({**good, "node_key": base64.b64encode(peer.key.public_key).decode()}, 409, "already"),
     ]:
         r = api.request("PUT", "/v1/federation/peers/fr.palermo", as_="it.admin", json=body)

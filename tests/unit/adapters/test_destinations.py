@@ -121,3 +121,46 @@ def test_a_drop_in_the_node_s_own_directories_is_refused(tmp_path: Path) -> None
     assert adapters.check_config("filedrop", {"directory": str(drop)}, rules=rules)
     assert adapters.check_config("filedrop", {"directory": "/srv/palermo/drop"}, probe=False)
     assert adapters.check_config("filedrop", {"directory": "/var/lib/palermo/drop"}, probe=False)
+
+
+PEER_KEY = "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s="  # base64 of 32 bytes "k"
+# A peer node may be on the national network (private ranges), never where metadata answers.
+PEER_REFUSED = [
+    ("169.254.169.254", "link-local"),
+    ("[fe80::1]", "link-local"),
+    ("[::ffff:169.254.169.254]", "link-local"),
+    ("metadata.google.internal", "metadata"),
+    ("metadata", "metadata"),
+    ("0.0.0.0", "unspecified"),
+    ("[::]", "unspecified"),
+    ("224.0.0.1", "multicast"),
+    ("240.0.0.1", "reserved"),
+]
+
+
+@pytest.mark.parametrize(("host", "reason"), PEER_REFUSED)
+def test_a_peer_node_is_never_a_metadata_or_non_unicast_address(host: str, reason: str) -> None:
+    for rules in (STRICT, ALLOW):  # the setting lifts none of these
+        with pytest.raises(AdapterConfigError) as caught:
+            adapters.check_config(
+                "peer", {"url": f"https://{host}", "node_key": PEER_KEY}, rules=rules
+            )
+        assert reason in caught.value.detail
+        assert caught.value.extra["field"] == "adapter_config.url"
+
+
+@pytest.mark.parametrize(
+    "host", ["10.1.2.3", "192.168.1.1", "[fd12:3456::1]", "palermo.nl.example"]
+)
+def test_a_peer_node_may_be_on_a_private_network(host: str) -> None:
+    config = {"url": f"https://{host}", "node_key": PEER_KEY}
+    assert adapters.check_config("peer", config)["url"] == f"https://{host}"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "[::ffff:127.0.0.1]"])
+def test_a_peer_node_on_this_machine_needs_the_setting(host: str) -> None:
+    config = {"url": f"https://{host}:8443", "node_key": PEER_KEY}
+    with pytest.raises(AdapterConfigError) as caught:
+        adapters.check_config("peer", config)
+    assert "this machine" in caught.value.detail or "loopback" in caught.value.detail
+    assert adapters.check_config("peer", config, rules=ALLOW)["url"] == config["url"]
