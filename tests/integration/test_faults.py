@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -34,13 +33,13 @@ from broker.core.tokens import issue_token
 from broker.worker import make_celery
 from tests.conftest import ACCOUNTS, PG_URL, TEST_DB, World, need_service
 from tests.integration.messaging_helpers import envelope
-from tests.support.processes import free_port, port_open
+from tests.support.processes import Palermo, free_port, port_open
 
 MESSAGES = int(os.environ.get("PALERMO_FAULT_MESSAGES", "10000"))
 SENDERS = 8
 RABBIT = "amqp://guest:guest@127.0.0.1:5672//"
 PG_PAUSE_SECONDS = 10.0
-WORKER = [sys.executable, "-m", "broker.cli", "worker", "--pool", "prefork", "--concurrency", "2"]
+WORKER = ["worker", "--pool", "prefork", "--concurrency", "2"]
 
 
 def _env(s: Settings) -> dict[str, str]:
@@ -67,38 +66,8 @@ def _env(s: Settings) -> dict[str, str]:
     return env
 
 
-@dataclass
-class Worker:
-    env: dict[str, str]
-    queue: str
-    log: Path
-    proc: subprocess.Popen[bytes] | None = None
-    kills: int = 0
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [*WORKER, "--queues", self.queue, "--hostname", f"{self.queue}@%h"],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: SIGKILL reaches the children
-            )
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        self.kills += 1
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+def _worker(env: dict[str, str], queue: str, log: Path) -> Palermo:
+    return Palermo([*WORKER, "--queues", queue, "--hostname", f"{queue}@%h"], env, log)
 
 
 @dataclass
@@ -190,7 +159,7 @@ def test_no_message_lost_or_doubled_through_worker_broker_and_database_faults(
     env = _env(settings)
     dbname = settings.resolved_database_url.rsplit("/", 1)[1]
     queue = f"palermo-faults-{os.getpid()}-{time.monotonic_ns()}"
-    worker = Worker(env, queue, tmp_path / "worker.log")
+    worker = _worker(env, queue, tmp_path / "worker.log")
     api_log = (tmp_path / "api.log").open("wb")
     api = subprocess.Popen(
         [sys.executable, "-m", "broker.cli", "serve", "--port", str(port)],

@@ -17,9 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -37,7 +34,7 @@ from tests.conftest import TEST_DB, Api, World, need_service
 from tests.integration.audit_helpers import export, sequence, verifier_key, verify
 from tests.integration.messaging_helpers import envelope
 from tests.integration.test_faults import _env, _rabbitmqctl, _token
-from tests.support.processes import free_port, wait_for_port
+from tests.support.processes import Palermo, free_port, wait_for_port
 
 MESSAGES = int(os.environ.get("PALERMO_SCALE_MESSAGES", "5000"))
 CLIENTS = 16
@@ -106,41 +103,6 @@ class Balancer:
                     dst.close()
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-
-@dataclass
-class Proc:
-    """A ``palermo`` process that can be killed with SIGKILL and started again."""
-
-    args: list[str]
-    env: dict[str, str]
-    log: Path
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "broker.cli", *self.args],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # SIGKILL to the group reaches a worker's children
-            )
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
 
 
 @dataclass
@@ -225,18 +187,18 @@ def test_two_apis_and_two_workers_lose_nothing_when_one_of_each_is_killed(
         }
         ports = [free_port(), free_port()]
         servers = [
-            Proc(["serve", "--port", str(p)], env, tmp_path / f"api-{i}.log")
+            Palermo(["serve", "--port", str(p)], env, tmp_path / f"api-{i}.log")
             for i, p in enumerate(ports)
         ]
         workers = [
-            Proc(
+            Palermo(
                 ["worker", "--pool", "prefork", "--concurrency", "2", "--hostname", f"w{i}@%h"],
                 env,
                 tmp_path / f"worker-{i}.log",
             )
             for i in range(2)
         ]
-        beat = Proc(["beat"], env, tmp_path / "beat.log")
+        beat = Palermo(["beat"], env, tmp_path / "beat.log")
         clients = Clients()
         began = time.monotonic()
         faults: list[str] = []
