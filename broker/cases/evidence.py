@@ -26,6 +26,7 @@ from typing import BinaryIO
 from urllib.parse import quote
 
 import anyio
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.cases.models import Case, EvidenceFile
@@ -201,6 +202,46 @@ async def record_upload(
 def open_key(node: NodeContext, row: EvidenceFile) -> bytes:
     assert row.key_for_node is not None
     return crypto.secretbox_decrypt(node.master_key, row.key_for_node)
+
+
+async def seal_missing_copies(
+    session: AsyncSession, *, node: NodeContext, after: str = "", limit: int = 500
+) -> tuple[int, str | None]:
+    """Seal the key of up to ``limit`` evidence files with an id above ``after``, not erased,
+    that lack a party's copy (uploaded before revision 0013 brought sealed copies, or while
+    the party had no encryption key), to each of the case's two parties that has an
+    encryption key now; return how many copies were sealed and the last file id looked at
+    (None when none was left). An existing copy is never replaced. Flushes."""
+    rows = (
+        await session.execute(
+            select(EvidenceFile, Case.requesting_id, Case.requested_id)
+            .join(Case, Case.id == EvidenceFile.case_id)
+            .where(
+                EvidenceFile.id > after,
+                EvidenceFile.erased_at.is_(None),
+                EvidenceFile.key_for_node.is_not(None),
+                or_(
+                    EvidenceFile.key_for_requesting.is_(None),
+                    EvidenceFile.key_for_requested.is_(None),
+                ),
+            )
+            .order_by(EvidenceFile.id)
+            .limit(limit)
+        )
+    ).all()
+    sealed = 0
+    for f, requesting, requested in rows:
+        keys = await encryption_keys(session, requesting, requested)
+        if f.key_for_requesting is None and requesting in keys:
+            f.requesting_enc_kid, public = keys[requesting]
+            f.key_for_requesting = crypto.seal(public, open_key(node, f))
+            sealed += 1
+        if f.key_for_requested is None and requested in keys:
+            f.requested_enc_kid, public = keys[requested]
+            f.key_for_requested = crypto.seal(public, open_key(node, f))
+            sealed += 1
+    await session.flush()
+    return sealed, rows[-1][0].id if rows else None
 
 
 # --- names, media types and download headers -------------------------------------------------

@@ -138,6 +138,19 @@ async def tick_case(
     return raised
 
 
+_PURPOSE_KEYS = frozenset({"purpose", "permitted_purposes"})
+
+
+def without_purposes(value: Any) -> Any:
+    """``value`` (a case's terms, an event's details) without any purpose in it, at any
+    depth (a consent in the terms names one)."""
+    if isinstance(value, dict):
+        return {k: without_purposes(v) for k, v in value.items() if k not in _PURPOSE_KEYS}
+    if isinstance(value, list):
+        return [without_purposes(v) for v in value]
+    return value
+
+
 async def expire(
     session: AsyncSession,
     *,
@@ -177,6 +190,13 @@ async def expire(
     case.request_ciphertext = None
     case.request_key = None
     case.erased_at = now
+    # The declared purposes, free text that may name a person, go with the content: from the
+    # case, its terms and its events' metadata (the leaves commit to them; the texts go below).
+    case.purpose = None
+    case.terms = without_purposes(case.terms)
+    for ev in loaded.events:
+        if ev.details:
+            ev.details = without_purposes(ev.details)
     await record_event(
         session,
         kind=AuditKind.CONTENT_ERASED,
@@ -295,6 +315,8 @@ class Erased:
 
     messages: list[str]
     cases: list[str]
+    sealed: int = 0
+    """Key copies sealed to parties that lacked one (``seal_missing_copies``)."""
 
 
 async def erase_due(
@@ -308,7 +330,8 @@ async def erase_due(
     """Erase everything whose retention ended by ``now`` (P17): each due case through its
     retention expiry (a transaction per case), then plain messages in batches of ``batch``
     (a transaction per batch), each item with its ``content:erased`` leaf. Plain messages
-    from before deadlines existed get the node's default deadline first."""
+    from before deadlines existed get the node's default deadline first; what is kept and
+    lacks a party's sealed key copy gets it last."""
     async with db.session() as session:
         case_ids = list(
             (
@@ -346,7 +369,30 @@ async def erase_due(
             break
     if erased or cases:
         await _checkpoint_sqlite(db)
-    return Erased(messages=erased, cases=cases)
+    return Erased(messages=erased, cases=cases, sealed=await seal_missing_copies(db, node, batch))
+
+
+async def seal_missing_copies(db: Database, node: NodeContext, batch: int = 500) -> int:
+    """Seal the content keys of messages and evidence files that lack a party's copy to
+    that party's encryption key current now, in batches of ``batch`` (a transaction each);
+    return how many copies. What has no copy is older than sealed copies (evidence before
+    revision 0013) or was stored while the party had no encryption key."""
+    sealed = 0
+    after: str | None = ""
+    while after is not None:
+        async with db.session() as session:
+            done = await messages.seal_missing_copies(session, node=node, after=after, limit=batch)
+            await session.commit()
+        sealed, after = sealed + done.sealed, done.last_id
+    after = ""
+    while after is not None:
+        async with db.session() as session:
+            count, after = await evidence.seal_missing_copies(
+                session, node=node, after=after, limit=batch
+            )
+            await session.commit()
+        sealed += count
+    return sealed
 
 
 async def _checkpoint_sqlite(db: Database) -> None:

@@ -34,6 +34,11 @@ def erase() -> dict[str, int]:
         return await erase_due(db, node, CaseConfig.from_settings(settings), utcnow())
 
     done = runtime.run(run)
-    if done.messages or done.cases:
-        log.info("retention erasure", messages=len(done.messages), cases=len(done.cases))
-    return {"messages": len(done.messages), "cases": len(done.cases)}
+    if done.messages or done.cases or done.sealed:
+        log.info(
+            "retention erasure",
+            messages=len(done.messages),
+            cases=len(done.cases),
+            sealed=done.sealed,
+        )
+    return {"messages": len(done.messages), "cases": len(done.cases), "sealed": done.sealed}

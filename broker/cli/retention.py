@@ -41,6 +41,8 @@ def cmd_retention_erase(args: argparse.Namespace) -> int:
         f"{len(done.cases)} case(s), {len(done.messages)} message(s) erased "
         f"at {now:%Y-%m-%dT%H:%M:%SZ}"
     )
+    if done.sealed:
+        print(f"{done.sealed} key copy(ies) sealed to parties that had none")
     return 0
 
 

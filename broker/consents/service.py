@@ -289,7 +289,7 @@ async def request_consent(
         provider=held.provider_id,
         requester=caller.participant_id,
         recipient=create.recipient,
-        purpose=create.purpose,
+        texts={"purpose": create.purpose},
         request_message_id=outcome.message_id,
     )
     return consent
@@ -411,7 +411,7 @@ async def answer_consent(
         provider=consent.provider_id,
         requester=consent.requester_id,
         recipient=consent.recipient_id,
-        purpose=consent.purpose,
+        texts={"purpose": consent.purpose},
         grounds=list(answer.grounds) or None,
         conditions=len(answer.conditions) or None,
         valid_until=valid_until,

@@ -59,6 +59,7 @@ from broker.messages.review import (
     extend_message_retention,
     review_opens,
 )
+from broker.messages.sealing import SealPass, seal_missing_copies
 from broker.messages.signing import Signed, parse_payload, verified_submission
 
 __all__ = [
@@ -73,6 +74,7 @@ __all__ = [
     "MessageFilter",
     "Refused",
     "ReviewTerms",
+    "SealPass",
     "SealedItem",
     "Signed",
     "accept",
@@ -111,6 +113,7 @@ __all__ = [
     "record_reminder_leaf",
     "reject",
     "review_opens",
+    "seal_missing_copies",
     "shown_for",
     "sign_and_accept",
     "submit",

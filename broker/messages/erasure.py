@@ -3,9 +3,10 @@
 Erasing a message destroys every wrapped copy of its content key (the node's, and the copies
 sealed to the sender and to the recipient) and deletes its ciphertext; the row keeps the
 metadata the audit log and the statistics need (parties, type, times, digest, policy
-decision) and ``erased_at``. Its outbox row, if it was never delivered, goes too: there is
-nothing left to deliver. Each erased message gets one ``content:erased`` audit leaf, in the
-caller's transaction.
+decision) and ``erased_at``. Its declared purpose, free text that may name a person, goes
+too: from the row, from its terms, and the text its audit leaf commits to. Its outbox row,
+if it was never delivered, goes as well: there is nothing left to deliver. Each erased
+message gets one ``content:erased`` audit leaf, in the caller's transaction.
 
 Invariants: an erased message has ``ciphertext``, ``key_for_node``, ``key_for_sender`` and
 ``key_for_recipient`` NULL and ``erased_at`` set; nothing is erased before its
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.core.context import NO_ACTOR, NodeContext
 from broker.messages.keys import as_utc
-from broker.messages.models import Message, MessageApproval, OutboxEntry
+from broker.messages.models import Message, MessageApproval, MessageTerms, OutboxEntry
 from broker.oversight.service import AuditKind, erase_texts, record_event
 
 
@@ -44,6 +45,7 @@ async def erase_messages(
         m.key_for_node = None
         m.key_for_sender = None
         m.key_for_recipient = None
+        m.purpose = None
         m.erased_at = now
         erased.append(m.id)
         await record_event(
@@ -61,8 +63,15 @@ async def erase_messages(
         )
     if erased:
         await session.execute(delete(OutboxEntry).where(OutboxEntry.message_id.in_(erased)))
-        # The justifications of their readings, and any review's reasons, go with them; so
-        # do the reasons of a supervisor who rejected one held for approval.
+        await session.execute(
+            update(MessageTerms)
+            .where(MessageTerms.message_id.in_(erased))
+            .values(original_purpose=None, permitted_purposes=[])
+            .execution_options(synchronize_session=False)
+        )
+        # The justifications of their readings, any review's reasons and their purposes (the
+        # texts their leaves commit to) go with them; so do the reasons of a supervisor who
+        # rejected one held for approval.
         await erase_texts(session, message_ids=erased)
         await session.execute(
             update(MessageApproval)

@@ -75,8 +75,14 @@ from broker.messages.signing import (
     verified_payload,
     verified_submission,
 )
-from broker.oversight.models import AuditEvent
-from broker.oversight.service import AuditKind, audit_row, record_event
+from broker.oversight.models import AuditEvent, AuditText
+from broker.oversight.service import (
+    AuditKind,
+    audit_row,
+    commit_texts,
+    kept_text_rows,
+    record_event,
+)
 from broker.policy.service import NodePolicy
 from policies.model import Decision, Obligation
 
@@ -253,6 +259,11 @@ _PG_STORE = HotStatement(
     ), a AS (
         INSERT INTO audit_events (event_id, kind, message_id, participant_id, created_at, leaf)
         SELECT :event_id, :kind, id, :participant_id, :event_created_at, :leaf FROM m
+    ), t AS (
+        INSERT INTO audit_texts (event_id, field, text, salt, message_id, case_id)
+        SELECT :event_id, CAST(:text_field AS varchar), CAST(:text AS text),
+            CAST(:text_salt AS bytea), id, :case_id
+        FROM m WHERE CAST(:text_field AS varchar) IS NOT NULL
     )
     SELECT id FROM m
     """
@@ -268,22 +279,16 @@ async def store_accepted(
     row: dict[str, Any],
     outbox: dict[str, Any] | None,
     audit: dict[str, Any],
+    texts: Sequence[dict[str, Any]] = (),
 ) -> bool:
-    """Insert the message, and its outbox row (none for a message held for approval) and
-    audit leaf, unless its id is taken. True when this call stored them."""
+    """Insert the message, and its outbox row (none for a message held for approval), audit
+    leaf and the texts the leaf commits to (``audit_texts`` rows), unless its id is taken.
+    True when this call stored them. On PostgreSQL a message with an outbox row and at most
+    one text is one statement."""
     connection = await session.connection()
-    if outbox is None:
-        if connection.dialect.name == "postgresql":
-            statement = pg_insert(_MESSAGES).on_conflict_do_nothing(index_elements=["id"])
-            if not (await connection.execute(statement.returning(_M.id), row)).first():
-                return False
-        else:
-            await connection.execute(_SQLITE_INSERT_MESSAGE, row)
-            if not (await connection.execute(_SQLITE_CHANGES)).scalar_one():
-                return False
-        await connection.execute(insert(AuditEvent), [audit])
-        return True
-    if connection.dialect.name == "postgresql":
+    postgres = connection.dialect.name == "postgresql"
+    if postgres and outbox is not None and len(texts) <= 1:
+        (kept,) = texts or ({},)
         values = {
             **row,
             "policy_rules": orjson.dumps(row["policy_rules"]).decode(),
@@ -293,13 +298,24 @@ async def store_accepted(
             "event_created_at": audit["created_at"],
             "leaf": audit["leaf"],
             "priority": outbox["priority"],
+            "text_field": kept.get("field"),
+            "text": kept.get("text"),
+            "text_salt": kept.get("salt"),
         }
         return bool(await _PG_STORE.rows(session, values))
-    await connection.execute(_SQLITE_INSERT_MESSAGE, row)
-    if not (await connection.execute(_SQLITE_CHANGES)).scalar_one():
-        return False
-    await connection.execute(insert(OutboxEntry), [outbox])
+    if postgres:
+        statement = pg_insert(_MESSAGES).on_conflict_do_nothing(index_elements=["id"])
+        if not (await connection.execute(statement.returning(_M.id), row)).first():
+            return False
+    else:
+        await connection.execute(_SQLITE_INSERT_MESSAGE, row)
+        if not (await connection.execute(_SQLITE_CHANGES)).scalar_one():
+            return False
+    if outbox is not None:
+        await connection.execute(insert(OutboxEntry), [outbox])
     await connection.execute(insert(AuditEvent), [audit])
+    if texts:
+        await connection.execute(insert(AuditText), list(texts))
     return True
 
 
@@ -448,13 +464,15 @@ async def accept(
         "sender": payload.sender,
         "recipient": payload.recipient,
         "legal_basis": payload.legal_basis,
-        "purpose": payload.purpose,
         "case_id": str(payload.case_id) if payload.case_id else None,
         "forwarded_from": str(payload.forwarded_from) if payload.forwarded_from else None,
         "envelope_sha256": envelope.digest,
         "policy_pack": decision.pack_hash,
         "policy_rules": [r.rule_id for r in decision.reasons],
     }
+    # The declared purpose may name a person ("investigation into Mario Rossi"): the leaf
+    # commits to it and the text is kept in ``audit_texts``, erased with the message.
+    texts = {"purpose": payload.purpose}
     required = (
         [] if request.approved_by_workflow else approvals.approval_obligations(decision.obligations)
     )
@@ -470,6 +488,9 @@ async def accept(
             actor=caller.actor(),
             participant_id=payload.sender,
             message_id=message_id,
+            # A refused message is never stored, so its purpose has the default deadline.
+            texts=texts,
+            texts_until=now + dt.timedelta(days=node.retention_message_days),
             **base_fields,
             **audit_fields,
         )
@@ -535,6 +556,7 @@ async def accept(
         "priority": OutboxPriority.of(payload.urgent).value,
     }
     kind, audit_fields = _acceptance_leaf(request, required)
+    commitments, kept = commit_texts(texts)
     audit = audit_row(
         kind=kind,
         node=node.node_id,
@@ -546,8 +568,16 @@ async def accept(
         handling=row["handling_code"],
         **base_fields,
         **audit_fields,
+        **commitments,
     )
-    if not await store_accepted(session, row, None if required else outbox, audit):
+    kept_rows = kept_text_rows(
+        kept,
+        event_id=audit["event_id"],
+        message_id=message_id,
+        case_id=base_fields["case_id"],
+        until=None,
+    )
+    if not await store_accepted(session, row, None if required else outbox, audit, kept_rows):
         # This id is taken: the same envelope again (answer as the first time), a concurrent
         # submission of it that committed first, or other content (a replay conflict).
         existing = await _existing_answer(session, node, message_id, envelope.digest)

@@ -157,6 +157,45 @@ def commitment(salt: bytes, text: str) -> str:
     return hashlib.sha256(salt + text.encode("utf-8")).hexdigest()
 
 
+def commit_texts(
+    texts: Mapping[str, str | None],
+) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """The leaf's ``<field>_commitment`` fields for free text that may name a person (a
+    justification, a review's reasons, a declared purpose), and the texts with their salts
+    to keep in ``audit_texts`` (``kept_text_rows`` completes them). Empty texts are left out."""
+    fields: dict[str, str] = {}
+    kept: list[dict[str, Any]] = []
+    for name, text in texts.items():
+        if not text:
+            continue
+        salt = secrets.token_bytes(TEXT_SALT_BYTES)
+        fields[f"{name}_commitment"] = commitment(salt, text)
+        kept.append({"field": name, "text": text, "salt": salt})
+    return fields, kept
+
+
+def kept_text_rows(
+    kept: Sequence[Mapping[str, Any]],
+    *,
+    event_id: str,
+    message_id: str | None,
+    case_id: str | None,
+    until: dt.datetime | None,
+) -> list[dict[str, Any]]:
+    """The ``audit_texts`` rows of ``commit_texts``' kept texts for the leaf ``event_id``:
+    erased with ``message_id`` or ``case_id``, or at ``until``."""
+    return [
+        {
+            **k,
+            "event_id": event_id,
+            "message_id": message_id,
+            "case_id": case_id,
+            "retention_until": until,
+        }
+        for k in kept
+    ]
+
+
 async def record_event(
     session: AsyncSession,
     *,
@@ -166,22 +205,20 @@ async def record_event(
     participant_id: str | None = None,
     message_id: str | None = None,
     at: dt.datetime | None = None,
-    texts: Mapping[str, str] | None = None,
+    texts: Mapping[str, str | None] | None = None,
     texts_until: dt.datetime | None = None,
     **fields: Any,
 ) -> str:
     """Write one audit leaf in the session's transaction; return its event id.
 
-    ``texts`` (a justification, a review's reasons: free text that may name a person) do not
-    go into the leaf: it carries ``<field>_commitment`` instead, and the text with its salt
-    goes to ``audit_texts``, erased with the message or case the leaf names (``message_id``,
-    ``fields["case_id"]``), or at ``texts_until`` (default: five years) for a leaf about
-    neither."""
-    kept: list[dict[str, Any]] = []
-    for name, text in (texts or {}).items():
-        salt = secrets.token_bytes(TEXT_SALT_BYTES)
-        fields[f"{name}_commitment"] = commitment(salt, text)
-        kept.append({"field": name, "text": text, "salt": salt})
+    ``texts`` (a justification, a review's reasons, a purpose: free text that may name a
+    person) do not go into the leaf: it carries ``<field>_commitment`` instead, and the text
+    with its salt goes to ``audit_texts``, erased with the message or case the leaf names
+    (``message_id``, ``fields["case_id"]``), or at ``texts_until`` (default: five years for a
+    leaf about neither; give it for a leaf about an item that is never stored, such as a
+    refused message)."""
+    commitments, kept = commit_texts(texts or {})
+    fields.update(commitments)
     row = audit_row(
         kind=kind,
         node=node,
@@ -198,16 +235,13 @@ async def record_event(
         until = texts_until or (row["created_at"] + TEXT_DEFAULT_RETENTION if about_none else None)
         await session.execute(
             insert(AuditText),
-            [
-                {
-                    **k,
-                    "event_id": row["event_id"],
-                    "message_id": message_id,
-                    "case_id": case_id,
-                    "retention_until": until,
-                }
-                for k in kept
-            ],
+            kept_text_rows(
+                kept,
+                event_id=str(row["event_id"]),
+                message_id=message_id,
+                case_id=case_id,
+                until=until,
+            ),
         )
     return str(row["event_id"])
 
@@ -785,9 +819,11 @@ __all__ = [
     "build_leaf",
     "canonical_json",
     "checkpoint_note_at",
+    "commit_texts",
     "consistency",
     "export_bundle",
     "inclusion_proofs",
+    "kept_text_rows",
     "latest_checkpoint",
     "list_entries",
     "plan_export",
