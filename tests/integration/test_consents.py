@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from tests.conftest import Api, count_rows
+from tests.integration.audit_helpers import kept_text
 from tests.integration.messaging_helpers import relay
 from tests.integration.test_forward import FIU_DISCLOSURE, delivered, forward, problem, register
 
@@ -106,6 +107,9 @@ def test_consent_granted_widens_exactly_its_recipient_and_purpose(
     assert granted_leaves[0]["answer_message_id"] == answer["answer_message_id"]
     assert granted_leaves[0]["recipient"] == "de.bka"
     assert "reasons" not in granted_leaves[0]  # free text stays out of the log
+    # The purpose may name a person: the leaves commit to it, the text is kept beside them.
+    for leaf in (requested[0], granted_leaves[0]):
+        assert kept_text(sync_engine, leaf, "purpose") == consent["purpose"]
 
 
 def test_a_consent_counts_only_for_the_material_it_was_given_for(api: Api) -> None:

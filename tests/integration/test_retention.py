@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, bindparam, text
 from sqlalchemy.engine import make_url
 
 from broker.cases.scheduler import Erased, erase_due
@@ -297,6 +297,34 @@ def test_an_mla_case_past_retention_is_shredded_with_every_envelope_and_file(
     assert {("message", mid) for mid in notices} <= named
     assert len(leaves) == len(message_ids) + len(notices) + 2
     assert all(leaf["case_id"] == case["id"] for leaf in leaves)
+    # Its purposes (free text) go with it: from the case, its terms and its events' details;
+    # the events' leaves only ever held commitments, whose texts are gone too.
+    with sync_engine.connect() as c:
+        purpose, terms = c.execute(
+            text("SELECT purpose, terms FROM cases WHERE id = :c"), {"c": case["id"]}
+        ).one()
+        details = c.execute(
+            text("SELECT details FROM case_events WHERE case_id = :c"), {"c": case["id"]}
+        ).all()
+        kept = c.execute(
+            text("SELECT count(*) FROM audit_texts WHERE case_id = :c"), {"c": case["id"]}
+        ).scalar_one()
+    assert purpose is None
+    assert '"purpose' not in json.dumps(terms)
+    assert all('"purpose' not in json.dumps(d[0]) for d in details)
+    assert kept == 0
+    with sync_engine.connect() as c:
+        case_leaves = [
+            json.loads(bytes(r[0]))
+            for r in c.execute(
+                text("SELECT leaf FROM audit_events WHERE message_id IN :ids").bindparams(
+                    bindparam("ids", expanding=True)
+                ),
+                {"ids": message_ids},
+            )
+        ]
+    assert any("purpose_commitment" in leaf for leaf in case_leaves)
+    assert not any("purpose" in leaf for leaf in case_leaves)
     assert_log_verifies(api, tmp_path)
     assert_nowhere(api, [MARKER.encode(), *blobs, *request_blobs, file_key])
 
