@@ -246,6 +246,39 @@ async def record_event(
     return str(row["event_id"])
 
 
+@dataclass(frozen=True)
+class KeptText:
+    """A text a leaf commits to (``<field>_commitment``), as ``audit_texts`` keeps it:
+    ``text`` None once erased with its item; ``matches`` whether SHA-256(salt || text)
+    equals the leaf's commitment (a kept text that does not match was changed)."""
+
+    field: str
+    text: str | None
+    matches: bool | None
+
+
+async def kept_texts(session: AsyncSession, leaf: Mapping[str, Any]) -> list[KeptText]:
+    """The texts ``leaf`` commits to, in field order, each checked against its commitment."""
+    names = sorted(k.removesuffix("_commitment") for k in leaf if k.endswith("_commitment"))
+    if not names:
+        return []
+    rows = await session.execute(
+        select(AuditText.field, AuditText.text, AuditText.salt).where(
+            AuditText.event_id == str(leaf.get("event_id")), AuditText.field.in_(names)
+        )
+    )
+    kept = {str(f): (str(t), bytes(salt)) for f, t, salt in rows.all()}
+    out = []
+    for name in names:
+        if name not in kept:
+            out.append(KeptText(name, None, None))
+            continue
+        text, salt = kept[name]
+        expected = str(leaf[f"{name}_commitment"])
+        out.append(KeptText(name, text, commitment(salt, text) == expected))
+    return out
+
+
 async def erase_texts(
     session: AsyncSession,
     *,
@@ -814,6 +847,7 @@ __all__ = [
     "EntryFilter",
     "EntrySearch",
     "ExportPlan",
+    "KeptText",
     "PublishedCheckpoint",
     "audit_row",
     "build_leaf",
@@ -824,6 +858,7 @@ __all__ = [
     "export_bundle",
     "inclusion_proofs",
     "kept_text_rows",
+    "kept_texts",
     "latest_checkpoint",
     "list_entries",
     "plan_export",

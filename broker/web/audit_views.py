@@ -206,14 +206,18 @@ async def audit_entry(
     size, _root, proofs = await service.inclusion_proofs(
         session, viewer=_viewer(user), index=index, tree_size=published.size, limit=1
     )
-    await session.commit()
     entry, proof = proofs[0]
+    fields = _leaf_fields(entry.leaf)
+    # The free text the leaf commits to (a purpose, a justification), while it is kept.
+    texts = await service.kept_texts(session, fields)
+    await session.commit()
     row = _row(entry, proof, size)
     context = {
         "checkpoint": _checkpoint_context(published),
         "row": row,
         "rows": [row],
-        "fields": sorted(_leaf_fields(entry.leaf).items()),
+        "fields": sorted(fields.items()),
+        "texts": texts,
     }
     return render(request, "audit_entry.html", context, user=user)
 

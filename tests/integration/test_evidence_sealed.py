@@ -106,3 +106,43 @@ def test_a_party_opens_its_copy_with_its_own_key(api: Api, sync_engine: Engine) 
         ).one()
     assert tuple(keys) == (None, None, None)
     assert _sealed(api, case["id"], file_id).status_code == 410
+
+
+def test_a_file_without_a_partys_copy_gets_one_in_the_next_pass(
+    api: Api, sync_engine: Engine
+) -> None:
+    """A file uploaded before revision 0013 (or while a party had no encryption key) has the
+    node's copy only; the erasure pass seals its key to the party's current key, and the
+    party then opens its own copy."""
+    use_clock(api, FakeClock())
+    set_clocks(api, {}, retention=dt.timedelta(days=30))
+    key = _self_held_encryption_key(api, REQUESTING)
+    case = to_execution(api)
+    file_id = upload(api, case["id"], DRAFTER, CONTENT)
+    with sync_engine.begin() as c:
+        c.execute(
+            text(
+                "UPDATE evidence_files SET key_for_requesting = NULL, requesting_enc_kid = NULL "
+                "WHERE id = :f"
+            ),
+            {"f": file_id},
+        )
+    assert _sealed(api, case["id"], file_id).status_code == 409
+
+    done = erase_at(api, dt.datetime.now(dt.UTC))
+    assert done.sealed == 1
+    assert done.messages == []
+    r = _sealed(api, case["id"], file_id)
+    assert r.status_code == 200, r.text
+    assert r.headers["x-enc-kid"] == key.kid
+    opened = open_sealed_evidence(
+        key,
+        file_id=file_id,
+        sealed_key=r.headers["x-sealed-key"],
+        enc_kid=r.headers["x-enc-kid"],
+        chunk_count=int(r.headers["x-chunk-count"]),
+        sha256=r.headers["x-content-sha256"],
+        data=io.BytesIO(r.content),
+    )
+    assert opened == CONTENT
+    assert erase_at(api, dt.datetime.now(dt.UTC)).sealed == 0  # an existing copy stays

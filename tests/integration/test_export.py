@@ -6,6 +6,7 @@ on the client side. Each page is one logged consultation (LED art. 25)."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 from pathlib import Path
@@ -21,6 +22,7 @@ from broker.core import crypto
 from tests.conftest import Api
 from tests.integration.audit_helpers import kept_text
 from tests.integration.messaging_helpers import envelope, relay
+from tests.integration.test_retention import erase_at
 
 WHY = "keeping our own record of the exchanges"
 
@@ -134,3 +136,26 @@ def test_the_cli_writes_what_opens_and_reports_the_rest(
     assert [line["id"] for line in lines] == [mid]
     assert lines[0]["role"] == "sender"
     assert "exported 1 messages, 1 not opened" in capsys.readouterr().err
+
+
+def test_a_message_without_the_partys_copy_gets_one_in_the_next_pass(
+    api: Api, sync_engine: Engine
+) -> None:
+    """A message accepted while its sender had no encryption key has no sealed copy for it;
+    the erasure pass seals the content key to the key the sender holds now."""
+    key = _self_held_encryption_key(api, "de.bka")
+    mid = _send(api, {"summary": "vessel without a copy"})
+    with sync_engine.begin() as c:
+        c.execute(
+            text("UPDATE messages SET key_for_sender = NULL, sender_enc_kid = NULL WHERE id = :m"),
+            {"m": mid},
+        )
+    with _client(api) as client:
+        (item,) = [i for i in client.export(WHY) if i["id"] == mid]
+    with pytest.raises(ExportError):
+        open_exported(key, item)
+    assert erase_at(api, dt.datetime.now(dt.UTC)).sealed == 1
+    with _client(api) as client:
+        (item,) = [i for i in client.export(WHY) if i["id"] == mid]
+    env = open_exported(key, item)
+    assert orjson.loads(base64.b64decode(env["payload"]))["id"] == mid
