@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine, text
 
 from audit import Ed25519Verifier, leaf_hash, open_checkpoint, verify_consistency, verify_inclusion
 from tests.conftest import Api
@@ -218,3 +219,28 @@ def test_the_consistency_proof_the_browser_asks_for_verifies(api: Api) -> None:
 def test_before_the_first_checkpoint_the_page_says_so(api: Api) -> None:
     page = _page(api, "oversight", "/audit")
     assert "No checkpoint has been published yet" in page
+
+
+def test_an_entry_page_shows_the_texts_its_leaf_commits_to_while_kept(
+    api: Api, sync_engine: Engine
+) -> None:
+    """A purpose is not in the leaf; the entry page shows it beside the leaf while it is
+    kept, checked against the commitment, and says so when a kept text was changed."""
+    run_scenario(api, messages=1)
+    index = _rows(_page(api, "oversight", "/audit?kind=message:accepted"))[0]["index"]
+    with sync_engine.connect() as c:
+        purpose = c.execute(
+            text(
+                "SELECT t.text FROM audit_texts t JOIN audit_events e ON e.event_id = t.event_id "
+                "JOIN audit_log l ON l.event_ref = e.id WHERE l.idx = :i AND t.field = 'purpose'"
+            ),
+            {"i": index},
+        ).scalar_one()
+    page = _page(api, "oversight", f"/audit/entries/{index}")
+    assert "Texts kept beside the leaf" in page
+    assert html.escape(purpose) in page
+    assert "Matches the commitment" in page
+    with sync_engine.begin() as c:
+        c.execute(text("UPDATE audit_texts SET text = 'something else' WHERE field = 'purpose'"))
+    page = _page(api, "oversight", f"/audit/entries/{index}")
+    assert "Does not match the commitment" in page
