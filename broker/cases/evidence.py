@@ -19,7 +19,7 @@ import hashlib
 import os
 import re
 import unicodedata
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -35,7 +35,7 @@ from broker.core.chunks import ChunksCorrupt, open_chunks, seal_chunk
 from broker.core.context import Caller, NodeContext
 from broker.core.errors import PayloadTooLarge, SchemaViolation
 from broker.core.text import name_text
-from broker.messages import encryption_keys
+from broker.messages import SealPass, encryption_keys
 from broker.oversight.service import AuditKind, record_event
 
 CHUNK_SIZE = 1024 * 1024
@@ -151,15 +151,8 @@ async def record_upload(
     case = await session.get(Case, case_id)
     assert case is not None
     keys = await encryption_keys(session, case.requesting_id, case.requested_id)
-
-    def sealed(participant: str) -> tuple[bytes | None, str | None]:
-        if participant not in keys:
-            return None, None
-        kid, public = keys[participant]
-        return crypto.seal(public, key), kid
-
-    for_requesting, requesting_kid = sealed(case.requesting_id)
-    for_requested, requested_kid = sealed(case.requested_id)
+    for_requesting, requesting_kid = _sealed_to(keys, case.requesting_id, key)
+    for_requested, requested_kid = _sealed_to(keys, case.requested_id, key)
     row = EvidenceFile(
         id=file_id,
         case_id=case_id,
@@ -199,6 +192,17 @@ async def record_upload(
     return row
 
 
+def _sealed_to(
+    keys: Mapping[str, tuple[str, bytes]], participant: str, key: bytes
+) -> tuple[bytes | None, str | None]:
+    """``key`` sealed to ``participant``'s current encryption key, with its kid; (None, None)
+    when the participant has none."""
+    if participant not in keys:
+        return None, None
+    kid, public = keys[participant]
+    return crypto.seal(public, key), kid
+
+
 def open_key(node: NodeContext, row: EvidenceFile) -> bytes:
     assert row.key_for_node is not None
     return crypto.secretbox_decrypt(node.master_key, row.key_for_node)
@@ -206,12 +210,12 @@ def open_key(node: NodeContext, row: EvidenceFile) -> bytes:
 
 async def seal_missing_copies(
     session: AsyncSession, *, node: NodeContext, after: str = "", limit: int = 500
-) -> tuple[int, str | None]:
+) -> SealPass:
     """Seal the key of up to ``limit`` evidence files with an id above ``after``, not erased,
     that lack a party's copy (uploaded before revision 0013 brought sealed copies, or while
     the party had no encryption key), to each of the case's two parties that has an
-    encryption key now; return how many copies were sealed and the last file id looked at
-    (None when none was left). An existing copy is never replaced. Flushes."""
+    encryption key now (the pass as ``broker.messages.seal_missing_copies`` does for
+    messages). An existing copy is never replaced. Flushes."""
     rows = (
         await session.execute(
             select(EvidenceFile, Case.requesting_id, Case.requested_id)
@@ -232,16 +236,21 @@ async def seal_missing_copies(
     sealed = 0
     for f, requesting, requested in rows:
         keys = await encryption_keys(session, requesting, requested)
-        if f.key_for_requesting is None and requesting in keys:
-            f.requesting_enc_kid, public = keys[requesting]
-            f.key_for_requesting = crypto.seal(public, open_key(node, f))
-            sealed += 1
-        if f.key_for_requested is None and requested in keys:
-            f.requested_enc_kid, public = keys[requested]
-            f.key_for_requested = crypto.seal(public, open_key(node, f))
-            sealed += 1
+        missing = [
+            p
+            for p, copy in ((requesting, f.key_for_requesting), (requested, f.key_for_requested))
+            if copy is None and p in keys
+        ]
+        if not missing:
+            continue
+        key = open_key(node, f)
+        if requesting in missing:
+            f.key_for_requesting, f.requesting_enc_kid = _sealed_to(keys, requesting, key)
+        if requested in missing:
+            f.key_for_requested, f.requested_enc_kid = _sealed_to(keys, requested, key)
+        sealed += len(missing)
     await session.flush()
-    return sealed, rows[-1][0].id if rows else None
+    return SealPass(sealed, rows[-1][0].id if rows else None)
 
 
 # --- names, media types and download headers -------------------------------------------------

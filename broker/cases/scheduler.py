@@ -378,20 +378,13 @@ async def seal_missing_copies(db: Database, node: NodeContext, batch: int = 500)
     return how many copies. What has no copy is older than sealed copies (evidence before
     revision 0013) or was stored while the party had no encryption key."""
     sealed = 0
-    after: str | None = ""
-    while after is not None:
-        async with db.session() as session:
-            done = await messages.seal_missing_copies(session, node=node, after=after, limit=batch)
-            await session.commit()
-        sealed, after = sealed + done.sealed, done.last_id
-    after = ""
-    while after is not None:
-        async with db.session() as session:
-            count, after = await evidence.seal_missing_copies(
-                session, node=node, after=after, limit=batch
-            )
-            await session.commit()
-        sealed += count
+    for seal in (messages.seal_missing_copies, evidence.seal_missing_copies):
+        after: str | None = ""
+        while after is not None:
+            async with db.session() as session:
+                done = await seal(session, node=node, after=after, limit=batch)
+                await session.commit()
+            sealed, after = sealed + done.sealed, done.last_id
     return sealed
 
 

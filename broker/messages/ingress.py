@@ -261,9 +261,10 @@ _PG_STORE = HotStatement(
         SELECT :event_id, :kind, id, :participant_id, :event_created_at, :leaf FROM m
     ), t AS (
         INSERT INTO audit_texts (event_id, field, text, salt, message_id, case_id)
-        SELECT :event_id, CAST(:text_field AS varchar), CAST(:text AS text),
-            CAST(:text_salt AS bytea), id, :case_id
-        FROM m WHERE CAST(:text_field AS varchar) IS NOT NULL
+        SELECT :event_id, x.field, x.text, x.salt, m.id, :case_id
+        FROM m, unnest(
+            CAST(:text_fields AS varchar[]), CAST(:texts AS text[]), CAST(:text_salts AS bytea[])
+        ) AS x(field, text, salt)
     )
     SELECT id FROM m
     """
@@ -283,12 +284,11 @@ async def store_accepted(
 ) -> bool:
     """Insert the message, and its outbox row (none for a message held for approval), audit
     leaf and the texts the leaf commits to (``audit_texts`` rows), unless its id is taken.
-    True when this call stored them. On PostgreSQL a message with an outbox row and at most
-    one text is one statement."""
+    True when this call stored them. On PostgreSQL a message with an outbox row is one
+    statement."""
     connection = await session.connection()
     postgres = connection.dialect.name == "postgresql"
-    if postgres and outbox is not None and len(texts) <= 1:
-        (kept,) = texts or ({},)
+    if postgres and outbox is not None:
         values = {
             **row,
             "policy_rules": orjson.dumps(row["policy_rules"]).decode(),
@@ -298,9 +298,9 @@ async def store_accepted(
             "event_created_at": audit["created_at"],
             "leaf": audit["leaf"],
             "priority": outbox["priority"],
-            "text_field": kept.get("field"),
-            "text": kept.get("text"),
-            "text_salt": kept.get("salt"),
+            "text_fields": [t["field"] for t in texts],
+            "texts": [t["text"] for t in texts],
+            "text_salts": [t["salt"] for t in texts],
         }
         return bool(await _PG_STORE.rows(session, values))
     if postgres:

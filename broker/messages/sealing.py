@@ -59,21 +59,19 @@ async def seal_missing_copies(
         if pair not in known:
             known[pair] = await encryption_keys(session, *pair)
         keys = known[pair]
-        if not (
-            (m.key_for_sender is None and m.sender_id in keys)
-            or (m.key_for_recipient is None and m.recipient_id in keys)
-        ):
+        to_sender = m.key_for_sender is None and m.sender_id in keys
+        to_recipient = m.key_for_recipient is None and m.recipient_id in keys
+        if not (to_sender or to_recipient):
             continue
         assert m.key_for_node is not None
         content_key = crypto.secretbox_decrypt(node.master_key, m.key_for_node)
-        if m.key_for_sender is None and m.sender_id in keys:
+        if to_sender:
             m.sender_enc_kid, public = keys[m.sender_id]
             m.key_for_sender = crypto.seal(public, content_key)
-            sealed += 1
-        if m.key_for_recipient is None and m.recipient_id in keys:
+        if to_recipient:
             m.recipient_enc_kid, public = keys[m.recipient_id]
             m.key_for_recipient = crypto.seal(public, content_key)
-            sealed += 1
+        sealed += to_sender + to_recipient
     await session.flush()
     return SealPass(sealed, rows[-1].id if rows else None)
 

@@ -39,6 +39,19 @@ def _sealed(api: Api, case_id: str, file_id: str, who: str = DRAFTER) -> Any:
     return call(api, "GET", f"/v1/cases/{case_id}/evidence/{file_id}/sealed", who, params=WHY)
 
 
+def _open(key: EncryptionKeyFile, file_id: str, r: Any, data: bytes | None = None) -> bytes:
+    """Open a sealed download (its headers and body, or ``data``) with ``key``."""
+    return open_sealed_evidence(
+        key,
+        file_id=file_id,
+        sealed_key=r.headers["x-sealed-key"],
+        enc_kid=r.headers["x-enc-kid"],
+        chunk_count=int(r.headers["x-chunk-count"]),
+        sha256=r.headers["x-content-sha256"],
+        data=io.BytesIO(r.content if data is None else data),
+    )
+
+
 def test_a_party_opens_its_copy_with_its_own_key(api: Api, sync_engine: Engine) -> None:
     use_clock(api, FakeClock())
     set_clocks(api, {}, retention=dt.timedelta(days=30))
@@ -50,15 +63,7 @@ def test_a_party_opens_its_copy_with_its_own_key(api: Api, sync_engine: Engine) 
     assert r.status_code == 200, r.text
     assert r.headers["cache-control"] == "no-store"
     assert CONTENT[:40] not in r.content  # still sealed as stored
-    opened = open_sealed_evidence(
-        key,
-        file_id=file_id,
-        sealed_key=r.headers["x-sealed-key"],
-        enc_kid=r.headers["x-enc-kid"],
-        chunk_count=int(r.headers["x-chunk-count"]),
-        sha256=r.headers["x-content-sha256"],
-        data=io.BytesIO(r.content),
-    )
+    opened = _open(key, file_id, r)
     assert opened == CONTENT
     assert int(r.headers["x-chunk-count"]) >= 2
     (leaf,) = [x for x in _consultations(sync_engine) if x.get("object") == "evidence_sealed"]
@@ -66,27 +71,11 @@ def test_a_party_opens_its_copy_with_its_own_key(api: Api, sync_engine: Engine) 
 
     stranger = EncryptionKeyFile(REQUESTING, key.kid, crypto.generate_box_key()[0])
     with pytest.raises(ExportError, match="does not open"):
-        open_sealed_evidence(
-            stranger,
-            file_id=file_id,
-            sealed_key=r.headers["x-sealed-key"],
-            enc_kid=r.headers["x-enc-kid"],
-            chunk_count=int(r.headers["x-chunk-count"]),
-            sha256=r.headers["x-content-sha256"],
-            data=io.BytesIO(r.content),
-        )
+        _open(stranger, file_id, r)
     tampered = bytearray(r.content)
     tampered[100] ^= 1
     with pytest.raises(ExportError, match="does not open"):
-        open_sealed_evidence(
-            key,
-            file_id=file_id,
-            sealed_key=r.headers["x-sealed-key"],
-            enc_kid=r.headers["x-enc-kid"],
-            chunk_count=int(r.headers["x-chunk-count"]),
-            sha256=r.headers["x-content-sha256"],
-            data=io.BytesIO(bytes(tampered)),
-        )
+        _open(key, file_id, r, data=bytes(tampered))
 
     # The other side holds no copy of a file not delivered to it; no justification: 422.
     assert _sealed(api, case["id"], file_id, who=HANDLER).status_code == 404
@@ -135,14 +124,6 @@ def test_a_file_without_a_partys_copy_gets_one_in_the_next_pass(
     r = _sealed(api, case["id"], file_id)
     assert r.status_code == 200, r.text
     assert r.headers["x-enc-kid"] == key.kid
-    opened = open_sealed_evidence(
-        key,
-        file_id=file_id,
-        sealed_key=r.headers["x-sealed-key"],
-        enc_kid=r.headers["x-enc-kid"],
-        chunk_count=int(r.headers["x-chunk-count"]),
-        sha256=r.headers["x-content-sha256"],
-        data=io.BytesIO(r.content),
-    )
+    opened = _open(key, file_id, r)
     assert opened == CONTENT
     assert erase_at(api, dt.datetime.now(dt.UTC)).sealed == 0  # an existing copy stays
